@@ -1,0 +1,1 @@
+//! End-to-end tests: several crates at once, and dp against the installed AWS CLI.

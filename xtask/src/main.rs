@@ -1,0 +1,67 @@
+//! Maintainer tasks for the dp workspace, run as `cargo xtask <task>`.
+//!
+//! This binary holds the work that is not part of any shipped crate: importing the service model from botocore,
+//! generating `dp-model`'s Rust from it, and (later) demos, benchmarks and release builds. It must stay light: its
+//! dependencies are few so that `cargo xtask` starts quickly on a cold machine.
+
+mod codegen;
+mod import_model;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  import-model [PATH]   read botocore's datapipeline service model (default: the installed botocore, found
+                        through python3) and write crates/dp-model/model/datapipeline.json
+  codegen [--check]     generate crates/dp-model/src/generated.rs from the committed model;
+                        --check fails if the committed file is stale
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        eprint!("{USAGE}");
+        std::process::exit(2);
+    };
+    let rest = &args[1..];
+    match task.as_str() {
+        "import-model" => import_model::run(rest.first().map(PathBuf::from)),
+        "codegen" => {
+            let check = match rest {
+                [] => false,
+                [flag] if flag == "--check" => true,
+                _ => bail!("usage: cargo xtask codegen [--check]"),
+            };
+            codegen::run(check)
+        }
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            eprint!("unknown task {other:?}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The workspace root, found from this crate's manifest directory so that xtask works from any working directory.
+pub(crate) fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Path of the committed, normalized service model.
+pub(crate) fn model_path() -> PathBuf {
+    project_root().join("crates/dp-model/model/datapipeline.json")
+}
+
+pub(crate) fn read_to_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
