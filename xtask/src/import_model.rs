@@ -29,9 +29,14 @@ pub(crate) fn run(path: Option<PathBuf>) -> Result<()> {
 
 fn botocore_model_dir() -> Result<PathBuf> {
     let output = Command::new("python3")
-        .args(["-c", "import botocore, os; print(os.path.dirname(botocore.__file__))"])
+        .args([
+            "-c",
+            "import botocore, os; print(os.path.dirname(botocore.__file__))",
+        ])
         .output()
-        .context("running python3 to locate botocore (pass the model directory as an argument instead)")?;
+        .context(
+            "running python3 to locate botocore (pass the model directory as an argument instead)",
+        )?;
     if !output.status.success() {
         bail!(
             "python3 could not import botocore: {}\npass the directory holding service-2.json(.gz) as an argument",
@@ -70,18 +75,35 @@ fn copy_keys(from: &Map<String, Value>, to: &mut Map<String, Value>, keys: &[&st
 }
 
 fn normalize(service: &Value, paginators: &Value) -> Result<Value> {
-    let metadata = service["metadata"].as_object().context("model has no metadata")?;
+    let metadata = service["metadata"]
+        .as_object()
+        .context("model has no metadata")?;
     let mut meta = Map::new();
     copy_keys(
         metadata,
         &mut meta,
-        &["apiVersion", "endpointPrefix", "jsonVersion", "protocol", "serviceFullName", "serviceId", "signatureVersion", "targetPrefix"],
+        &[
+            "apiVersion",
+            "endpointPrefix",
+            "jsonVersion",
+            "protocol",
+            "serviceFullName",
+            "serviceId",
+            "signatureVersion",
+            "targetPrefix",
+        ],
     );
-    let signing = metadata.get("signingName").or_else(|| metadata.get("endpointPrefix")).cloned().unwrap_or(Value::Null);
+    let signing = metadata
+        .get("signingName")
+        .or_else(|| metadata.get("endpointPrefix"))
+        .cloned()
+        .unwrap_or(Value::Null);
     meta.insert("signingName".into(), signing);
 
     let mut operations = Map::new();
-    let ops = service["operations"].as_object().context("model has no operations")?;
+    let ops = service["operations"]
+        .as_object()
+        .context("model has no operations")?;
     let mut names: Vec<&String> = ops.keys().collect();
     names.sort();
     for name in names {
@@ -106,13 +128,30 @@ fn normalize(service: &Value, paginators: &Value) -> Result<Value> {
     }
 
     let mut shapes = Map::new();
-    let src_shapes = service["shapes"].as_object().context("model has no shapes")?;
+    let src_shapes = service["shapes"]
+        .as_object()
+        .context("model has no shapes")?;
     let mut names: Vec<&String> = src_shapes.keys().collect();
     names.sort();
     for name in names {
-        let shape = src_shapes[name].as_object().context("shape is not an object")?;
+        let shape = src_shapes[name]
+            .as_object()
+            .context("shape is not an object")?;
         let mut out = Map::new();
-        copy_keys(shape, &mut out, &["type", "min", "max", "pattern", "enum", "exception", "fault", "document"]);
+        copy_keys(
+            shape,
+            &mut out,
+            &[
+                "type",
+                "min",
+                "max",
+                "pattern",
+                "enum",
+                "exception",
+                "fault",
+                "document",
+            ],
+        );
         for key in ["member", "key", "value"] {
             if let Some(target) = shape.get(key).and_then(|v| v.get("shape")) {
                 out.insert(key.into(), target.clone());

@@ -2976,6 +2976,94 @@ pub mod types {
         pub warnings: Option<Vec<String>>,
     }
 }
+/// Decodes `value` into the typed input (or output) of `operation` and encodes it again; `None` for an
+/// unknown operation. Lets tests check that the typed layer agrees with the shape tables.
+#[doc(hidden)]
+pub fn reencode(
+    operation: &str,
+    output: bool,
+    value: serde_json::Value,
+) -> Option<Result<serde_json::Value, serde_json::Error>> {
+    fn go<T: serde::Serialize + serde::de::DeserializeOwned>(
+        v: serde_json::Value,
+    ) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::to_value(serde_json::from_value::<T>(v)?)
+    }
+    use crate::OperationSpec;
+    Some(match (operation, output) {
+        ("ActivatePipeline", false) => go::<<ops::ActivatePipeline as OperationSpec>::Input>(value),
+        ("ActivatePipeline", true) => go::<<ops::ActivatePipeline as OperationSpec>::Output>(value),
+        ("AddTags", false) => go::<<ops::AddTags as OperationSpec>::Input>(value),
+        ("AddTags", true) => go::<<ops::AddTags as OperationSpec>::Output>(value),
+        ("CreatePipeline", false) => go::<<ops::CreatePipeline as OperationSpec>::Input>(value),
+        ("CreatePipeline", true) => go::<<ops::CreatePipeline as OperationSpec>::Output>(value),
+        ("DeactivatePipeline", false) => {
+            go::<<ops::DeactivatePipeline as OperationSpec>::Input>(value)
+        }
+        ("DeactivatePipeline", true) => {
+            go::<<ops::DeactivatePipeline as OperationSpec>::Output>(value)
+        }
+        ("DeletePipeline", false) => go::<<ops::DeletePipeline as OperationSpec>::Input>(value),
+        ("DeletePipeline", true) => go::<<ops::DeletePipeline as OperationSpec>::Output>(value),
+        ("DescribeObjects", false) => go::<<ops::DescribeObjects as OperationSpec>::Input>(value),
+        ("DescribeObjects", true) => go::<<ops::DescribeObjects as OperationSpec>::Output>(value),
+        ("DescribePipelines", false) => {
+            go::<<ops::DescribePipelines as OperationSpec>::Input>(value)
+        }
+        ("DescribePipelines", true) => {
+            go::<<ops::DescribePipelines as OperationSpec>::Output>(value)
+        }
+        ("EvaluateExpression", false) => {
+            go::<<ops::EvaluateExpression as OperationSpec>::Input>(value)
+        }
+        ("EvaluateExpression", true) => {
+            go::<<ops::EvaluateExpression as OperationSpec>::Output>(value)
+        }
+        ("GetPipelineDefinition", false) => {
+            go::<<ops::GetPipelineDefinition as OperationSpec>::Input>(value)
+        }
+        ("GetPipelineDefinition", true) => {
+            go::<<ops::GetPipelineDefinition as OperationSpec>::Output>(value)
+        }
+        ("ListPipelines", false) => go::<<ops::ListPipelines as OperationSpec>::Input>(value),
+        ("ListPipelines", true) => go::<<ops::ListPipelines as OperationSpec>::Output>(value),
+        ("PollForTask", false) => go::<<ops::PollForTask as OperationSpec>::Input>(value),
+        ("PollForTask", true) => go::<<ops::PollForTask as OperationSpec>::Output>(value),
+        ("PutPipelineDefinition", false) => {
+            go::<<ops::PutPipelineDefinition as OperationSpec>::Input>(value)
+        }
+        ("PutPipelineDefinition", true) => {
+            go::<<ops::PutPipelineDefinition as OperationSpec>::Output>(value)
+        }
+        ("QueryObjects", false) => go::<<ops::QueryObjects as OperationSpec>::Input>(value),
+        ("QueryObjects", true) => go::<<ops::QueryObjects as OperationSpec>::Output>(value),
+        ("RemoveTags", false) => go::<<ops::RemoveTags as OperationSpec>::Input>(value),
+        ("RemoveTags", true) => go::<<ops::RemoveTags as OperationSpec>::Output>(value),
+        ("ReportTaskProgress", false) => {
+            go::<<ops::ReportTaskProgress as OperationSpec>::Input>(value)
+        }
+        ("ReportTaskProgress", true) => {
+            go::<<ops::ReportTaskProgress as OperationSpec>::Output>(value)
+        }
+        ("ReportTaskRunnerHeartbeat", false) => {
+            go::<<ops::ReportTaskRunnerHeartbeat as OperationSpec>::Input>(value)
+        }
+        ("ReportTaskRunnerHeartbeat", true) => {
+            go::<<ops::ReportTaskRunnerHeartbeat as OperationSpec>::Output>(value)
+        }
+        ("SetStatus", false) => go::<<ops::SetStatus as OperationSpec>::Input>(value),
+        ("SetStatus", true) => go::<<ops::SetStatus as OperationSpec>::Output>(value),
+        ("SetTaskStatus", false) => go::<<ops::SetTaskStatus as OperationSpec>::Input>(value),
+        ("SetTaskStatus", true) => go::<<ops::SetTaskStatus as OperationSpec>::Output>(value),
+        ("ValidatePipelineDefinition", false) => {
+            go::<<ops::ValidatePipelineDefinition as OperationSpec>::Input>(value)
+        }
+        ("ValidatePipelineDefinition", true) => {
+            go::<<ops::ValidatePipelineDefinition as OperationSpec>::Output>(value)
+        }
+        _ => return None,
+    })
+}
 /// One marker type per operation, tying its name to its input, output and error types.
 pub mod ops {
     /// The `ActivatePipeline` operation.

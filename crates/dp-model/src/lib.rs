@@ -20,7 +20,7 @@ pub mod pyrepr;
 pub mod timestamp;
 pub mod validate;
 
-pub use generated::{OPERATIONS, SERVICE, SHAPES, ops, shapes, types};
+pub use generated::{OPERATIONS, SERVICE, SHAPES, ops, reencode, shapes, types};
 pub use indexmap::IndexMap;
 
 /// Facts about the service as a whole (from the model's metadata).
@@ -136,7 +136,13 @@ impl Pattern {
     pub fn describe(&self) -> String {
         self.ranges
             .iter()
-            .map(|&(lo, hi)| if lo == hi { format!("U+{lo:04X}") } else { format!("U+{lo:04X}–U+{hi:04X}") })
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    format!("U+{lo:04X}")
+                } else {
+                    format!("U+{lo:04X}–U+{hi:04X}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -190,7 +196,10 @@ impl Shape {
 
     /// Whether values of this shape are scalars (not structure, list or map).
     pub fn is_scalar(&self) -> bool {
-        !matches!(self.kind, ShapeKind::List(_) | ShapeKind::Map { .. } | ShapeKind::Structure(_))
+        !matches!(
+            self.kind,
+            ShapeKind::List(_) | ShapeKind::Map { .. } | ShapeKind::Structure(_)
+        )
     }
 
     /// The model's type name (`string`, `list`, `structure`, …).
@@ -232,7 +241,18 @@ pub fn shape(name: &str) -> Option<&'static Shape> {
 }
 
 /// A timestamp as the awsJson protocol sends it: whole seconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct EpochSeconds(pub i64);
 

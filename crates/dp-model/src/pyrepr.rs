@@ -90,11 +90,19 @@ pub fn float_repr(f: f64) -> String {
         } else if point as usize >= digits.len() {
             format!("{}{}.0", digits, "0".repeat(point as usize - digits.len()))
         } else {
-            format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+            format!(
+                "{}.{}",
+                &digits[..point as usize],
+                &digits[point as usize..]
+            )
         };
         format!("{sign}{body}")
     } else {
-        let mant = if digits.len() == 1 { digits.clone() } else { format!("{}.{}", &digits[..1], &digits[1..]) };
+        let mant = if digits.len() == 1 {
+            digits.clone()
+        } else {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        };
         let esign = if exp < 0 { '-' } else { '+' };
         format!("{sign}{mant}e{esign}{:02}", exp.abs())
     }
@@ -102,7 +110,11 @@ pub fn float_repr(f: f64) -> String {
 
 /// Python's `repr(str)`.
 pub fn string_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -157,7 +169,10 @@ mod tests {
     #[test]
     fn reprs() {
         check(json!(["b", "c"]), "['b', 'c']");
-        check(json!({"key": "sh", "stringValue": "x"}), "{'key': 'sh', 'stringValue': 'x'}");
+        check(
+            json!({"key": "sh", "stringValue": "x"}),
+            "{'key': 'sh', 'stringValue': 'x'}",
+        );
         check(json!("it's"), "\"it's\"");
         check(json!("a'b\"c"), "'a\\'b\"c'");
         check(json!("tab\there\u{1}"), "'tab\\there\\x01'");

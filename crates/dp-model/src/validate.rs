@@ -113,9 +113,15 @@ impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let path = &self.path;
         match &self.kind {
-            ProblemKind::MissingRequired { name } => write!(f, "Missing required parameter in {path}: \"{name}\""),
+            ProblemKind::MissingRequired { name } => {
+                write!(f, "Missing required parameter in {path}: \"{name}\"")
+            }
             ProblemKind::UnknownMember { name, valid } => {
-                write!(f, "Unknown parameter in {path}: \"{name}\", must be one of: {}", valid.join(", "))
+                write!(
+                    f,
+                    "Unknown parameter in {path}: \"{name}\", must be one of: {}",
+                    valid.join(", ")
+                )
             }
             ProblemKind::InvalidType { value, valid_types } => write!(
                 f,
@@ -124,21 +130,43 @@ impl fmt::Display for Problem {
                 pyrepr::type_name(value)
             ),
             ProblemKind::TooShort { length, min } => {
-                write!(f, "Invalid length for parameter {path}, value: {length}, valid min length: {min}")
+                write!(
+                    f,
+                    "Invalid length for parameter {path}, value: {length}, valid min length: {min}"
+                )
             }
             ProblemKind::BelowMinimum { value, min } => {
-                write!(f, "Invalid value for parameter {path}, value: {}, valid min value: {min}", pyrepr::str(value))
+                write!(
+                    f,
+                    "Invalid value for parameter {path}, value: {}, valid min value: {min}",
+                    pyrepr::str(value)
+                )
             }
             ProblemKind::TooLong { length, max } => {
-                write!(f, "Invalid length for parameter {path}, value: {length}, valid max length: {max}")
+                write!(
+                    f,
+                    "Invalid length for parameter {path}, value: {length}, valid max length: {max}"
+                )
             }
             ProblemKind::AboveMaximum { value, max } => {
-                write!(f, "Invalid value for parameter {path}, value: {}, valid max value: {max}", pyrepr::str(value))
+                write!(
+                    f,
+                    "Invalid value for parameter {path}, value: {}, valid max value: {max}",
+                    pyrepr::str(value)
+                )
             }
             ProblemKind::NotInEnum { value, allowed } => {
-                write!(f, "Invalid value for parameter {path}, value: {value}, valid values: {}", allowed.join(", "))
+                write!(
+                    f,
+                    "Invalid value for parameter {path}, value: {value}, valid values: {}",
+                    allowed.join(", ")
+                )
             }
-            ProblemKind::InvalidCharacter { index, character, allowed } => write!(
+            ProblemKind::InvalidCharacter {
+                index,
+                character,
+                allowed,
+            } => write!(
                 f,
                 "Invalid character for parameter {path} at position {index}: U+{:04X}, valid characters: {allowed}",
                 *character as u32
@@ -163,7 +191,11 @@ impl std::error::Error for ValidationReport {}
 pub fn validate(shape: &Shape, value: &Value) -> Result<(), ValidationReport> {
     let mut problems = Vec::new();
     walk(shape, value, "", &mut problems);
-    if problems.is_empty() { Ok(()) } else { Err(ValidationReport { problems }) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ValidationReport { problems })
+    }
 }
 
 fn display_path(name: &str) -> String {
@@ -177,11 +209,21 @@ fn display_path(name: &str) -> String {
 }
 
 fn push(problems: &mut Vec<Problem>, name: &str, kind: ProblemKind) {
-    problems.push(Problem { path: display_path(name), kind });
+    problems.push(Problem {
+        path: display_path(name),
+        kind,
+    });
 }
 
 fn invalid_type(problems: &mut Vec<Problem>, name: &str, value: &Value, valid_types: &'static str) {
-    push(problems, name, ProblemKind::InvalidType { value: value.clone(), valid_types });
+    push(
+        problems,
+        name,
+        ProblemKind::InvalidType {
+            value: value.clone(),
+            valid_types,
+        },
+    );
 }
 
 fn length_checks(shape: &Shape, length: usize, name: &str, problems: &mut Vec<Problem>) {
@@ -205,7 +247,13 @@ fn walk(shape: &Shape, value: &Value, name: &str, problems: &mut Vec<Problem>) {
             };
             for m in members.iter().filter(|m| m.required) {
                 if !map.contains_key(m.name) {
-                    push(problems, name, ProblemKind::MissingRequired { name: m.name.into() });
+                    push(
+                        problems,
+                        name,
+                        ProblemKind::MissingRequired {
+                            name: m.name.into(),
+                        },
+                    );
                 }
             }
             let mut known = Vec::new();
@@ -215,7 +263,10 @@ fn walk(shape: &Shape, value: &Value, name: &str, problems: &mut Vec<Problem>) {
                     None => push(
                         problems,
                         name,
-                        ProblemKind::UnknownMember { name: key.clone(), valid: members.iter().map(|m| m.name).collect() },
+                        ProblemKind::UnknownMember {
+                            name: key.clone(),
+                            valid: members.iter().map(|m| m.name).collect(),
+                        },
                     ),
                 }
             }
@@ -232,12 +283,20 @@ fn walk(shape: &Shape, value: &Value, name: &str, problems: &mut Vec<Problem>) {
                 walk(member, item, &format!("{name}[{i}]"), problems);
             }
         }
-        ShapeKind::Map { key, value: value_shape } => {
+        ShapeKind::Map {
+            key,
+            value: value_shape,
+        } => {
             let Value::Object(map) = value else {
                 return invalid_type(problems, name, value, "<class 'dict'>");
             };
             for (k, v) in map {
-                walk(key, &Value::String(k.clone()), &format!("{name} (key: {k})"), problems);
+                walk(
+                    key,
+                    &Value::String(k.clone()),
+                    &format!("{name} (key: {k})"),
+                    problems,
+                );
                 walk(value_shape, v, &format!("{name}.{k}"), problems);
             }
         }
@@ -247,11 +306,26 @@ fn walk(shape: &Shape, value: &Value, name: &str, problems: &mut Vec<Problem>) {
             };
             length_checks(shape, s.chars().count(), name, problems);
             if !shape.enum_values.is_empty() && !shape.enum_values.contains(&s.as_str()) {
-                push(problems, name, ProblemKind::NotInEnum { value: s.clone(), allowed: shape.enum_values });
+                push(
+                    problems,
+                    name,
+                    ProblemKind::NotInEnum {
+                        value: s.clone(),
+                        allowed: shape.enum_values,
+                    },
+                );
             }
             if let Some(pattern) = &shape.pattern {
                 if let Some((index, character)) = pattern.first_violation(s) {
-                    push(problems, name, ProblemKind::InvalidCharacter { index, character, allowed: pattern.describe() });
+                    push(
+                        problems,
+                        name,
+                        ProblemKind::InvalidCharacter {
+                            index,
+                            character,
+                            allowed: pattern.describe(),
+                        },
+                    );
                 }
             }
         }
@@ -291,26 +365,56 @@ fn walk(shape: &Shape, value: &Value, name: &str, problems: &mut Vec<Problem>) {
                 _ => false,
             };
             if !ok {
-                invalid_type(problems, name, value, "<class 'datetime.datetime'>, timestamp-string");
+                invalid_type(
+                    problems,
+                    name,
+                    value,
+                    "<class 'datetime.datetime'>, timestamp-string",
+                );
             }
         }
         ShapeKind::Blob => {
             if !value.is_string() {
-                invalid_type(problems, name, value, "<class 'bytes'>, <class 'bytearray'>, file-like object");
+                invalid_type(
+                    problems,
+                    name,
+                    value,
+                    "<class 'bytes'>, <class 'bytearray'>, file-like object",
+                );
             }
         }
     }
 }
 
-fn range_checks(shape: &Shape, number: f64, value: &Value, name: &str, problems: &mut Vec<Problem>) {
+fn range_checks(
+    shape: &Shape,
+    number: f64,
+    value: &Value,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) {
     if let Some(min) = shape.min {
         if number < min as f64 {
-            push(problems, name, ProblemKind::BelowMinimum { value: value.clone(), min });
+            push(
+                problems,
+                name,
+                ProblemKind::BelowMinimum {
+                    value: value.clone(),
+                    min,
+                },
+            );
         }
     }
     if let Some(max) = shape.max {
         if number > max as f64 {
-            push(problems, name, ProblemKind::AboveMaximum { value: value.clone(), max });
+            push(
+                problems,
+                name,
+                ProblemKind::AboveMaximum {
+                    value: value.clone(),
+                    max,
+                },
+            );
         }
     }
 }
