@@ -1,1 +1,136 @@
-//! Not built yet: this crate is filled by its own issue. It exposes nothing so that nothing pretends to work.
+//! The AWS CLI shorthand syntax (`--fields key=a,stringValue=b`), parsed with nom, typed by the model.
+//!
+//! Shorthand is how users type structures on the command line. This crate turns one shorthand string into a plain
+//! [`Value`] tree exactly as the reference parser (`awscli.shorthand.ShorthandParser`, identical in AWS CLI v1 and
+//! v2) does, including its quirks, and reports errors with the reference's wording and a caret under the offending
+//! character ([`Error`]). A second, separate step types a tree against a `dp_model` [`Shape`](dp_model::Shape)
+//! the way the CLI's `BackCompatVisitor` does, and also reports unknown members early with a suggestion
+//! ([`to_json`]). [`render`] writes a tree back as shorthand.
+//!
+//! The crate knows nothing of clap or HTTP. Its only IO is reading the files that `@=` values name, and only when
+//! the caller asks for it: [`parse`] is pure and leaves `file://…` values as text, [`parse_with_files`] hands them
+//! to a loader the caller supplies, and [`load_file`] is the loader that reads them the way the reference does.
+//!
+//! ```
+//! use dp_shorthand::{Value, parse, render, to_json};
+//!
+//! let tree = parse("key=a,stringValue=b").unwrap();
+//! assert_eq!(
+//!     tree,
+//!     Value::Map(vec![("key".into(), Value::from("a")), ("stringValue".into(), Value::from("b"))])
+//! );
+//! assert_eq!(render(&tree), "key=a,stringValue=b");
+//!
+//! // The CLI parses each argument of a list option on its own and types the list against the model.
+//! let fields = dp_model::operation("ReportTaskProgress").unwrap().input.unwrap().member("fields").unwrap();
+//! let items = Value::List(vec![tree, parse("key=c,refValue=d").unwrap()]);
+//! let json = to_json(&items, fields.shape, "fields").unwrap();
+//! assert_eq!(json.to_string(), r#"[{"key":"a","stringValue":"b"},{"key":"c","refValue":"d"}]"#);
+//!
+//! // Errors point at the offending character.
+//! let err = parse("a==b").unwrap_err();
+//! assert_eq!(err.to_string(), "Expected: ',', received: '=' for input:\na==b\n  ^");
+//!
+//! // Unknown members are reported with a suggestion.
+//! let err = to_json(&Value::List(vec![parse("key=a,stringvalue=b").unwrap()]), fields.shape, "fields");
+//! assert_eq!(
+//!     err.unwrap_err().to_string(),
+//!     r#"unknown member "stringvalue" in fields[0], did you mean "stringValue"?"#
+//! );
+//! ```
+
+mod error;
+mod files;
+mod grammar;
+mod render;
+mod typing;
+
+pub use error::{Error, ErrorKind};
+pub use files::load_file;
+pub use render::render;
+pub use typing::{TypeError, TypeErrorKind, to_json};
+
+/// A parsed shorthand value. Every scalar the grammar produces is a string; the model gives types later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A string.
+    String(String),
+    /// The bytes of a `fileb://` file loaded through `@=`.
+    Bytes(Vec<u8>),
+    /// A list, from `a=b,c` or `a=[b,c]`.
+    List(Vec<Value>),
+    /// A hash, in input order. Parsed hashes never repeat a key (a repeated key inside `{…}` keeps its first
+    /// place and takes the last value, as in a Python dict).
+    Map(Vec<(String, Value)>),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::String(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::String(s)
+    }
+}
+
+/// Whether a file reference asks for text or bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `file://`: the file's text.
+    Text,
+    /// `fileb://`: the file's bytes.
+    Binary,
+}
+
+/// A `file://` or `fileb://` value found after `@=`, handed to the loader of [`parse_with_files`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRef<'a> {
+    /// Text or bytes.
+    pub kind: FileKind,
+    /// The whole value as written (`file://~/x.txt`), used in error messages.
+    pub reference: &'a str,
+    /// The path after the prefix, before any `~` or `$VAR` expansion (`~/x.txt`).
+    pub path: &'a str,
+}
+
+impl<'a> FileRef<'a> {
+    /// The file reference that `value` makes, if it starts with `file://` or `fileb://`.
+    pub fn from_value(value: &'a str) -> Option<FileRef<'a>> {
+        if let Some(path) = value.strip_prefix("file://") {
+            Some(FileRef {
+                kind: FileKind::Text,
+                reference: value,
+                path,
+            })
+        } else {
+            value.strip_prefix("fileb://").map(|path| FileRef {
+                kind: FileKind::Binary,
+                reference: value,
+                path,
+            })
+        }
+    }
+}
+
+/// Parses one shorthand string into a tree; pure, so `@=` values are kept as written (`file://x` stays text).
+///
+/// The result of a successful parse is always a [`Value::Map`] with at least one entry.
+pub fn parse(input: &str) -> Result<Value, Error> {
+    grammar::Parser::new(input, None).run()
+}
+
+/// Parses one shorthand string, handing every `file://` / `fileb://` value found after `@=` to `loader`.
+///
+/// The loader returns the value to use (usually [`Value::String`] for text and [`Value::Bytes`] for bytes) or the
+/// error message to report as [`ErrorKind::FileLoad`]. [`load_file`] is the loader that reads the file system as
+/// the reference does. As in the reference, the loader is called at the moment the value is read, even for a
+/// comma-list element that backtracking later discards.
+pub fn parse_with_files(
+    input: &str,
+    loader: &mut dyn FnMut(&FileRef<'_>) -> Result<Value, String>,
+) -> Result<Value, Error> {
+    grammar::Parser::new(input, Some(loader)).run()
+}

@@ -1,0 +1,452 @@
+//! The shorthand grammar, written with nom, reproducing `awscli.shorthand.ShorthandParser` decision for decision.
+//!
+//! The reference parser is a hand-written recursive descent over regular expressions, and some of its behaviour
+//! only follows from how it is written: after a failed list element it searches *backwards in the text* for the
+//! nearest `,` (which may sit inside a quoted string or be the comma of a `\,` escape), the quoted-string regex
+//! backtracks to the last `\'` when the closing quote is missing, and the "resolve files" flag of `@=` is one
+//! mutable flag that nested hash keys overwrite. This module copies all of that, because the differential test
+//! holds it to the installed CLI on every input. Positions are byte offsets internally and become code-point
+//! offsets only when an error is built.
+//!
+//! This module must not read files itself: `@=` values go through the caller's loader, if any.
+
+use nom::bytes::complete::{tag, take_while};
+use nom::error::{ErrorKind as NomErrorKind, ParseError};
+use nom::{IResult, Parser as _};
+
+use crate::error::{Error, ErrorKind};
+use crate::{FileRef, Value};
+
+/// What the parser found where it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Received {
+    Char(char),
+    Eof,
+    Nothing,
+}
+
+/// A failure inside the parser. `Syntax` is recoverable (list backtracking catches it); `File` is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fail<'a> {
+    Syntax {
+        expected: &'static str,
+        received: Received,
+        rest: &'a str,
+    },
+    Duplicate {
+        key: String,
+        byte: usize,
+    },
+    File {
+        message: String,
+        rest: &'a str,
+    },
+}
+
+impl<'a> ParseError<&'a str> for Fail<'a> {
+    fn from_error_kind(input: &'a str, _kind: NomErrorKind) -> Self {
+        Fail::Syntax {
+            expected: "<none>",
+            received: received_at(input),
+            rest: input,
+        }
+    }
+
+    fn append(_input: &'a str, _kind: NomErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+type PResult<'a, T> = IResult<&'a str, T, Fail<'a>>;
+
+fn received_at(rest: &str) -> Received {
+    rest.chars().next().map_or(Received::Eof, Received::Char)
+}
+
+fn syntax<'a, T>(expected: &'static str, received: Received, rest: &'a str) -> PResult<'a, T> {
+    Err(nom::Err::Error(Fail::Syntax {
+        expected,
+        received,
+        rest,
+    }))
+}
+
+/// The caller's way to read `file://` and `fileb://` values after `@=`.
+pub(crate) type Loader<'l> = dyn FnMut(&FileRef<'_>) -> Result<Value, String> + 'l;
+
+/// Python's `str.isspace`: what the value regexes call `\s` and what `rstrip()` removes.
+pub(crate) fn is_unicode_space(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x09..=0x0D | 0x1C..=0x20 | 0x85 | 0xA0 | 0x1680 | 0x2000..=0x200A | 0x2028 | 0x2029 | 0x202F | 0x205F | 0x3000
+    )
+}
+
+/// Python's `string.whitespace`: what the parser skips between tokens.
+fn is_ascii_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c')
+}
+
+/// Characters of a key.
+pub(crate) fn is_key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '#' | '/' | ':')
+}
+
+/// START: the first character of an unquoted value.
+pub(crate) fn is_start(c: char) -> bool {
+    matches!(c as u32, 0x21 | 0x23..=0x26 | 0x28..=0x2B | 0x2D..=0x3C | 0x3E..=0x5A | 0x5C..=0x7A | 0x7C..=0xFFFF)
+}
+
+/// FIRST-FOLLOW: later characters of a first value and of list and hash items.
+pub(crate) fn is_first_follow(c: char) -> bool {
+    is_unicode_space(c)
+        || matches!(c as u32, 0x21 | 0x23..=0x26 | 0x28..=0x2B | 0x2D..=0x5C | 0x5E..=0x7C | 0x7E..=0xFFFF)
+}
+
+/// SECOND-FOLLOW: later characters of the second and later elements of a comma list.
+pub(crate) fn is_second_follow(c: char) -> bool {
+    is_unicode_space(c)
+        || matches!(c as u32, 0x21 | 0x23..=0x26 | 0x28..=0x2B | 0x2D..=0x3C | 0x3E..=0xFFFF)
+}
+
+fn skip_ws(i: &str) -> &str {
+    i.trim_start_matches(is_ascii_space)
+}
+
+/// An unquoted value: `(\\,|[START])(\\,|[FOLLOW])*`, the escaped comma preferred at every step.
+fn unquoted(follow: fn(char) -> bool) -> impl Fn(&str) -> PResult<'_, &str> {
+    move |i: &str| {
+        let one = |i: &str, class: fn(char) -> bool| -> Option<usize> {
+            if i.starts_with("\\,") {
+                return Some(2);
+            }
+            i.chars().next().filter(|&c| class(c)).map(char::len_utf8)
+        };
+        let Some(mut len) = one(i, is_start) else {
+            return syntax("<none>", Received::Nothing, i);
+        };
+        while let Some(n) = one(&i[len..], follow) {
+            len += n;
+        }
+        Ok((&i[len..], &i[..len]))
+    }
+}
+
+/// A quoted string: `Q(?:\\Q|[^Q])*Q` with Python's regex backtracking.
+///
+/// The greedy scan takes every `\Q` as an escape. If the input ends before a closing quote, the regex gives back
+/// the last escape and uses its quote as the closing one; with no escape to give back there is no match.
+fn quoted(quote: char, name: &'static str) -> impl Fn(&str) -> PResult<'_, String> {
+    move |i: &str| {
+        let body = match i.strip_prefix(quote) {
+            Some(body) => body,
+            None => return syntax(name, Received::Nothing, i),
+        };
+        let bytes = body.as_bytes();
+        let q = quote as u8;
+        let mut last_escape = None;
+        let mut pos = 0;
+        let end = loop {
+            match bytes.get(pos) {
+                None => match last_escape {
+                    Some(at) => break at + 1,
+                    None => return syntax(name, Received::Nothing, i),
+                },
+                Some(&b'\\') if bytes.get(pos + 1) == Some(&q) => {
+                    last_escape = Some(pos);
+                    pos += 2;
+                }
+                Some(&b) if b == q => break pos,
+                Some(_) => pos += 1,
+            }
+        };
+        let inner = &body[..end];
+        let escaped = if quote == '\'' { "\\'" } else { "\\\"" };
+        let value = if inner.contains('\\') {
+            inner
+                .replace(escaped, &quote.to_string())
+                .replace("\\\\", "\\")
+        } else {
+            inner.to_owned()
+        };
+        Ok((&body[end + 1..], value))
+    }
+}
+
+/// Turns the text of an unquoted value into the value: `\,` becomes `,`, trailing whitespace goes.
+fn unquoted_text(raw: &str) -> String {
+    if raw.contains("\\,") {
+        raw.replace("\\,", ",")
+            .trim_end_matches(is_unicode_space)
+            .to_owned()
+    } else {
+        raw.trim_end_matches(is_unicode_space).to_owned()
+    }
+}
+
+/// One parse of one input.
+pub(crate) struct Parser<'a, 'l> {
+    full: &'a str,
+    /// `_should_resolve_paramfiles`: set by the last key read, whichever nesting level it was at.
+    resolve_files: bool,
+    loader: Option<&'l mut Loader<'l>>,
+}
+
+impl<'a, 'l> Parser<'a, 'l> {
+    pub(crate) fn new(full: &'a str, loader: Option<&'l mut Loader<'l>>) -> Self {
+        Parser {
+            full,
+            resolve_files: false,
+            loader,
+        }
+    }
+
+    fn offset(&self, rest: &str) -> usize {
+        self.full.len() - rest.len()
+    }
+
+    /// Runs the parser over the whole input.
+    pub(crate) fn run(mut self) -> Result<Value, Error> {
+        let full = self.full;
+        let code_points = |byte: usize| full[..byte].chars().count();
+        match self.parameter(full) {
+            Ok((_, value)) => Ok(value),
+            Err(nom::Err::Error(fail) | nom::Err::Failure(fail)) => Err(match fail {
+                Fail::Syntax {
+                    expected,
+                    received,
+                    rest,
+                } => {
+                    let received = match received {
+                        Received::Char(c) => c.to_string(),
+                        Received::Eof => "EOF".to_owned(),
+                        Received::Nothing => "<none>".to_owned(),
+                    };
+                    let kind = ErrorKind::Syntax {
+                        expected: expected.to_owned(),
+                        received,
+                    };
+                    Error::new(kind, full, code_points(self.offset(rest)))
+                }
+                Fail::Duplicate { key, byte } => {
+                    Error::new(ErrorKind::DuplicateKey { key }, full, code_points(byte) + 1)
+                }
+                Fail::File { message, rest } => Error::new(
+                    ErrorKind::FileLoad { message },
+                    full,
+                    code_points(self.offset(rest)),
+                ),
+            }),
+            Err(nom::Err::Incomplete(_)) => {
+                unreachable!("complete parsers never ask for more input")
+            }
+        }
+    }
+
+    /// `_expect(char, consume_whitespace)`.
+    fn expect(&self, i: &'a str, c: char, expected: &'static str, ws: bool) -> PResult<'a, ()> {
+        let i = if ws { skip_ws(i) } else { i };
+        match i.chars().next() {
+            Some(found) if found == c => {
+                let rest = &i[c.len_utf8()..];
+                Ok((if ws { skip_ws(rest) } else { rest }, ()))
+            }
+            found => syntax(expected, found.map_or(Received::Eof, Received::Char), i),
+        }
+    }
+
+    /// `parameter = keyval *("," keyval)`, the whole input, with the top-level duplicate-key check.
+    fn parameter(&mut self, i: &'a str) -> PResult<'a, Value> {
+        let (mut i, first) = self.keyval(i)?;
+        let mut params = vec![first];
+        let mut last = self.offset(i);
+        while !i.is_empty() {
+            let (rest, ()) = self.expect(i, ',', ",", true)?;
+            let (rest, (key, value)) = self.keyval(rest)?;
+            if params.iter().any(|(k, _)| *k == key) {
+                return Err(nom::Err::Failure(Fail::Duplicate { key, byte: last }));
+            }
+            params.push((key, value));
+            last = self.offset(rest);
+            i = rest;
+        }
+        Ok((i, Value::Map(params)))
+    }
+
+    /// `key`, then `@` (which arms file loading) or not, then `=`.
+    fn key_and_operator(&mut self, i: &'a str) -> PResult<'a, String> {
+        let (i, key) = take_while(is_key_char).parse(i)?;
+        // `_expect('@', consume_whitespace=True)` skips whitespace even when it fails.
+        let i = skip_ws(i);
+        let (i, at) = nom::combinator::opt(tag("@")).parse(i)?;
+        self.resolve_files = at.is_some();
+        let (i, ()) = self.expect(i, '=', "=", true)?;
+        Ok((i, key.to_owned()))
+    }
+
+    fn keyval(&mut self, i: &'a str) -> PResult<'a, (String, Value)> {
+        let (i, key) = self.key_and_operator(i)?;
+        let (i, value) = self.values(i)?;
+        Ok((i, (key, value)))
+    }
+
+    /// `values = EOF / explicit-list / hash / csv-value`.
+    fn values(&mut self, i: &'a str) -> PResult<'a, Value> {
+        match i.as_bytes().first() {
+            None => Ok((i, Value::String(String::new()))),
+            Some(b'[') => self.explicit_list(i),
+            Some(b'{') => self.hash(i),
+            Some(_) => self.csv_value(i),
+        }
+    }
+
+    /// `first-value [, second-value ...]` with the reference's backtracking to the nearest comma.
+    fn csv_value(&mut self, i: &'a str) -> PResult<'a, Value> {
+        let (i, first) = self.first_value(i)?;
+        let i = skip_ws(i);
+        if !i.starts_with(',') {
+            return Ok((i, first));
+        }
+        let (mut i, ()) = self.expect(i, ',', ",", true)?;
+        let mut list = vec![first];
+        loop {
+            match self.second_element(i) {
+                Ok((rest, (element, done))) => {
+                    list.push(element);
+                    i = rest;
+                    if done {
+                        break;
+                    }
+                }
+                Err(nom::Err::Error(Fail::Syntax { rest, .. })) if !rest.is_empty() => {
+                    // Rewind to the nearest comma at or before the error, wherever it is.
+                    let at = self.offset(rest);
+                    let comma = if self.full[at..].starts_with(',') {
+                        at
+                    } else {
+                        self.full[..at]
+                            .rfind(',')
+                            .expect("a comma precedes every second element")
+                    };
+                    i = &self.full[comma..];
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if list.len() == 1 {
+            Ok((i, list.pop().expect("one element")))
+        } else {
+            Ok((i, Value::List(list)))
+        }
+    }
+
+    /// One second element and what follows it: end of input (`done`) or a comma.
+    fn second_element(&mut self, i: &'a str) -> PResult<'a, (Value, bool)> {
+        let (i, value) = self.second_value(i)?;
+        let i = skip_ws(i);
+        if i.is_empty() {
+            return Ok((i, (value, true)));
+        }
+        let (i, ()) = self.expect(i, ',', ",", true)?;
+        Ok((i, (value, false)))
+    }
+
+    /// `explicit-list = "[" *(item [","]) "]"`.
+    fn explicit_list(&mut self, i: &'a str) -> PResult<'a, Value> {
+        let (mut i, ()) = self.expect(i, '[', "[", true)?;
+        let mut items = Vec::new();
+        while !i.starts_with(']') {
+            let (rest, item) = self.item(i)?;
+            items.push(item);
+            i = skip_ws(rest);
+            if !i.starts_with(']') {
+                let (rest, ()) = self.expect(i, ',', ",", false)?;
+                i = skip_ws(rest);
+            }
+        }
+        let (i, ()) = self.expect(i, ']', "]", false)?;
+        Ok((i, Value::List(items)))
+    }
+
+    /// `hash = "{" *(key ["@"] "=" item [","]) "}"`; a repeated key keeps its place and takes the last value.
+    fn hash(&mut self, i: &'a str) -> PResult<'a, Value> {
+        let (mut i, ()) = self.expect(i, '{', "{", true)?;
+        let mut entries: Vec<(String, Value)> = Vec::new();
+        while !i.starts_with('}') {
+            let (rest, key) = self.key_and_operator(i)?;
+            let (rest, value) = self.item(rest)?;
+            i = skip_ws(rest);
+            if !i.starts_with('}') {
+                let (rest, ()) = self.expect(i, ',', ",", false)?;
+                i = skip_ws(rest);
+            }
+            match entries.iter_mut().find(|(k, _)| *k == key) {
+                Some(entry) => entry.1 = value,
+                None => entries.push((key, value)),
+            }
+        }
+        let (i, ()) = self.expect(i, '}', "}", false)?;
+        Ok((i, Value::Map(entries)))
+    }
+
+    /// An item of a list or hash: a nested list, a nested hash, or a first value.
+    fn item(&mut self, i: &'a str) -> PResult<'a, Value> {
+        match i.as_bytes().first() {
+            Some(b'[') => self.explicit_list(i),
+            Some(b'{') => self.hash(i),
+            _ => self.first_value(i),
+        }
+    }
+
+    /// `first-value`: quoted, or unquoted and possibly empty.
+    fn first_value(&mut self, i: &'a str) -> PResult<'a, Value> {
+        match i.as_bytes().first() {
+            Some(b'\'') => self.quoted_value(i, '\'', "<singled quoted>"),
+            Some(b'"') => self.quoted_value(i, '"', "<double quoted>"),
+            _ => match unquoted(is_first_follow)(i) {
+                Ok((rest, raw)) => {
+                    let text = unquoted_text(raw);
+                    Ok((rest, self.resolve(text, i)?))
+                }
+                // No match is the empty value, and the empty value is never a file reference.
+                Err(_) => Ok((i, Value::String(String::new()))),
+            },
+        }
+    }
+
+    /// `second-value`: quoted, or unquoted and non-empty.
+    fn second_value(&mut self, i: &'a str) -> PResult<'a, Value> {
+        match i.as_bytes().first() {
+            Some(b'\'') => self.quoted_value(i, '\'', "<singled quoted>"),
+            Some(b'"') => self.quoted_value(i, '"', "<double quoted>"),
+            _ => match unquoted(is_second_follow)(i) {
+                Ok((rest, raw)) => {
+                    let text = unquoted_text(raw);
+                    Ok((rest, self.resolve(text, i)?))
+                }
+                Err(_) => syntax("<second>", Received::Nothing, i),
+            },
+        }
+    }
+
+    fn quoted_value(&mut self, i: &'a str, quote: char, name: &'static str) -> PResult<'a, Value> {
+        let (rest, text) = quoted(quote, name)(i)?;
+        Ok((rest, self.resolve(text, i)?))
+    }
+
+    /// `_resolve_paramfiles`: after `@=`, a value naming a local file becomes the file's content.
+    fn resolve(&mut self, text: String, at: &'a str) -> Result<Value, nom::Err<Fail<'a>>> {
+        if !self.resolve_files {
+            return Ok(Value::String(text));
+        }
+        let Some(loader) = self.loader.as_mut() else {
+            return Ok(Value::String(text));
+        };
+        let reference = match FileRef::from_value(&text) {
+            Some(reference) => reference,
+            None => return Ok(Value::String(text)),
+        };
+        loader(&reference).map_err(|message| nom::Err::Failure(Fail::File { message, rest: at }))
+    }
+}
