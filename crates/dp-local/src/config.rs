@@ -1,0 +1,248 @@
+//! Settings of a dp-local server, and the two ways to make them: in code, or from the binary's arguments.
+//!
+//! Arguments become one [`Config`] here, in one place; the server never sees argument strings. This module reads
+//! the credentials file but never prints a secret (the `Debug` of [`Credential`] redacts it).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+
+/// The documented example access key id, accepted by default.
+pub const EXAMPLE_ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
+/// The documented example secret access key, accepted by default.
+pub const EXAMPLE_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+/// One access key the server accepts.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// The access key id (`AKIDEXAMPLE`).
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// A session token that requests must carry in `X-Amz-Security-Token`, if any.
+    pub session_token: Option<String>,
+}
+
+impl Credential {
+    /// A credential without a session token.
+    pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
+        Credential {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            session_token: None,
+        }
+    }
+
+    /// The documented example pair.
+    pub fn example() -> Self {
+        Self::new(EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY)
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credential")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "** redacted **"),
+            )
+            .finish()
+    }
+}
+
+/// Settings of a server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// TCP port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// Every service duration (acknowledgement window, progress timeout, retry delay, long poll) is divided by this.
+    pub time_scale: f64,
+    /// The access keys accepted when `auth` is on.
+    pub credentials: Vec<Credential>,
+    /// Verify SigV4 signatures.
+    pub auth: bool,
+    /// How long poll-for-task waits for a task before answering with none, in service time (90 s by default).
+    pub poll_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 0,
+            time_scale: 1.0,
+            credentials: vec![Credential::example()],
+            auth: true,
+            poll_timeout: Duration::from_secs(90),
+        }
+    }
+}
+
+/// The binary's usage text.
+pub const USAGE: &str = "\
+usage: dp-local [--port PORT] [--time-scale N] [--poll-timeout SECONDS] [--no-auth] [--credentials FILE]
+
+Serves the AWS Data Pipeline API on http://127.0.0.1:PORT and prints that URL as the first line of stdout.
+
+  --port PORT             TCP port on 127.0.0.1; 0 (the default) picks a free one
+  --time-scale N          run every service duration N times faster (default 1)
+  --poll-timeout SECONDS  poll-for-task long-poll limit in service seconds (default 90)
+  --no-auth               accept requests without verifying their SigV4 signature
+  --credentials FILE      accept the keys of an AWS shared-credentials file (every section with
+                          aws_access_key_id and aws_secret_access_key) instead of the example pair
+                          AKIDEXAMPLE / wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+  -h, --help              print this help
+";
+
+/// What the binary's arguments ask for.
+#[derive(Debug)]
+pub enum Invocation {
+    /// Serve with these settings.
+    Serve(Config),
+    /// Print [`USAGE`].
+    Help,
+}
+
+impl Config {
+    /// Builds the settings from the binary's arguments (without the program name).
+    pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, Error> {
+        let mut config = Config::default();
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+                _ => (arg.clone(), None),
+            };
+            let value = |args: &mut I::IntoIter| -> Result<String, Error> {
+                inline.clone().or_else(|| args.next()).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Usage,
+                        format!("{name} expects a value\n\n{USAGE}"),
+                    )
+                })
+            };
+            match name.as_str() {
+                "-h" | "--help" => return Ok(Invocation::Help),
+                "--port" => {
+                    let v = value(&mut args)?;
+                    config.port = v.parse().map_err(|_| {
+                        Error::new(
+                            ErrorKind::Usage,
+                            format!("--port expects a number from 0 to 65535, got {v:?}"),
+                        )
+                    })?;
+                }
+                "--time-scale" => {
+                    let v = value(&mut args)?;
+                    config.time_scale = v
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Usage,
+                                format!("--time-scale expects a positive number, got {v:?}"),
+                            )
+                        })?;
+                }
+                "--poll-timeout" => {
+                    let v = value(&mut args)?;
+                    let secs: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Usage,
+                                format!("--poll-timeout expects seconds (>= 0), got {v:?}"),
+                            )
+                        })?;
+                    config.poll_timeout = Duration::from_secs_f64(secs);
+                }
+                "--no-auth" => config.auth = false,
+                "--credentials" => {
+                    let path = value(&mut args)?;
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        Error::new(
+                            ErrorKind::Credentials,
+                            format!("cannot read credentials file {path}: {e}"),
+                        )
+                    })?;
+                    config.credentials = parse_credentials_file(&text).map_err(|m| {
+                        Error::new(
+                            ErrorKind::Credentials,
+                            format!("credentials file {path}: {m}"),
+                        )
+                    })?;
+                }
+                other => {
+                    return Err(Error::new(
+                        ErrorKind::Usage,
+                        format!("unknown argument {other:?}\n\n{USAGE}"),
+                    ));
+                }
+            }
+        }
+        Ok(Invocation::Serve(config))
+    }
+}
+
+/// Reads the keys of an AWS shared-credentials file: every `[section]` that has `aws_access_key_id` and
+/// `aws_secret_access_key` (and optionally `aws_session_token`) gives one [`Credential`].
+pub fn parse_credentials_file(text: &str) -> Result<Vec<Credential>, String> {
+    let mut out = Vec::new();
+    let mut section: Option<(String, Option<String>, Option<String>, Option<String>)> = None;
+    let mut finish = |s: Option<(String, Option<String>, Option<String>, Option<String>)>| -> Result<(), String> {
+        if let Some((name, id, secret, token)) = s {
+            match (id, secret) {
+                (Some(id), Some(secret)) => {
+                    out.push(Credential { access_key_id: id, secret_access_key: secret, session_token: token })
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(format!(
+                        "section [{name}] needs both aws_access_key_id and aws_secret_access_key"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    };
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            finish(section.take())?;
+            section = Some((name.trim().to_string(), None, None, None));
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err(format!(
+                "line {}: expected `key = value` or `[section]`",
+                number + 1
+            ));
+        };
+        let Some(current) = section.as_mut() else {
+            return Err(format!(
+                "line {}: a key before the first [section]",
+                number + 1
+            ));
+        };
+        let value = Some(value.trim().to_string());
+        match key.trim() {
+            "aws_access_key_id" => current.1 = value,
+            "aws_secret_access_key" => current.2 = value,
+            "aws_session_token" => current.3 = value,
+            _ => {}
+        }
+    }
+    finish(section.take())?;
+    if out.is_empty() {
+        return Err("no section with aws_access_key_id and aws_secret_access_key".into());
+    }
+    Ok(out)
+}

@@ -1,0 +1,268 @@
+//! The HTTP side: a hyper 1 server on its own tokio runtime, awsJson 1.1 framing, signature checks.
+//!
+//! [`Server::bind`] binds 127.0.0.1 synchronously (so the port is known when it returns), then serves from a
+//! background thread until [`Server::shutdown`] or drop. Requests are `POST /` with `X-Amz-Target:
+//! DataPipeline.<Operation>`; answers are JSON with `Content-Type: application/x-amz-json-1.1`, errors
+//! `{"__type", "message"}`. This module holds no service rules; it hands bodies to the dispatcher.
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+use crate::auth::{self, SignedRequest};
+use crate::clock::Clock;
+use crate::config::{Config, Credential};
+use crate::engine::{Engine, Runner};
+use crate::error::{Error, ErrorKind, ServiceError};
+
+/// Largest request body accepted (evaluate-expression allows 20 MiB expressions).
+const MAX_BODY: usize = 64 << 20;
+
+struct Shared {
+    engine: Arc<Engine>,
+    auth: bool,
+    credentials: Vec<Credential>,
+}
+
+/// A running dp-local endpoint.
+pub struct Server {
+    addr: SocketAddr,
+    engine: Arc<Engine>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds `127.0.0.1:config.port` and starts serving in a background thread.
+    pub fn bind(config: Config) -> Result<Server, Error> {
+        let listener = StdListener::bind(("127.0.0.1", config.port)).map_err(|e| {
+            Error::new(
+                ErrorKind::Bind,
+                format!("cannot bind 127.0.0.1:{}: {e}", config.port),
+            )
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::new(ErrorKind::Bind, e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::new(ErrorKind::Bind, e.to_string()))?;
+        let engine = Arc::new(Engine::new(
+            Clock::new(config.time_scale),
+            config.poll_timeout,
+        ));
+        let shared = Arc::new(Shared {
+            engine: engine.clone(),
+            auth: config.auth,
+            credentials: config.credentials,
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("dp-local")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Runtime,
+                    format!("cannot start the server runtime: {e}"),
+                )
+            })?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("dp-local-accept".into())
+            .spawn(move || runtime.block_on(serve(listener, shared, stopped)))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Runtime,
+                    format!("cannot start the server thread: {e}"),
+                )
+            })?;
+        Ok(Server {
+            addr,
+            engine,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The endpoint URL, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The task runners that have sent heartbeats, in order of first heartbeat.
+    pub fn runners(&self) -> Vec<Runner> {
+        self.engine.runners()
+    }
+
+    /// Stops serving and waits for the server thread to end.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    /// Blocks until the server stops (which, without [`Server::shutdown`] from elsewhere, is never).
+    pub fn wait(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+async fn serve(
+    listener: StdListener,
+    shared: Arc<Shared>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("dp-local: cannot listen: {e}");
+            return;
+        }
+    };
+    let timers = tokio::spawn(shared.engine.clone().run_timers());
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(shared.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    timers.abort();
+    connections.abort_all();
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            return Ok(error_response(&ServiceError::serialization(format!(
+                "cannot read the request body: {e}"
+            ))));
+        }
+    };
+    let answer = respond(&shared, &parts, &body).await;
+    Ok(match answer {
+        Ok(bytes) => json_response(StatusCode::OK, bytes),
+        Err(e) => error_response(&e),
+    })
+}
+
+async fn respond(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<Vec<u8>, ServiceError> {
+    if shared.auth {
+        let request = SignedRequest {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            body,
+        };
+        auth::verify(&request, &shared.credentials, SystemTime::now())?;
+    }
+    if parts.method != http::Method::POST {
+        return Err(ServiceError::unknown_operation(format!(
+            "{} is not supported; use POST",
+            parts.method
+        )));
+    }
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let operation = target
+        .strip_prefix(dp_model::SERVICE.target_prefix)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(dp_model::operation)
+        .ok_or_else(|| {
+            if target.is_empty() {
+                ServiceError::unknown_operation("Missing X-Amz-Target header")
+            } else {
+                ServiceError::unknown_operation(format!("Unknown operation {target}"))
+            }
+        })?;
+    crate::dispatch::call(&shared.engine, operation, body).await
+}
+
+fn request_id() -> String {
+    let n = fastrand::u128(..);
+    let h = format!("{n:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", request_id())
+        .body(Full::new(Bytes::from(body)))
+        .expect("static headers are valid")
+}
+
+fn error_response(e: &ServiceError) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    json_response(status, e.body())
+}
