@@ -50,6 +50,8 @@ pub use files::load_file;
 pub use render::render;
 pub use typing::{TypeError, TypeErrorKind, to_json};
 
+use dp_model::{Shape, ShapeKind};
+
 /// A parsed shorthand value. Every scalar the grammar produces is a string; the model gives types later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -133,4 +135,57 @@ pub fn parse_with_files(
     loader: &mut dyn FnMut(&FileRef<'_>) -> Result<Value, String>,
 ) -> Result<Value, Error> {
     grammar::Parser::new(input, Some(loader)).run()
+}
+
+/// A failure of [`parse_option`]: the shorthand did not parse, or the tree did not fit the shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionError {
+    /// An argument is not valid shorthand.
+    Parse(Error),
+    /// The parsed tree does not fit the model.
+    Type(TypeError),
+    /// An option whose shape is not a list was given other than exactly one argument.
+    ArgumentCount(usize),
+}
+
+impl std::fmt::Display for OptionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OptionError::Parse(e) => e.fmt(f),
+            OptionError::Type(e) => e.fmt(f),
+            OptionError::ArgumentCount(n) => write!(f, "expected one shorthand argument, got {n}"),
+        }
+    }
+}
+
+impl std::error::Error for OptionError {}
+
+/// Parses and types the arguments of one option, as the CLI does: for a list shape each argument is parsed on its
+/// own and becomes one element (`--fields key=a,stringValue=b key=c,refValue=d`); for any other shape the single
+/// argument is the value. `path` names the option's member in messages (`fields`). With a `loader`, `@=` file
+/// references are read through it (see [`parse_with_files`]); without one they stay text.
+///
+/// Whether shorthand applies at all (it never does for lists of scalars, nor for values starting with `[` or `{`,
+/// which are JSON) is the caller's decision; see `aws-cli-behaviour.md` §2.1.
+pub fn parse_option(
+    args: &[&str],
+    shape: &'static Shape,
+    path: &str,
+    mut loader: Option<&mut dyn FnMut(&FileRef<'_>) -> Result<Value, String>>,
+) -> Result<serde_json::Value, OptionError> {
+    let mut parse_one = |arg: &str| match loader.as_deref_mut() {
+        Some(loader) => parse_with_files(arg, loader),
+        None => parse(arg),
+    };
+    let value = match (&shape.kind, args) {
+        (ShapeKind::List(_), args) => Value::List(
+            args.iter()
+                .map(|a| parse_one(a))
+                .collect::<Result<_, _>>()
+                .map_err(OptionError::Parse)?,
+        ),
+        (_, [arg]) => parse_one(arg).map_err(OptionError::Parse)?,
+        (_, args) => return Err(OptionError::ArgumentCount(args.len())),
+    };
+    to_json(&value, shape, path).map_err(OptionError::Type)
 }

@@ -249,21 +249,29 @@ fn suggest(name: &str, members: &[&'static str]) -> Option<&'static str> {
         .map(|(_, m)| m)
 }
 
+/// Edit distance where an insertion, a deletion, a substitution or a swap of two neighbours costs one (optimal
+/// string alignment), so `kye` is one edit from `key`.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != cb))
-                .min(above + 1)
-                .min(row[j] + 1);
-            diagonal = above;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let width = b.len() + 1;
+    let mut d: Vec<usize> = vec![0; (a.len() + 1) * width];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * width + j] = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut best = (d[(i - 1) * width + j] + 1)
+                    .min(d[i * width + j - 1] + 1)
+                    .min(d[(i - 1) * width + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    best = best.min(d[(i - 2) * width + j - 2] + 1);
+                }
+                best
+            };
         }
     }
-    row[b.len()]
+    d[a.len() * width + b.len()]
 }
 
 /// Python's `int(s)`: surrounding whitespace, a sign, ASCII digits with single underscores between them.
@@ -427,6 +435,9 @@ mod tests {
         assert_eq!(suggest("strngValue", &members), Some("stringValue"));
         assert_eq!(suggest("refvalu", &members), Some("refValue"));
         assert_eq!(suggest("bogus", &members), None);
+        assert_eq!(suggest("kye", &members), Some("key"));
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("kye", "key"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 }

@@ -129,3 +129,54 @@ fn scalars_are_converted_as_the_cli_does() {
         "error: parameter p takes text, but a fileb:// file gives bytes; use file:// instead"
     );
 }
+
+#[test]
+fn options_parse_each_list_argument_on_its_own() {
+    use dp_shorthand::{OptionError, parse_option};
+    let fields = member("ReportTaskProgress", "fields");
+    let json = parse_option(
+        &["key=a,stringValue=b", "key=c,refValue=d"],
+        fields,
+        "fields",
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        json.to_string(),
+        r#"[{"key":"a","stringValue":"b"},{"key":"c","refValue":"d"}]"#
+    );
+    assert_eq!(
+        parse_option(&[], fields, "fields", None)
+            .unwrap()
+            .to_string(),
+        "[]"
+    );
+    let err = parse_option(&["key=a", "key=b,"], fields, "fields", None).unwrap_err();
+    assert!(
+        matches!(&err, OptionError::Parse(e) if e.input() == "key=b," && e.offset() == 6),
+        "{err:?}"
+    );
+    let err = parse_option(&["key=a", "kye=b"], fields, "fields", None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"unknown member "kye" in fields[1], did you mean "key"?"#
+    );
+
+    let identity = member("PollForTask", "instanceIdentity");
+    let json = parse_option(
+        &["document=d,signature=s"],
+        identity,
+        "instanceIdentity",
+        None,
+    )
+    .unwrap();
+    assert_eq!(json.to_string(), r#"{"document":"d","signature":"s"}"#);
+    let err = parse_option(
+        &["document=d", "signature=s"],
+        identity,
+        "instanceIdentity",
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(err, OptionError::ArgumentCount(2));
+}
