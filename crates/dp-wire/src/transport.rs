@@ -1,0 +1,274 @@
+//! One HTTP/1.1 round trip with connect and read timeouts, over TCP or rustls, keeping one connection alive.
+//!
+//! dp makes one call at a time, so a single kept-alive connection is the whole pool. Owning the connection (instead
+//! of a pooled client) lets the connect timeout cover exactly TCP + TLS set-up and the read timeout exactly the wait
+//! for response bytes, as botocore's socket timeouts do. This module knows nothing of signing, retries or AWS: it
+//! sends the request it is given and reports what happened in a [`TransportError`] the retry rules can classify.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::error::Error;
+
+/// Where to connect: host, port and whether to speak TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tls: bool,
+}
+
+/// A complete response.
+#[derive(Debug)]
+pub(crate) struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+/// Why a round trip failed.
+#[derive(Debug)]
+pub(crate) enum TransportError {
+    /// DNS, refused, unreachable, TLS handshake failure.
+    Connect(Box<dyn std::error::Error + Send + Sync>),
+    /// TCP + TLS set-up took longer than the connect timeout.
+    ConnectTimeout,
+    /// No response byte arrived within the read timeout.
+    ReadTimeout,
+    /// The connection closed or broke before a complete response.
+    Closed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The connection keeper.
+pub(crate) struct Transport {
+    tls: Option<tokio_rustls::TlsConnector>,
+    idle: Mutex<Option<(Target, SendRequest<Full<Bytes>>)>>,
+}
+
+impl Transport {
+    pub(crate) fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Transport {
+        Transport {
+            tls: tls.map(tokio_rustls::TlsConnector::from),
+            idle: Mutex::new(None),
+        }
+    }
+
+    /// Sends `request` to `target` and reads the whole response.
+    pub(crate) async fn round_trip(
+        &self,
+        target: &Target,
+        request: Request<Full<Bytes>>,
+        connect_timeout: Option<Duration>,
+        read_timeout: Option<Duration>,
+    ) -> Result<Response, TransportError> {
+        let reused = self.take_idle(target);
+        let mut sender = match reused {
+            Some(sender) => sender,
+            None => self.connect(target, connect_timeout).await?,
+        };
+        let head = with_timeout(read_timeout, sender.send_request(request)).await;
+        let response = match head {
+            None => return Err(TransportError::ReadTimeout),
+            Some(Err(e)) => return Err(TransportError::Closed(Box::new(e))),
+            Some(Ok(response)) => response,
+        };
+        let (parts, mut body) = response.into_parts();
+        let mut bytes = Vec::new();
+        loop {
+            match with_timeout(read_timeout, body.frame()).await {
+                None => return Err(TransportError::ReadTimeout),
+                Some(None) => break,
+                Some(Some(Err(e))) => return Err(TransportError::Closed(Box::new(e))),
+                Some(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        let keep_alive = !parts
+            .headers
+            .get(http::header::CONNECTION)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        if keep_alive && !sender.is_closed() {
+            *self.idle.lock().unwrap_or_else(|e| e.into_inner()) = Some((target.clone(), sender));
+        }
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body: Bytes::from(bytes),
+        })
+    }
+
+    fn take_idle(&self, target: &Target) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        match idle.take() {
+            Some((t, sender)) if &t == target && !sender.is_closed() && sender.is_ready() => {
+                Some(sender)
+            }
+            _ => None,
+        }
+    }
+
+    async fn connect(
+        &self,
+        target: &Target,
+        connect_timeout: Option<Duration>,
+    ) -> Result<SendRequest<Full<Bytes>>, TransportError> {
+        let setup = async {
+            let tcp = TcpStream::connect((target.host.as_str(), target.port))
+                .await
+                .map_err(|e| TransportError::Connect(Box::new(e)))?;
+            let _ = tcp.set_nodelay(true);
+            if target.tls {
+                let connector = self.tls.as_ref().ok_or_else(|| {
+                    TransportError::Connect("TLS is not configured for this client".into())
+                })?;
+                let host = target
+                    .host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string();
+                let name = rustls::pki_types::ServerName::try_from(host)
+                    .map_err(|e| TransportError::Connect(Box::new(e)))?;
+                let stream = connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| TransportError::Connect(Box::new(e)))?;
+                handshake(TokioIo::new(stream)).await
+            } else {
+                handshake(TokioIo::new(tcp)).await
+            }
+        };
+        match with_timeout(connect_timeout, setup).await {
+            None => Err(TransportError::ConnectTimeout),
+            Some(result) => result,
+        }
+    }
+}
+
+async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, TransportError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| TransportError::Connect(Box::new(e)))?;
+    // The connection task ends by itself when the sender is dropped or the peer closes.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// `None` when the timeout expired; no timeout when `limit` is `None`.
+async fn with_timeout<F: std::future::Future>(
+    limit: Option<Duration>,
+    future: F,
+) -> Option<F::Output> {
+    match limit {
+        Some(limit) => tokio::time::timeout(limit, future).await.ok(),
+        None => Some(future.await),
+    }
+}
+
+/// The rustls configuration: verification against the CA bundle if one is given, else the system's roots; no
+/// verification at all only for `--no-verify-ssl`.
+pub(crate) fn tls_config(
+    ca_bundle: Option<&std::path::Path>,
+    verify: bool,
+) -> Result<rustls::ClientConfig, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(format!("TLS set-up failed: {e}")))?;
+    if !verify {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+            .with_no_client_auth());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_bundle {
+        Some(path) => {
+            use rustls::pki_types::{CertificateDer, pem::PemObject};
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    Error::config(format!(
+                        "Could not load the CA bundle {}: {e}",
+                        path.display()
+                    ))
+                })?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(Error::config(format!(
+                    "Could not load the CA bundle {}: it contains no usable certificate",
+                    path.display()
+                )));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+/// Accepts any certificate (signatures are still checked so the handshake is well-formed). `--no-verify-ssl` only.
+#[derive(Debug)]
+struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,332 @@
+//! Responses and failures of single calls: error parsing, invalid bodies, timeouts, refused and dropped
+//! connections, request framing for every operation, typed calls.
+
+use std::time::Duration;
+
+use dp_model::ops;
+use dp_wire::{CallError, Client, ErrorKind};
+use http::StatusCode;
+
+use crate::server::{Action, Server};
+use crate::support::{client, env_with, op, report_task_progress, settings};
+
+fn check_error(status: u16, header: Option<&str>, body: &str, code: &str, message: Option<&str>) {
+    let parsed = dp_wire::protocol::parse_error_parts(
+        StatusCode::from_u16(status).unwrap(),
+        header,
+        body.as_bytes(),
+        None,
+    );
+    assert_eq!(
+        (parsed.code.as_str(), parsed.message.as_deref()),
+        (code, message),
+        "{status} {header:?} {body}"
+    );
+}
+
+#[test]
+fn error_codes_follow_the_smithy_order() {
+    check_error(
+        400,
+        None,
+        r#"{"__type":"com.amazonaws.datapipeline#TaskNotFoundException","Message":"task gone"}"#,
+        "TaskNotFoundException",
+        Some("task gone"),
+    );
+    check_error(
+        400,
+        Some("TaskNotFoundException:http://internal.amazon.com/coral/x"),
+        r#"{"message":"gone"}"#,
+        "TaskNotFoundException",
+        Some("gone"),
+    );
+    check_error(
+        400,
+        Some("PipelineNotFoundException"),
+        r#"{"__type":"x#TaskNotFoundException"}"#,
+        "PipelineNotFoundException",
+        None,
+    );
+    check_error(
+        400,
+        None,
+        r#"{"code":"aws.protocoltests.json#FooError","__type":"Other"}"#,
+        "FooError",
+        None,
+    );
+    check_error(
+        400,
+        None,
+        r#"{"__type":"aws.protocoltests.json#FooError:http://internal.amazon.com/"}"#,
+        "FooError",
+        None,
+    );
+    check_error(
+        400,
+        None,
+        r#"{"errorMessage":"m","__type":"A"}"#,
+        "A",
+        Some("m"),
+    );
+    check_error(
+        502,
+        None,
+        "<html>Bad Gateway</html>",
+        "502",
+        Some("Bad Gateway"),
+    );
+    check_error(500, None, "{}", "500", None);
+    check_error(400, None, r#"{"nested":{"__type":"Deep"}}"#, "400", None);
+}
+
+#[tokio::test]
+async fn error_code_only_in_the_header() {
+    let server = Server::start(vec![
+        Action::status(400, r#"{"message":"Task not found: x"}"#).with_header(
+            "X-Amzn-ErrorType",
+            "TaskNotFoundException:http://internal.amazon.com/coral/com.amazon.datapipeline/",
+        ),
+    ])
+    .await;
+    let error = client(&server.url, &[])
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "An error occurred (TaskNotFoundException) when calling the ReportTaskProgress operation: Task not found: x"
+    );
+    assert_eq!(
+        error.service_error().unwrap().request_id.as_deref(),
+        Some("req-1")
+    );
+    assert_eq!(server.count(), 1);
+}
+
+#[tokio::test]
+async fn a_2xx_body_that_is_not_json_is_an_error() {
+    for body in [
+        "not json",
+        r#"{"canceled": tr"#,
+        r#"{"a":1} trailing"#,
+        "[1,2]",
+    ] {
+        let server = Server::start(vec![Action::ok(body)]).await;
+        let error = client(&server.url, &[])
+            .call_json(op("ReportTaskProgress"), &report_task_progress())
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), &ErrorKind::InvalidResponse, "{body}");
+        assert_eq!(error.exit_code(), 255);
+        assert_eq!(server.count(), 1, "not retried: {body}");
+    }
+    // An empty 2xx body is an empty output.
+    let server = Server::start(vec![Action::ok("")]).await;
+    let value = client(&server.url, &[])
+        .call_json(
+            op("ActivatePipeline"),
+            &serde_json::json!({"pipelineId": "df-1"}),
+        )
+        .await;
+    assert_eq!(value.unwrap(), serde_json::json!({}));
+}
+
+#[tokio::test]
+async fn output_keeps_wire_key_order() {
+    let server = Server::start(vec![Action::ok(r#"{"z":1,"a":{"y":2,"b":3}}"#)]).await;
+    let value = client(&server.url, &[])
+        .call_json(op("ListPipelines"), &serde_json::Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(value.to_string(), r#"{"z":1,"a":{"y":2,"b":3}}"#);
+}
+
+#[tokio::test]
+async fn slow_server_against_the_read_timeout() {
+    let server = Server::start(vec![Action::Delay(Duration::from_secs(3))]).await;
+    let mut s = settings(&server.url);
+    s.read_timeout = Some(Duration::from_millis(200));
+    let client = Client::with_environment(s, env_with(&[("AWS_MAX_ATTEMPTS", "1")])).unwrap();
+    let error = client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("Read timeout on endpoint URL: \"{}/\"", server.url)
+    );
+    assert_eq!(
+        (error.kind(), error.exit_code()),
+        (&ErrorKind::Transport, 255)
+    );
+}
+
+#[tokio::test]
+async fn connection_refused() {
+    // Bind and drop: nothing listens on the port afterwards.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let error = client(&url, &[])
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("Could not connect to the endpoint URL: \"http://127.0.0.1:{port}/\"")
+    );
+    assert_eq!(error.exit_code(), 255);
+}
+
+#[tokio::test]
+async fn connection_dropped_mid_response() {
+    let server = Server::start(vec![Action::DropMidResponse]).await;
+    let client = Client::with_environment(
+        settings(&server.url),
+        env_with(&[("AWS_MAX_ATTEMPTS", "1")]),
+    )
+    .unwrap();
+    let error = client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "Connection was closed before we received a valid response from endpoint URL: \"{}/\".",
+            server.url
+        )
+    );
+    assert_eq!(error.exit_code(), 255);
+}
+
+#[tokio::test]
+async fn every_operation_is_framed_alike() {
+    let server = Server::start(vec![]).await;
+    let client = client(&server.url, &[]);
+    for operation in dp_model::operations() {
+        client
+            .call_json(operation, &serde_json::Value::Null)
+            .await
+            .unwrap();
+    }
+    let recorded = server.recorded();
+    assert_eq!(recorded.len(), 19);
+    for (operation, request) in dp_model::operations().iter().zip(&recorded) {
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("POST", "/"),
+            "{}",
+            operation.name
+        );
+        assert_eq!(
+            request.header("x-amz-target").unwrap(),
+            format!("DataPipeline.{}", operation.name)
+        );
+        assert_eq!(
+            request.header("content-type"),
+            Some("application/x-amz-json-1.1")
+        );
+        assert_eq!(request.body, b"{}");
+    }
+}
+
+#[tokio::test]
+async fn typed_calls_decode_outputs_and_modeled_errors() {
+    let server = Server::start(vec![
+        Action::ok(r#"{"canceled":true}"#),
+        Action::error(400, "TaskNotFoundException", "Task not found: t"),
+        Action::error(400, "SomethingNew", "new"),
+    ])
+    .await;
+    let client = client(&server.url, &[]);
+    let input = dp_model::types::ReportTaskProgressInput {
+        task_id: "t".into(),
+        fields: None,
+    };
+    let output = client
+        .call::<ops::ReportTaskProgress>(&input)
+        .await
+        .unwrap();
+    assert!(output.canceled);
+    assert_eq!(server.recorded()[0].body, br#"{"taskId":"t"}"#);
+    match client.call::<ops::ReportTaskProgress>(&input).await {
+        Err(CallError::Service {
+            error: ops::ReportTaskProgressError::TaskNotFoundException(e),
+            details,
+        }) => {
+            assert_eq!(e.message.as_deref(), Some("Task not found: t"));
+            assert_eq!(details.exit_code(), 254);
+        }
+        other => panic!("expected a modeled error, got {other:?}"),
+    }
+    match client.call::<ops::ReportTaskProgress>(&input).await {
+        Err(CallError::Service {
+            error: ops::ReportTaskProgressError::Unhandled { code, .. },
+            ..
+        }) => {
+            assert_eq!(code, "SomethingNew")
+        }
+        other => panic!("expected an unhandled error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn clock_skew_is_corrected_after_a_skew_error() {
+    // The server's clock is one hour ahead and it rejects the first signature.
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let date = http_date(ahead);
+    let script = vec![
+        Action::error(400, "InvalidSignatureException", "Signature expired")
+            .with_header("Date", &date),
+        Action::ok("{}").with_header("Date", &date),
+    ];
+    let server = Server::start(script.clone()).await;
+    client(&server.url, &[])
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    let recorded = server.recorded();
+    assert_eq!(recorded.len(), 2, "succeeds on the second attempt");
+    let first = recorded[0].header("x-amz-date").unwrap().to_string();
+    let second = recorded[1].header("x-amz-date").unwrap().to_string();
+    assert!(second[..11] >= first[..11], "{first} {second}");
+    assert_ne!(
+        first[9..11],
+        second[9..11],
+        "the second attempt is signed at server time: {first} {second}"
+    );
+
+    // Opted out: one attempt, and the error.
+    let server = Server::start(script).await;
+    let error = client(
+        &server.url,
+        &[("AWS_DISABLE_CLOCK_SKEW_CORRECTION", "true")],
+    )
+    .call_json(op("ReportTaskProgress"), &report_task_progress())
+    .await
+    .unwrap_err();
+    assert_eq!(server.count(), 1);
+    assert_eq!(error.service_code(), Some("InvalidSignatureException"));
+}
+
+fn http_date(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let iso = dp_model::timestamp::format_utc(secs);
+    let (date, time) = iso.split_once('T').unwrap();
+    let mut parts = date.split('-');
+    let (y, m, d) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][m.parse::<usize>().unwrap() - 1];
+    let weekday =
+        ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(secs.div_euclid(86_400) % 7) as usize];
+    format!("{weekday}, {d} {month} {y} {time} GMT")
+}

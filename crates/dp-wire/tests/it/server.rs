@@ -1,0 +1,221 @@
+//! A scripted loopback HTTP/1.1 server: each request received takes the next action of the script and is recorded.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the server does with one request.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Answer with a status, extra headers and a body.
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    },
+    /// Close the connection without answering.
+    Drop,
+    /// Send the head and part of the body, then close.
+    DropMidResponse,
+    /// Wait, then answer 200 `{}` (too late when the client's read timeout is shorter).
+    Delay(Duration),
+}
+
+impl Action {
+    pub fn ok(body: &str) -> Action {
+        Action::Respond {
+            status: 200,
+            headers: vec![],
+            body: body.to_string(),
+        }
+    }
+
+    pub fn status(status: u16, body: &str) -> Action {
+        Action::Respond {
+            status,
+            headers: vec![],
+            body: body.to_string(),
+        }
+    }
+
+    pub fn error(status: u16, code: &str, message: &str) -> Action {
+        Action::status(
+            status,
+            &format!(r#"{{"__type":"com.amazonaws.datapipeline#{code}","message":"{message}"}}"#),
+        )
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Action {
+        if let Action::Respond { headers, .. } = &mut self {
+            headers.push((name.to_string(), value.to_string()));
+        }
+        self
+    }
+}
+
+/// A request as received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// Header names lower-cased, in order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub struct Server {
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl Server {
+    /// Starts a server playing `script`; once it is used up, it answers 200 `{}`.
+    pub async fn start(script: Vec<Action>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(
+            script
+                .into_iter()
+                .collect::<std::collections::VecDeque<_>>(),
+        ));
+        let recorded = requests.clone();
+        tokio::spawn(async move {
+            // Bounded: a test never makes more than a few dozen connections.
+            for _ in 0..200 {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let script = script.clone();
+                let recorded = recorded.clone();
+                tokio::spawn(serve(stream, script, recorded));
+            }
+        });
+        Server { url, requests }
+    }
+
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    script: Arc<Mutex<std::collections::VecDeque<Action>>>,
+    recorded: Arc<Mutex<Vec<Recorded>>>,
+) {
+    let mut buffer = Vec::new();
+    loop {
+        let Some(request) = read_request(&mut stream, &mut buffer).await else {
+            return;
+        };
+        recorded.lock().unwrap().push(request);
+        let action = script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| Action::ok("{}"));
+        match action {
+            Action::Respond {
+                status,
+                headers,
+                body,
+            } => {
+                let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+                for (n, v) in &headers {
+                    head.push_str(&format!("{n}: {v}\r\n"));
+                }
+                head.push_str(&format!(
+                    "Content-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: req-1\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                ));
+                if stream.write_all(head.as_bytes()).await.is_err()
+                    || stream.write_all(body.as_bytes()).await.is_err()
+                {
+                    return;
+                }
+            }
+            Action::Drop => return,
+            Action::DropMidResponse => {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"canceled\":")
+                    .await;
+                let _ = stream.flush().await;
+                return;
+            }
+            Action::Delay(d) => {
+                tokio::time::sleep(d).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                    .await;
+                return;
+            }
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Unknown")
+}
+
+async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Recorded> {
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_string();
+    let path = request_line.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let body_start = head_end + 4;
+    while buffer.len() < body_start + length {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+    let body = buffer[body_start..body_start + length].to_vec();
+    buffer.drain(..body_start + length);
+    Some(Recorded {
+        method,
+        path,
+        headers,
+        body,
+    })
+}
