@@ -10,6 +10,7 @@
 //! `--output text --query` (quirk 16), and clean colour sequences without colorama's extra `ESC[0m`
 //! (quirk 22). `yaml`, `yaml-stream` and `off` follow v2.
 
+mod printable;
 pub mod pyfmt;
 pub mod query;
 mod table;
@@ -57,7 +58,11 @@ impl Format {
 
     /// The `--output` name of the format.
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(f, _)| *f == self).map(|(_, n)| *n).unwrap_or("json")
+        Self::ALL
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("json")
     }
 }
 
@@ -79,13 +84,22 @@ impl RenderOptions {
     /// The terminal width starts at 80 (stdout not a terminal); set `terminal_width` when it is one.
     ///
     /// A bad query fails with the reference's `Bad value for --query EXPR: …` message.
-    pub fn new(format: &str, query: Option<&str>, color: bool) -> Result<RenderOptions, OptionsError> {
-        let format = Format::from_name(format).ok_or_else(|| OptionsError::Format(format.to_string()))?;
+    pub fn new(
+        format: &str,
+        query: Option<&str>,
+        color: bool,
+    ) -> Result<RenderOptions, OptionsError> {
+        let format =
+            Format::from_name(format).ok_or_else(|| OptionsError::Format(format.to_string()))?;
         let query = match query {
-            Some(expression) => Some(Query::compile(expression).map_err(|error| OptionsError::Query {
-                expression: expression.to_string(),
-                error,
-            })?),
+            Some(expression) => {
+                Some(
+                    Query::compile(expression).map_err(|error| OptionsError::Query {
+                        expression: expression.to_string(),
+                        error,
+                    })?,
+                )
+            }
             None => None,
         };
         Ok(RenderOptions {
@@ -125,7 +139,9 @@ impl fmt::Display for OptionsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             OptionsError::Format(name) => write!(f, "Unknown output type: {name}"),
-            OptionsError::Query { expression, error } => f.write_str(&error.bad_value_message(expression)),
+            OptionsError::Query { expression, error } => {
+                f.write_str(&error.bad_value_message(expression))
+            }
         }
     }
 }
@@ -170,7 +186,11 @@ fn apply_query(result: &Value, opts: &RenderOptions) -> Result<Value, RenderErro
 ///
 /// `operation` is the API name, e.g. `ReportTaskProgress`: the table's title. `result` has no
 /// `ResponseMetadata`. The returned text is exactly what goes to stdout (often ending in `\n`, possibly empty).
-pub fn render(operation: &str, result: &Value, opts: &RenderOptions) -> Result<String, RenderError> {
+pub fn render(
+    operation: &str,
+    result: &Value,
+    opts: &RenderOptions,
+) -> Result<String, RenderError> {
     if opts.format == Format::Off {
         return Ok(String::new());
     }
@@ -179,7 +199,11 @@ pub fn render(operation: &str, result: &Value, opts: &RenderOptions) -> Result<S
 }
 
 /// Renders an already-queried value.
-fn render_value(operation: &str, value: &Value, opts: &RenderOptions) -> Result<String, RenderError> {
+fn render_value(
+    operation: &str,
+    value: &Value,
+    opts: &RenderOptions,
+) -> Result<String, RenderError> {
     match opts.format {
         Format::Off => Ok(String::new()),
         Format::Json => {

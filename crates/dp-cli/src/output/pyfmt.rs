@@ -123,7 +123,11 @@ fn write_repr(out: &mut String, v: &Value) {
 
 /// Python `repr(str)`: single quotes unless the text holds a `'` and no `"`.
 fn write_str_repr(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
     out.push(quote);
     for c in s.chars() {
         match c {
@@ -137,6 +141,16 @@ fn write_str_repr(out: &mut String, s: &str) {
             }
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if (c as u32) > 0x7f && !super::printable::is_printable(c) => {
+                let v = c as u32;
+                let _ = if v <= 0xff {
+                    write!(out, "\\x{v:02x}")
+                } else if v <= 0xffff {
+                    write!(out, "\\u{v:04x}")
+                } else {
+                    write!(out, "\\U{v:08x}")
+                };
             }
             c => out.push(c),
         }
@@ -179,6 +193,8 @@ fn write_pretty(out: &mut String, v: &Value, level: usize) {
             newline_indent(out, level);
             out.push('}');
         }
+        Value::Array(_) => out.push_str("[]"),
+        Value::Object(_) => out.push_str("{}"),
         other => write_scalar_json(out, other, false),
     }
 }

@@ -68,12 +68,17 @@ impl Section {
 
     fn total_width(&self, padding: usize, with_border: bool, outer_padding: usize) -> usize {
         let border_padding = 2;
-        let mut total: usize = self.calculate_column_widths(0, None).iter().map(|w| w + padding).sum();
+        let mut total: usize = self
+            .calculate_column_widths(0, None)
+            .iter()
+            .map(|w| w + padding)
+            .sum();
         if with_border {
             total += border_padding;
         }
         total += 2 * outer_padding;
-        (self.title.as_deref().map_or(4, text_width) + border_padding + 2 * outer_padding).max(total)
+        (self.title.as_deref().map_or(4, text_width) + border_padding + 2 * outer_padding)
+            .max(total)
     }
 
     fn add_header(&mut self, headers: Vec<String>) {
@@ -190,7 +195,11 @@ impl Lines<'_> {
 }
 
 fn render_section(section: &Section, max_width: usize, color: bool, out: &mut String) {
-    let bar = if color { format!("{DIM_YELLOW}|{RESET}") } else { "|".to_string() };
+    let bar = if color {
+        format!("{DIM_YELLOW}|{RESET}")
+    } else {
+        "|".to_string()
+    };
     let mut lines = Lines {
         out,
         indent: bar.repeat(section.indent_level),
@@ -257,7 +266,13 @@ fn line_break(widths: &[usize]) -> String {
 }
 
 /// `awscli.table.center_text`; negative space counts print nothing, as `' ' * -1 == ''` in Python.
-fn center_text(text: &str, length: usize, left_edge: &str, right_edge: &str, text_length: usize) -> String {
+fn center_text(
+    text: &str,
+    length: usize,
+    left_edge: &str,
+    right_edge: &str,
+    text_length: usize,
+) -> String {
     let char_start = (length / 2) as i64 - (text_length / 2) as i64 - 1;
     let mut s = String::new();
     s.push_str(left_edge);
@@ -271,7 +286,13 @@ fn center_text(text: &str, length: usize, left_edge: &str, right_edge: &str, tex
 }
 
 /// `awscli.table.align_left` with its default two spaces of left padding.
-fn align_left(text: &str, length: usize, left_edge: &str, right_edge: &str, text_length: usize) -> String {
+fn align_left(
+    text: &str,
+    length: usize,
+    left_edge: &str,
+    right_edge: &str,
+    text_length: usize,
+) -> String {
     let computed = text_length + 2 + text_width(left_edge) + text_width(right_edge);
     let padding = if length >= computed { 2 } else { 0 };
     let so_far = left_edge.chars().count() + padding + text_length;
@@ -302,7 +323,12 @@ fn is_scalar(v: &Value) -> bool {
 }
 
 /// Renders `value` as `TableFormatter` does, titled `title`; an empty string for a falsy value.
-pub fn format_table(title: &str, value: &Value, terminal_width: usize, color: bool) -> Result<String, RenderError> {
+pub fn format_table(
+    title: &str,
+    value: &Value,
+    terminal_width: usize,
+    color: bool,
+) -> Result<String, RenderError> {
     let mut table = MultiTable::default();
     if !build_table(&mut table, Some(title), value, 0)? {
         return Ok(String::new());
@@ -329,12 +355,16 @@ fn build_table(
             } else {
                 for item in items {
                     match item {
-                        scalar if is_scalar(scalar) => table.current()?.add_row(vec![py_str(scalar)])?,
-                        Value::Array(inner) if inner.iter().all(is_scalar) => {
-                            table.current()?.add_row(inner.iter().map(py_str).collect())?
+                        scalar if is_scalar(scalar) => {
+                            table.current()?.add_row(vec![py_str(scalar)])?
                         }
+                        Value::Array(inner) if inner.iter().all(is_scalar) => table
+                            .current()?
+                            .add_row(inner.iter().map(py_str).collect())?,
                         // Iterating a dict yields its keys, which are all scalars.
-                        Value::Object(map) => table.current()?.add_row(map.keys().cloned().collect())?,
+                        Value::Object(map) => {
+                            table.current()?.add_row(map.keys().cloned().collect())?
+                        }
                         other => {
                             build_table(table, None, other, 0)?;
                         }

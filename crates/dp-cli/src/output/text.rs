@@ -35,7 +35,11 @@ fn format_item(
     }
 }
 
-fn format_list(items: &[Value], identifier: Option<&str>, out: &mut String) -> Result<(), RenderError> {
+fn format_list(
+    items: &[Value],
+    identifier: Option<&str>,
+    out: &mut String,
+) -> Result<(), RenderError> {
     if items.is_empty() {
         return Ok(());
     }
@@ -45,7 +49,8 @@ fn format_list(items: &[Value], identifier: Option<&str>, out: &mut String) -> R
             format_item(element, out, identifier, Some(&all_keys))?;
         }
     } else if items.iter().any(Value::is_array) {
-        let (scalars, non_scalars): (Vec<&Value>, Vec<&Value>) = items.iter().partition(|v| !is_container(v));
+        let (scalars, non_scalars): (Vec<&Value>, Vec<&Value>) =
+            items.iter().partition(|v| !is_container(v));
         if !scalars.is_empty() {
             format_scalar_list(&scalars, identifier, out);
         }

@@ -84,7 +84,13 @@ impl Emitter {
         self.indention = true;
     }
 
-    fn write_indicator(&mut self, indicator: &str, need_whitespace: bool, is_whitespace: bool, is_indention: bool) {
+    fn write_indicator(
+        &mut self,
+        indicator: &str,
+        need_whitespace: bool,
+        is_whitespace: bool,
+        is_indention: bool,
+    ) {
         if need_whitespace && !self.whitespace {
             self.put(' ');
         }
@@ -313,7 +319,12 @@ impl Emitter {
                 }
                 spaces = false;
             } else if c == ' ' {
-                if allow_breaks && !spaces && self.column > BEST_WIDTH && i != 0 && i != chars.len() - 1 {
+                if allow_breaks
+                    && !spaces
+                    && self.column > BEST_WIDTH
+                    && i != 0
+                    && i != chars.len() - 1
+                {
                     self.write_indent();
                     if chars.get(i + 1) == Some(&' ') {
                         self.put('\\');
@@ -494,10 +505,14 @@ fn resolves_to(text: &str) -> Resolved {
         return Resolved::Other;
     };
     match first {
-        't' | 'T' | 'f' | 'F' if matches!(text, "true" | "True" | "TRUE" | "false" | "False" | "FALSE") => {
+        't' | 'T' | 'f' | 'F'
+            if matches!(text, "true" | "True" | "TRUE" | "false" | "False" | "FALSE") =>
+        {
             return Resolved::Other;
         }
-        '~' | 'n' | 'N' if matches!(text, "~" | "null" | "Null" | "NULL") => return Resolved::Other,
+        '~' | 'n' | 'N' if matches!(text, "~" | "null" | "Null" | "NULL") => {
+            return Resolved::Other;
+        }
         '<' if text == "<<" => return Resolved::Other,
         '=' if text == "=" => return Resolved::Other,
         _ => {}
@@ -522,20 +537,20 @@ fn all_in(s: &str, f: impl Fn(char) -> bool) -> bool {
 /// `[-+]?0b[0-1_]+ | [-+]?0o?[0-7_]+ | [-+]?[0-9_]+ | [-+]?0x[0-9a-fA-F_]+`
 fn is_int_12(text: &str) -> bool {
     let s = strip_sign(text);
-    if let Some(rest) = s.strip_prefix("0b") {
-        if all_in(rest, |c| c == '0' || c == '1' || c == '_') {
-            return true;
-        }
+    if let Some(rest) = s.strip_prefix("0b")
+        && all_in(rest, |c| c == '0' || c == '1' || c == '_')
+    {
+        return true;
     }
-    if let Some(rest) = s.strip_prefix("0o") {
-        if all_in(rest, |c| ('0'..='7').contains(&c) || c == '_') {
-            return true;
-        }
+    if let Some(rest) = s.strip_prefix("0o")
+        && all_in(rest, |c| ('0'..='7').contains(&c) || c == '_')
+    {
+        return true;
     }
-    if let Some(rest) = s.strip_prefix("0x") {
-        if all_in(rest, |c| c.is_ascii_hexdigit() || c == '_') {
-            return true;
-        }
+    if let Some(rest) = s.strip_prefix("0x")
+        && all_in(rest, |c| c.is_ascii_hexdigit() || c == '_')
+    {
+        return true;
     }
     all_in(s, |c| c.is_ascii_digit() || c == '_')
 }
@@ -570,7 +585,10 @@ fn is_float_12(text: &str) -> bool {
     // [0-9][0-9_]*\.[0-9_]*(e)?   |   [0-9][0-9_]*(e)   |   \.[0-9_]+(e with sign)?
     let (mantissa, exp) = split_exp(s);
     if let Some((int_part, frac)) = mantissa.split_once('.') {
-        if int_part.starts_with(|c: char| c.is_ascii_digit()) && digits_us(int_part) && digits_us(frac) {
+        if int_part.starts_with(|c: char| c.is_ascii_digit())
+            && digits_us(int_part)
+            && digits_us(frac)
+        {
             return exp.as_deref().is_none_or(|e| exponent(e, false));
         }
         if int_part.is_empty() && !frac.is_empty() && digits_us(frac) {
@@ -589,7 +607,14 @@ fn is_timestamp(text: &str) -> bool {
     let b = text.as_bytes();
     let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
     // yyyy-mm-dd alone.
-    if b.len() == 10 && (0..4).all(digit) && b[4] == b'-' && digit(5) && digit(6) && b[7] == b'-' && digit(8) && digit(9)
+    if b.len() == 10
+        && (0..4).all(digit)
+        && b[4] == b'-'
+        && digit(5)
+        && digit(6)
+        && b[7] == b'-'
+        && digit(8)
+        && digit(9)
     {
         return true;
     }

@@ -114,11 +114,19 @@ pub(super) fn eval(node: &Node, value: &Value) -> Result<Value, QueryError> {
         }
         Node::Or(left, right) => {
             let matched = eval(left, value)?;
-            if is_true(&matched) { Ok(matched) } else { eval(right, value) }
+            if is_true(&matched) {
+                Ok(matched)
+            } else {
+                eval(right, value)
+            }
         }
         Node::And(left, right) => {
             let matched = eval(left, value)?;
-            if is_true(&matched) { eval(right, value) } else { Ok(matched) }
+            if is_true(&matched) {
+                eval(right, value)
+            } else {
+                Ok(matched)
+            }
         }
         Node::MultiSelectList(children) => {
             if value.is_null() {
@@ -192,7 +200,12 @@ fn py_index(len: usize, i: i64) -> Option<usize> {
 }
 
 /// The indices selected by Python's `list[start:stop:step]`.
-fn slice_indices(len: usize, start: Option<i64>, stop: Option<i64>, step: Option<i64>) -> Result<Vec<usize>, QueryError> {
+fn slice_indices(
+    len: usize,
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: Option<i64>,
+) -> Result<Vec<usize>, QueryError> {
     let len = len as i64;
     let step = step.unwrap_or(1);
     if step == 0 {
@@ -203,10 +216,18 @@ fn slice_indices(len: usize, start: Option<i64>, stop: Option<i64>, step: Option
             None => default,
             Some(v) if v < 0 => {
                 let v = v.saturating_add(len);
-                if v < 0 { if step < 0 { -1 } else { 0 } } else { v }
+                if v < 0 {
+                    if step < 0 { -1 } else { 0 }
+                } else {
+                    v
+                }
             }
             Some(v) if v >= len => {
-                if step < 0 { len - 1 } else { len }
+                if step < 0 {
+                    len - 1
+                } else {
+                    len
+                }
             }
             Some(v) => v,
         }
@@ -267,10 +288,14 @@ fn num_value(n: PyNum) -> Value {
             } else if let Ok(u) = u64::try_from(i) {
                 Value::from(u)
             } else {
-                Number::from_f64(i as f64).map(Value::Number).unwrap_or(Value::Null)
+                Number::from_f64(i as f64)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
             }
         }
-        PyNum::Float(f) => Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
+        PyNum::Float(f) => Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
     }
 }
 
@@ -293,7 +318,9 @@ fn py_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Null, Value::Null) => true,
         (Value::String(x), Value::String(y)) => x == y,
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q)),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q))
+        }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
         }
@@ -307,7 +334,12 @@ fn py_eq(a: &Value, b: &Value) -> bool {
 /// jmespath.py's `_equals`: like Python `==`, except that 0 and 1 never equal false and true.
 fn jmes_equals(a: &Value, b: &Value) -> bool {
     let special = |x: &Value, y: &Value| {
-        matches!(x, Value::Number(_)) && py_num(x).is_some_and(|n| matches!(num_cmp(n, PyNum::Int(0)), Some(Ordering::Equal)) || matches!(num_cmp(n, PyNum::Int(1)), Some(Ordering::Equal))) && y.is_boolean()
+        matches!(x, Value::Number(_))
+            && py_num(x).is_some_and(|n| {
+                matches!(num_cmp(n, PyNum::Int(0)), Some(Ordering::Equal))
+                    || matches!(num_cmp(n, PyNum::Int(1)), Some(Ordering::Equal))
+            })
+            && y.is_boolean()
     };
     if special(a, b) || special(b, a) {
         return false;
@@ -479,7 +511,12 @@ fn validate(name: &str, args: &[Arg<'_>], signature: &[Param]) -> Result<(), Que
         }
         let actual = arg.type_name();
         if !allowed.contains(&actual) {
-            return Err(type_error(name, &arg.display(), jmespath_type(actual), param.0));
+            return Err(type_error(
+                name,
+                &arg.display(),
+                jmespath_type(actual),
+                param.0,
+            ));
         }
         if subtypes.is_empty() {
             continue;
@@ -514,7 +551,9 @@ fn validate(name: &str, args: &[Arg<'_>], signature: &[Param]) -> Result<(), Que
 /// Python ordering of two values already known to be numbers or strings.
 fn py_order(a: &Value, b: &Value, op: &str) -> Result<Ordering, QueryError> {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => Ok(num_cmp(num_of(x), num_of(y)).unwrap_or(Ordering::Equal)),
+        (Value::Number(x), Value::Number(y)) => {
+            Ok(num_cmp(num_of(x), num_of(y)).unwrap_or(Ordering::Equal))
+        }
         (Value::String(x), Value::String(y)) => Ok(x.cmp(y)),
         _ => Err(runtime(format!(
             "'{op}' not supported between instances of '{}' and '{}'",
@@ -552,16 +591,28 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
             };
             Ok(num_value(PyNum::Float(total / items.len() as f64)))
         }
-        "sum" => Ok(num_value(sum(v(0).as_array().map(Vec::as_slice).unwrap_or(&[])))),
+        "sum" => Ok(num_value(sum(v(0)
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])))),
         "ceil" | "floor" => Ok(match py_num(v(0)) {
             Some(PyNum::Int(i)) => num_value(PyNum::Int(i)),
             Some(PyNum::Float(f)) => {
                 let r = if name == "ceil" { f.ceil() } else { f.floor() };
-                if r.abs() < 9.0e18 { num_value(PyNum::Int(r as i128)) } else { num_value(PyNum::Float(r)) }
+                if r.abs() < 9.0e18 {
+                    num_value(PyNum::Int(r as i128))
+                } else {
+                    num_value(PyNum::Float(r))
+                }
             }
             None => Value::Null,
         }),
-        "not_null" => Ok(args.iter().map(Arg::value).find(|a| !a.is_null()).cloned().unwrap_or(Value::Null)),
+        "not_null" => Ok(args
+            .iter()
+            .map(Arg::value)
+            .find(|a| !a.is_null())
+            .cloned()
+            .unwrap_or(Value::Null)),
         "to_array" => Ok(match v(0) {
             Value::Array(_) => v(0).clone(),
             other => Value::Array(vec![other.clone()]),
@@ -575,7 +626,9 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
             Value::String(s) => to_number(s),
             _ => Value::Null,
         }),
-        "type" => Ok(Value::String(jmespath_type(python_type_name(v(0))).to_string())),
+        "type" => Ok(Value::String(
+            jmespath_type(python_type_name(v(0))).to_string(),
+        )),
         "contains" => match v(0) {
             Value::String(subject) => match v(1) {
                 Value::String(search) => Ok(Value::Bool(subject.contains(search.as_str()))),
@@ -632,7 +685,11 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
                     None => item,
                     Some(b) => {
                         let ord = py_order(item, b, if name == "max" { ">" } else { "<" })?;
-                        let better = if name == "max" { ord == Ordering::Greater } else { ord == Ordering::Less };
+                        let better = if name == "max" {
+                            ord == Ordering::Greater
+                        } else {
+                            ord == Ordering::Less
+                        };
                         if better { item } else { b }
                     }
                 });
@@ -665,9 +722,15 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
             }
         }
         "keys" => Ok(Value::Array(
-            v(0).as_object().map(|m| m.keys().cloned().map(Value::String).collect()).unwrap_or_default(),
+            v(0).as_object()
+                .map(|m| m.keys().cloned().map(Value::String).collect())
+                .unwrap_or_default(),
         )),
-        "values" => Ok(Value::Array(v(0).as_object().map(|m| m.values().cloned().collect()).unwrap_or_default())),
+        "values" => Ok(Value::Array(
+            v(0).as_object()
+                .map(|m| m.values().cloned().collect())
+                .unwrap_or_default(),
+        )),
         "sort_by" => {
             let items = v(0).as_array().cloned().unwrap_or_default();
             if items.is_empty() {
@@ -677,7 +740,12 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
             let first_key = eval(node, &items[0])?;
             let required = jmespath_type(python_type_name(&first_key));
             if required != "number" && required != "string" {
-                return Err(type_error("sort_by", &py_str(&items[0]), required, &["string", "number"]));
+                return Err(type_error(
+                    "sort_by",
+                    &py_str(&items[0]),
+                    required,
+                    &["string", "number"],
+                ));
             }
             let mut keyed = Vec::with_capacity(items.len());
             for item in items {
@@ -693,7 +761,9 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
             });
             match error {
                 Some(e) => Err(e),
-                None => Ok(Value::Array(keyed.into_iter().map(|(_, item)| item).collect())),
+                None => Ok(Value::Array(
+                    keyed.into_iter().map(|(_, item)| item).collect(),
+                )),
             }
         }
         "min_by" | "max_by" => {
@@ -705,10 +775,18 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
                 best = Some(match best {
                     None => (key, item),
                     Some((best_key, best_item)) => {
-                        let ord = py_order(&key, &best_key, if name == "max_by" { ">" } else { "<" })?;
-                        let better =
-                            if name == "max_by" { ord == Ordering::Greater } else { ord == Ordering::Less };
-                        if better { (key, item) } else { (best_key, best_item) }
+                        let ord =
+                            py_order(&key, &best_key, if name == "max_by" { ">" } else { "<" })?;
+                        let better = if name == "max_by" {
+                            ord == Ordering::Greater
+                        } else {
+                            ord == Ordering::Less
+                        };
+                        if better {
+                            (key, item)
+                        } else {
+                            (best_key, best_item)
+                        }
                     }
                 });
             }
@@ -718,7 +796,12 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
     }
 }
 
-fn key_of(node: &Node, item: &Value, allowed: &[&str], function: &str) -> Result<Value, QueryError> {
+fn key_of(
+    node: &Node,
+    item: &Value,
+    allowed: &[&str],
+    function: &str,
+) -> Result<Value, QueryError> {
     let key = eval(node, item)?;
     let t = jmespath_type(python_type_name(&key));
     if !allowed.contains(&t) {
@@ -747,10 +830,11 @@ fn to_number(s: &str) -> Value {
     let plain = strip_underscores(trimmed);
     if let Some(digits) = plain.as_deref() {
         let unsigned = digits.strip_prefix(['+', '-']).unwrap_or(digits);
-        if !unsigned.is_empty() && unsigned.chars().all(|c| c.is_ascii_digit()) {
-            if let Ok(i) = digits.parse::<i128>() {
-                return num_value(PyNum::Int(i));
-            }
+        if !unsigned.is_empty()
+            && unsigned.chars().all(|c| c.is_ascii_digit())
+            && let Ok(i) = digits.parse::<i128>()
+        {
+            return num_value(PyNum::Int(i));
         }
         let lower = digits.to_ascii_lowercase();
         let body = lower.strip_prefix(['+', '-']).unwrap_or(&lower);
@@ -758,10 +842,12 @@ fn to_number(s: &str) -> Value {
             // Python returns inf/nan, which JSON cannot hold; null is the nearest printable answer.
             return Value::Null;
         }
-        if body.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-')) {
-            if let Ok(f) = digits.parse::<f64>() {
-                return num_value(PyNum::Float(f));
-            }
+        if body
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-'))
+            && let Ok(f) = digits.parse::<f64>()
+        {
+            return num_value(PyNum::Float(f));
         }
     }
     Value::Null

@@ -175,7 +175,13 @@ fn lexer_error(expression: &str, position: usize, message: String) -> QueryError
     }
 }
 
-fn parse_error(expression: &str, position: usize, token_text: &str, token_kind: Kind, msg: &str) -> QueryError {
+fn parse_error(
+    expression: &str,
+    position: usize,
+    token_text: &str,
+    token_kind: Kind,
+    msg: &str,
+) -> QueryError {
     let underline = format!("{}^", " ".repeat(position + 1));
     QueryError {
         kind: QueryErrorKind::Syntax,
@@ -192,7 +198,9 @@ fn incomplete_error(expression: &str) -> QueryError {
     let underline = format!("{}^", " ".repeat(position + 1));
     QueryError {
         kind: QueryErrorKind::Syntax,
-        message: format!("Invalid jmespath expression: Incomplete expression:\n\"{expression}\"\n{underline}"),
+        message: format!(
+            "Invalid jmespath expression: Incomplete expression:\n\"{expression}\"\n{underline}"
+        ),
         column: Some(position),
     }
 }
@@ -307,10 +315,16 @@ impl<'a> Lexer<'a> {
                 let start = lx.position;
                 let buff = lx.consume_number();
                 if c == '-' && buff.len() == 1 {
-                    return Err(lexer_error(expression, start, format!("Unknown token '{buff}'")));
+                    return Err(lexer_error(
+                        expression,
+                        start,
+                        format!("Unknown token '{buff}'"),
+                    ));
                 }
                 // Python ints are unbounded; saturating keeps index and slice results the same.
-                let n = buff.parse::<i64>().unwrap_or(if c == '-' { i64::MIN } else { i64::MAX });
+                let n = buff
+                    .parse::<i64>()
+                    .unwrap_or(if c == '-' { i64::MIN } else { i64::MAX });
                 tokens.push(Token {
                     kind: Kind::Number,
                     text: n.to_string(),
@@ -330,11 +344,23 @@ impl<'a> Lexer<'a> {
                     tokens.push(Self::simple(Kind::Eq, "==", lx.position - 1));
                     lx.next();
                 } else {
-                    let position = if lx.current.is_none() { lx.position } else { lx.position - 1 };
-                    return Err(lexer_error(expression, position, "Unknown token '='".to_string()));
+                    let position = if lx.current.is_none() {
+                        lx.position
+                    } else {
+                        lx.position - 1
+                    };
+                    return Err(lexer_error(
+                        expression,
+                        position,
+                        "Unknown token '='".to_string(),
+                    ));
                 }
             } else {
-                return Err(lexer_error(expression, lx.position, format!("Unknown token {c}")));
+                return Err(lexer_error(
+                    expression,
+                    lx.position,
+                    format!("Unknown token {c}"),
+                ));
             }
         }
         tokens.push(Self::simple(Kind::Eof, "", lx.chars.len()));
@@ -363,7 +389,11 @@ impl<'a> Lexer<'a> {
                 self.next();
             }
             let Some(c) = self.current else {
-                return Err(lexer_error(self.expression, start, format!("Unclosed {delimiter} delimiter")));
+                return Err(lexer_error(
+                    self.expression,
+                    start,
+                    format!("Unclosed {delimiter} delimiter"),
+                ));
             };
             buff.push(c);
             self.next();
@@ -380,7 +410,13 @@ impl<'a> Lexer<'a> {
             // JEP-12 deprecation period: an invalid JSON literal is read as a JSON string.
             Err(_) => match parse_json(&format!("\"{}\"", lexeme.trim_start())) {
                 Ok(v) => v,
-                Err(_) => return Err(lexer_error(self.expression, start, format!("Bad token {lexeme}"))),
+                Err(_) => {
+                    return Err(lexer_error(
+                        self.expression,
+                        start,
+                        format!("Bad token {lexeme}"),
+                    ));
+                }
             },
         };
         Ok(Token {
@@ -401,7 +437,11 @@ impl<'a> Lexer<'a> {
                 value: TokenValue::Str(s),
                 start,
             }),
-            _ => Err(lexer_error(self.expression, start, json_string_error(&lexeme))),
+            _ => Err(lexer_error(
+                self.expression,
+                start,
+                json_string_error(&lexeme),
+            )),
         }
     }
 
@@ -497,7 +537,13 @@ impl Parser<'_> {
     }
 
     fn error_for(&self, token: &Token, reason: &str) -> QueryError {
-        parse_error(self.expression, token.start, &token.text, token.kind, reason)
+        parse_error(
+            self.expression,
+            token.start,
+            &token.text,
+            token.kind,
+            reason,
+        )
     }
 
     fn error_maybe_eof(&self, expected: &str) -> QueryError {
@@ -505,7 +551,10 @@ impl Parser<'_> {
         if token.kind == Kind::Eof {
             return incomplete_error(self.expression);
         }
-        self.error_for(token, &format!("Expecting: {expected}, got: {}", token.kind.name()))
+        self.error_for(
+            token,
+            &format!("Expecting: {expected}, got: {}", token.kind.name()),
+        )
     }
 
     fn expect(&mut self, kind: Kind) -> Result<(), QueryError> {
@@ -576,7 +625,10 @@ impl Parser<'_> {
                 } else {
                     self.projection_rhs(Kind::Star.binding_power())?
                 };
-                Ok(Node::ValueProjection(Box::new(Node::Identity), Box::new(right)))
+                Ok(Node::ValueProjection(
+                    Box::new(Node::Identity),
+                    Box::new(right),
+                ))
             }
             Kind::Filter => self.led_filter(Node::Identity),
             Kind::Lbrace => self.multi_select_hash(),
@@ -587,7 +639,10 @@ impl Parser<'_> {
             }
             Kind::Flatten => {
                 let right = self.projection_rhs(Kind::Flatten.binding_power())?;
-                Ok(Node::Projection(Box::new(Node::Flatten(Box::new(Node::Identity))), Box::new(right)))
+                Ok(Node::Projection(
+                    Box::new(Node::Flatten(Box::new(Node::Identity))),
+                    Box::new(right),
+                ))
             }
             Kind::Not => {
                 let expr = self.expression(Kind::Not.binding_power())?;
@@ -650,7 +705,9 @@ impl Parser<'_> {
                 let Node::Field(name) = left else {
                     // The token before '(' names the "function".
                     let prev = self.tokens[self.index.saturating_sub(2)].clone();
-                    return Err(self.error_for(&prev, &format!("Invalid function name '{}'", prev.text)));
+                    return Err(
+                        self.error_for(&prev, &format!("Invalid function name '{}'", prev.text))
+                    );
                 };
                 let mut args = Vec::new();
                 while self.current() != Kind::Rparen {
@@ -674,11 +731,18 @@ impl Parser<'_> {
                     _ => Comparator::Lte,
                 };
                 let right = self.expression(kind.binding_power())?;
-                Ok(Node::Comparator(comparator, Box::new(left), Box::new(right)))
+                Ok(Node::Comparator(
+                    comparator,
+                    Box::new(left),
+                    Box::new(right),
+                ))
             }
             Kind::Flatten => {
                 let right = self.projection_rhs(Kind::Flatten.binding_power())?;
-                Ok(Node::Projection(Box::new(Node::Flatten(Box::new(left))), Box::new(right)))
+                Ok(Node::Projection(
+                    Box::new(Node::Flatten(Box::new(left))),
+                    Box::new(right),
+                ))
             }
             Kind::Lbracket => {
                 if matches!(self.current(), Kind::Number | Kind::Colon) {
@@ -712,7 +776,11 @@ impl Parser<'_> {
         } else {
             self.projection_rhs(Kind::Filter.binding_power())?
         };
-        Ok(Node::FilterProjection(Box::new(left), Box::new(right), Box::new(condition)))
+        Ok(Node::FilterProjection(
+            Box::new(left),
+            Box::new(right),
+            Box::new(condition),
+        ))
     }
 
     fn index_expression(&mut self) -> Result<Node, QueryError> {
@@ -779,7 +847,10 @@ impl Parser<'_> {
         let mut pairs = Vec::new();
         loop {
             let key_token = self.token(0).clone();
-            if !matches!(self.current(), Kind::QuotedIdentifier | Kind::UnquotedIdentifier) {
+            if !matches!(
+                self.current(),
+                Kind::QuotedIdentifier | Kind::UnquotedIdentifier
+            ) {
                 return Err(self.error_maybe_eof("['quoted_identifier', 'unquoted_identifier']"));
             }
             self.advance();
@@ -813,7 +884,9 @@ impl Parser<'_> {
 
     fn dot_rhs(&mut self, binding_power: u8) -> Result<Node, QueryError> {
         match self.current() {
-            Kind::QuotedIdentifier | Kind::UnquotedIdentifier | Kind::Star => self.expression(binding_power),
+            Kind::QuotedIdentifier | Kind::UnquotedIdentifier | Kind::Star => {
+                self.expression(binding_power)
+            }
             Kind::Lbracket => {
                 self.expect(Kind::Lbracket)?;
                 self.multi_select_list()

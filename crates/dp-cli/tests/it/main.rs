@@ -1,0 +1,3 @@
+//! Integration tests of dp-cli, one module per area.
+
+mod output;
