@@ -5,6 +5,7 @@
 //! dependencies are few so that `cargo xtask` starts quickly on a cold machine.
 
 mod codegen;
+mod demo;
 mod import_model;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ tasks:
                         through python3) and write crates/dp-model/model/datapipeline.json
   codegen [--check]     generate crates/dp-model/src/generated.rs from the committed model;
                         --check fails if the committed file is stale
+  demo                  start dp-local and run a whole task life with dp against it (no AWS account needed)
 ";
 
 fn main() -> Result<()> {
@@ -38,6 +40,7 @@ fn main() -> Result<()> {
             };
             codegen::run(check)
         }
+        "demo" => demo::run(),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

@@ -1,1 +1,348 @@
-//! Not built yet: the `dp` command line is filled by its own issue.
+//! The `dp` command line: `aws datapipeline` in native Rust.
+//!
+//! [`run`] is the whole program: arguments → [`cli::Request`] (clap, built generically from the model) →
+//! input value ([`params`]: paramfiles, shorthand or JSON, `--cli-input-json`, validation) → one or more calls
+//! through `dp_wire` ([`paginate`]) → output ([`output`]). Anything that needs no request (skeletons, help,
+//! input errors) returns before credentials or the network are touched. This crate is the only one that knows
+//! clap; it composes the others and does not reimplement them.
+
+pub mod cli;
+pub mod error;
+pub mod output;
+pub mod paginate;
+pub mod params;
+pub mod settings;
+
+use std::ffi::OsString;
+use std::io::Write as _;
+
+use dp_model::Operation;
+use serde_json::Value;
+
+use crate::cli::{Invocation, Request};
+use crate::error::{CliError, exit};
+use crate::settings::GlobalSettings;
+
+/// Runs dp with `args` (including the program name) and returns the exit code.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let mut stdout = String::new();
+    let code = match run_inner(args, &mut stdout) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            write_out(&stdout);
+            stdout.clear();
+            let _ = std::io::stderr().write_all(e.render().as_bytes());
+            e.code
+        }
+    };
+    if !write_out(&stdout) {
+        return exit::OTHER;
+    }
+    code
+}
+
+/// Writes to stdout; a closed pipe counts as success (`dp … | head`).
+fn write_out(text: &str) -> bool {
+    if text.is_empty() {
+        return true;
+    }
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::BrokenPipe,
+    }
+}
+
+fn parse_args(args: Vec<OsString>) -> Result<Request, CliError> {
+    // `dp help` and `dp <command> help`, as the AWS CLI spells them.
+    let strings: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if strings.last().map(String::as_str) == Some("help") {
+        let mut cmd = cli::command();
+        let help = match strings
+            .get(1)
+            .and_then(|name| dp_model::operation_by_cli_name(name))
+        {
+            Some(op) if strings.len() == 3 => cli::operation_command(op)
+                .bin_name(format!("dp {}", op.cli_name))
+                .render_long_help()
+                .to_string(),
+            _ => cmd.render_long_help().to_string(),
+        };
+        return Ok(Request::Help(help));
+    }
+    let matches = cli::command()
+        .try_get_matches_from(args)
+        .map_err(clap_error)?;
+    if matches.get_flag("version") {
+        return Ok(Request::Version);
+    }
+    let settings = GlobalSettings::from_matches(&matches).map_err(CliError::argument)?;
+    match matches.subcommand() {
+        Some(("completion", m)) => Ok(Request::Completion(
+            m.get_one::<String>("shell").cloned().unwrap_or_default(),
+        )),
+        Some((name, m)) => {
+            let op =
+                dp_model::operation_by_cli_name(name).expect("every subcommand is an operation");
+            Ok(Request::Run(settings, cli::invocation(op, m)))
+        }
+        None => Err(CliError::argument(
+            "the following arguments are required: command",
+        )),
+    }
+}
+
+fn clap_error(e: clap::Error) -> CliError {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => CliError {
+            message: e.to_string(),
+            code: exit::OK,
+            with_usage: false,
+        },
+        ErrorKind::UnknownArgument => {
+            let arg = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            CliError::argument(format!("Unknown options: {arg}"))
+        }
+        ErrorKind::InvalidSubcommand => {
+            let name = match e.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let mut msg = format!("argument command: Invalid choice, valid choices are:\n\n");
+            for op in dp_model::operations() {
+                msg.push_str(&format!("{}\n", op.cli_name));
+            }
+            if let Some(ContextValue::Strings(s)) = e.get(ContextKind::SuggestedSubcommand) {
+                msg = format!(
+                    "Invalid choice: '{name}', maybe you meant:\n\n  * {}",
+                    s.join("\n  * ")
+                );
+            }
+            CliError::argument(msg)
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
+            CliError::argument(first)
+        }
+    }
+}
+
+fn run_inner(args: Vec<OsString>, stdout: &mut String) -> Result<(), CliError> {
+    match parse_args(args)? {
+        Request::Version => {
+            stdout.push_str(&format!(
+                "dp/{} (aws-cli datapipeline compatible) {}/{}\n",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ));
+            Ok(())
+        }
+        Request::Help(text) => {
+            stdout.push_str(&text);
+            Ok(())
+        }
+        Request::Completion(shell) => {
+            let shell: clap_complete::Shell = shell
+                .parse()
+                .map_err(|_| CliError::argument(format!("unknown shell {shell}")))?;
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cli::command(), "dp", &mut buf);
+            stdout.push_str(&String::from_utf8_lossy(&buf));
+            Ok(())
+        }
+        Request::Run(settings, inv) => run_operation(&settings, &inv, stdout),
+    }
+}
+
+fn missing_required(inv: &Invocation) -> Vec<String> {
+    let op = inv.operation;
+    op.input
+        .map(|s| s.members())
+        .unwrap_or_default()
+        .iter()
+        .filter(|m| m.required && !inv.values.iter().any(|(g, _)| g.name == m.name))
+        .map(|m| format!("--{}", cli::option_name(op, m)))
+        .collect()
+}
+
+fn parse_count(name: &str, v: &Option<String>) -> Result<Option<usize>, CliError> {
+    v.as_ref()
+        .map(|s| {
+            s.trim().parse::<usize>().map_err(|_| {
+                CliError::argument(format!("argument --{name}: invalid int value: '{s}'"))
+            })
+        })
+        .transpose()
+}
+
+fn run_operation(
+    settings: &GlobalSettings,
+    inv: &Invocation,
+    stdout: &mut String,
+) -> Result<(), CliError> {
+    let op: &'static Operation = inv.operation;
+    if let Some(kind @ (dp_skeleton::Kind::Input | dp_skeleton::Kind::YamlInput)) = inv.skeleton {
+        stdout.push_str(&dp_skeleton::render(op, kind).unwrap_or_default());
+        return Ok(());
+    }
+    if inv.cli_input.is_none() {
+        let missing = missing_required(inv);
+        if !missing.is_empty() {
+            return Err(CliError::argument(format!(
+                "the following arguments are required: {}",
+                missing.join(", ")
+            )));
+        }
+    }
+    let max_items = parse_count("max-items", &inv.max_items)?;
+    let page_size = parse_count("page-size", &inv.page_size)?;
+    if settings.no_paginate
+        && (max_items.is_some() || inv.starting_token.is_some() || page_size.is_some())
+    {
+        let mut given = Vec::new();
+        if inv.starting_token.is_some() {
+            given.push("--starting-token");
+        }
+        if max_items.is_some() {
+            given.push("--max-items");
+        }
+        if page_size.is_some() {
+            given.push("--page-size");
+        }
+        return Err(CliError::usage(format!(
+            "Error during pagination: Cannot specify --no-paginate along with pagination arguments: {}",
+            given.join(", ")
+        )));
+    }
+    let mut input = params::build_input(inv)?;
+    if let (Some(size), Some(p)) = (page_size, &op.paginator) {
+        if let Some(limit) = p.limit_key {
+            input[limit] = Value::from(size);
+        }
+    }
+    let client = dp_wire::Client::new(wire_settings(settings))?;
+    let format = output_format(settings, &client);
+    let render_opts =
+        output::RenderOptions::new(&format, settings.query.as_deref(), color(settings))
+            .map_err(|e| CliError::usage(e.to_string()))?;
+
+    if inv.skeleton == Some(dp_skeleton::Kind::Output) {
+        let sample = dp_skeleton::output_sample(op).unwrap_or(Value::Object(Default::default()));
+        stdout.push_str(
+            &output::render(op.name, &sample, &render_opts)
+                .map_err(|e| CliError::usage(e.to_string()))?,
+        );
+        return Ok(());
+    }
+    if let Some(shape) = op.input {
+        params::serialize_timestamps(shape, &mut input);
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::other(e.to_string(), exit::OTHER))?;
+    let mut call = |input: &Value| -> Result<Value, CliError> {
+        let raw = runtime.block_on(client.call_json(op, input))?;
+        Ok(match op.output {
+            Some(shape) => {
+                params::shape_output(shape, &raw).unwrap_or(Value::Object(Default::default()))
+            }
+            None => Value::Object(Default::default()),
+        })
+    };
+
+    // Setting the marker or limit option directly turns automatic pagination off, as in the CLI.
+    let manual_paging = inv.values.iter().any(|(m, _)| {
+        op.paginator
+            .as_ref()
+            .is_some_and(|p| m.name == p.input_token || Some(m.name) == p.limit_key)
+    });
+    let result = match &op.paginator {
+        Some(p) if !settings.no_paginate && !manual_paging => {
+            let (start_marker, skip) = inv
+                .starting_token
+                .as_deref()
+                .map(paginate::decode_token)
+                .unwrap_or((None, 0));
+            let opts = paginate::PageOptions {
+                max_items,
+                start_marker,
+                skip,
+            };
+            let (pages, resume) = paginate::paginate(op, p, &input, &opts, &mut call)?;
+            stdout.push_str(
+                &output::render_pages(
+                    op.name,
+                    p.result_key,
+                    &pages,
+                    resume.as_deref(),
+                    &render_opts,
+                )
+                .map_err(|e| CliError::usage(e.to_string()))?,
+            );
+            return Ok(());
+        }
+        _ => call(&input)?,
+    };
+    stdout.push_str(
+        &output::render(op.name, &result, &render_opts)
+            .map_err(|e| CliError::usage(e.to_string()))?,
+    );
+    Ok(())
+}
+
+fn wire_settings(s: &GlobalSettings) -> dp_wire::Settings {
+    dp_wire::Settings {
+        region: s.region.clone(),
+        profile: s.profile.clone(),
+        endpoint_url: s.endpoint_url.clone(),
+        no_sign_request: s.no_sign_request,
+        no_verify_ssl: s.no_verify_ssl,
+        ca_bundle: s.ca_bundle.clone(),
+        connect_timeout: s.connect_timeout,
+        read_timeout: s.read_timeout,
+        debug: s.debug,
+        ..Default::default()
+    }
+}
+
+/// `--output`, then `AWS_DEFAULT_OUTPUT`, then the profile's `output`, then json.
+fn output_format(s: &GlobalSettings, client: &dp_wire::Client) -> String {
+    if let Some(o) = &s.output {
+        return o.clone();
+    }
+    if let Ok(o) = std::env::var("AWS_DEFAULT_OUTPUT") {
+        if !o.is_empty() {
+            return o;
+        }
+    }
+    client
+        .profile_setting("output")
+        .unwrap_or_else(|| "json".into())
+}
+
+fn color(s: &GlobalSettings) -> bool {
+    use std::io::IsTerminal as _;
+    match s.color.as_deref() {
+        Some("on") => true,
+        Some("off") => false,
+        _ => std::io::stdout().is_terminal(),
+    }
+}

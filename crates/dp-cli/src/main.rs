@@ -1,6 +1,5 @@
-//! The `dp` binary. Not built yet.
+//! The `dp` binary: hands the arguments to the library and exits with its code.
 
 fn main() {
-    eprintln!("dp: not built yet; see dp-skeleton");
-    std::process::exit(255);
+    std::process::exit(dp_cli::run(std::env::args_os().collect()));
 }

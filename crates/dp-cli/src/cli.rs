@@ -1,0 +1,245 @@
+//! The command line, built from the model: one generic subcommand per operation.
+//!
+//! Nothing here is written per operation. Each input member of an operation becomes an option named as the AWS
+//! CLI names it (kebab case, plus the CLI's two renames); lists take zero or more values, booleans are
+//! `--x`/`--no-x` pairs, a repeated option replaces its earlier value. The result is an [`Invocation`]: plain data,
+//! no clap types, which the rest of the crate works from.
+
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use dp_model::{Member, Operation, ShapeKind};
+
+use crate::settings::{GlobalSettings, global_args};
+
+/// The option name of an input member (`--task-id`), including the CLI's renames of names that clash with globals.
+pub fn option_name(op: &Operation, member: &Member) -> &'static str {
+    match (op.name, member.name) {
+        ("QueryObjects", "query") => "objects-query",
+        ("GetPipelineDefinition", "version") => "pipeline-version",
+        _ => member.cli_name,
+    }
+}
+
+/// A value as given on the command line, before any parsing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawValue {
+    /// A scalar or structure option: one token.
+    One(String),
+    /// A list option: every token after the option.
+    Many(Vec<String>),
+    /// A boolean flag pair.
+    Flag(bool),
+}
+
+/// One command to run, as plain data.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The operation.
+    pub operation: &'static Operation,
+    /// The members given, in model order.
+    pub values: Vec<(&'static Member, RawValue)>,
+    /// `--cli-input-json` or `--cli-input-yaml`: (option name, raw value).
+    pub cli_input: Option<(&'static str, String)>,
+    /// `--generate-cli-skeleton` and its kind.
+    pub skeleton: Option<dp_skeleton::Kind>,
+    /// `--starting-token`.
+    pub starting_token: Option<String>,
+    /// `--max-items`.
+    pub max_items: Option<String>,
+    /// `--page-size`.
+    pub page_size: Option<String>,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Request {
+    /// `--version`.
+    Version,
+    /// Help text to print.
+    Help(String),
+    /// An operation.
+    Run(GlobalSettings, Invocation),
+    /// Shell completion script.
+    Completion(String),
+}
+
+fn member_help(member: &Member) -> String {
+    let mut help = dp_skeleton::describe_shape(member.shape);
+    if member.required {
+        help.insert_str(0, "[required] ");
+    }
+    help
+}
+
+/// The subcommand of one operation.
+pub fn operation_command(op: &'static Operation) -> Command {
+    let mut cmd = Command::new(op.cli_name).about(format!("Calls the {} operation.", op.name));
+    if let Some(input) = op.input {
+        for member in input.members() {
+            let name = option_name(op, member);
+            match member.shape.kind {
+                ShapeKind::Boolean => {
+                    let no = format!("no-{name}");
+                    cmd = cmd
+                        .arg(
+                            Arg::new(name)
+                                .long(name)
+                                .action(ArgAction::SetTrue)
+                                .overrides_with(no.clone())
+                                .help(member_help(member)),
+                        )
+                        .arg(
+                            Arg::new(no.clone())
+                                .long(no)
+                                .action(ArgAction::SetTrue)
+                                .overrides_with(name)
+                                .help(format!("Sets {} to false.", member.name)),
+                        );
+                }
+                ShapeKind::List(_) => {
+                    cmd = cmd.arg(
+                        Arg::new(name)
+                            .long(name)
+                            .num_args(0..)
+                            .action(ArgAction::Set)
+                            .value_name("VALUE")
+                            .allow_hyphen_values(false)
+                            .help(member_help(member)),
+                    );
+                }
+                _ => {
+                    cmd = cmd.arg(
+                        Arg::new(name)
+                            .long(name)
+                            .num_args(1)
+                            .action(ArgAction::Set)
+                            .value_name("VALUE")
+                            .help(member_help(member)),
+                    );
+                }
+            }
+        }
+    }
+    cmd = cmd
+        .arg(Arg::new("cli-input-json").long("cli-input-json").num_args(1).value_name("JSON").help("Read the input from JSON (inline or file://); command-line options win per top-level key."))
+        .arg(Arg::new("cli-input-yaml").long("cli-input-yaml").num_args(1).value_name("YAML").help("Read the input from YAML (inline or file://)."))
+        .arg(
+            Arg::new("generate-cli-skeleton")
+                .long("generate-cli-skeleton")
+                .num_args(0..=1)
+                .default_missing_value("input")
+                .value_parser(["input", "output", "yaml-input"])
+                .help("Print a skeleton of the input (input, yaml-input) or sample output (output) and exit."),
+        );
+    if let Some(p) = &op.paginator {
+        cmd = cmd
+            .arg(
+                Arg::new("starting-token")
+                    .long("starting-token")
+                    .num_args(1)
+                    .help("Continue from a NextToken that an earlier --max-items output printed."),
+            )
+            .arg(
+                Arg::new("max-items")
+                    .long("max-items")
+                    .num_args(1)
+                    .help("Print at most this many items in all (prints a NextToken to continue)."),
+            );
+        if p.limit_key.is_some() {
+            cmd = cmd.arg(
+                Arg::new("page-size")
+                    .long("page-size")
+                    .num_args(1)
+                    .help("Ask the service for pages of this many items."),
+            );
+        }
+    }
+    cmd
+}
+
+/// The whole command tree.
+pub fn command() -> Command {
+    let mut root = Command::new("dp")
+        .about("dp: the AWS Data Pipeline command line, in native Rust")
+        .version(env!("CARGO_PKG_VERSION"))
+        .disable_version_flag(true)
+        .args_override_self(true)
+        .subcommand_required(false)
+        .args(global_args());
+    for op in dp_model::operations() {
+        root = root.subcommand(operation_command(op));
+    }
+    root.subcommand(
+        Command::new("completion")
+            .about("Print a shell completion script.")
+            .arg(Arg::new("shell").required(true).value_parser([
+                "bash",
+                "zsh",
+                "fish",
+                "powershell",
+                "elvish",
+            ])),
+    )
+}
+
+/// Reads the invocation out of parsed arguments.
+pub fn invocation(op: &'static Operation, m: &ArgMatches) -> Invocation {
+    let mut values = Vec::new();
+    if let Some(input) = op.input {
+        for member in input.members() {
+            let name = option_name(op, member);
+            let raw = match member.shape.kind {
+                ShapeKind::Boolean => {
+                    if m.get_flag(name) {
+                        Some(RawValue::Flag(true))
+                    } else if m.get_flag(&format!("no-{name}")) {
+                        Some(RawValue::Flag(false))
+                    } else {
+                        None
+                    }
+                }
+                ShapeKind::List(_) => {
+                    if m.contains_id(name)
+                        && m.value_source(name) == Some(clap::parser::ValueSource::CommandLine)
+                    {
+                        Some(RawValue::Many(
+                            m.get_many::<String>(name)
+                                .map(|v| v.cloned().collect())
+                                .unwrap_or_default(),
+                        ))
+                    } else {
+                        None
+                    }
+                }
+                _ => m.get_one::<String>(name).cloned().map(RawValue::One),
+            };
+            if let Some(raw) = raw {
+                values.push((member, raw));
+            }
+        }
+    }
+    let cli_input = m
+        .get_one::<String>("cli-input-json")
+        .map(|v| ("cli-input-json", v.clone()))
+        .or_else(|| {
+            m.get_one::<String>("cli-input-yaml")
+                .map(|v| ("cli-input-yaml", v.clone()))
+        });
+    let get = |id: &str| {
+        if op.paginator.is_some() && m.try_contains_id(id).unwrap_or(false) {
+            m.get_one::<String>(id).cloned()
+        } else {
+            None
+        }
+    };
+    Invocation {
+        operation: op,
+        values,
+        cli_input,
+        skeleton: m
+            .get_one::<String>("generate-cli-skeleton")
+            .and_then(|k| dp_skeleton::Kind::parse(k)),
+        starting_token: get("starting-token"),
+        max_items: get("max-items"),
+        page_size: get("page-size"),
+    }
+}

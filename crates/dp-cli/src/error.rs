@@ -1,0 +1,81 @@
+//! The CLI's error type: a message, an exit code from CLI v2's documented table, and how to frame it.
+
+use std::fmt;
+
+/// Exit codes (CLI v2's table; dp never uses 1 or 2).
+pub mod exit {
+    /// Success.
+    pub const OK: i32 = 0;
+    /// Invalid command line or input; nothing was sent.
+    pub const USAGE: i32 = 252;
+    /// Invalid configuration or credentials.
+    pub const CONFIG: i32 = 253;
+    /// The service answered with an error.
+    pub const SERVICE: i32 = 254;
+    /// Anything else (connection, timeout, unreadable response).
+    pub const OTHER: i32 = 255;
+    /// Interrupted.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// An error that ends the command.
+#[derive(Debug)]
+pub struct CliError {
+    /// The message, without framing.
+    pub message: String,
+    /// The exit code.
+    pub code: i32,
+    /// Print the usage block before the message (argument errors).
+    pub with_usage: bool,
+}
+
+impl CliError {
+    /// Invalid input (252).
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            code: exit::USAGE,
+            with_usage: false,
+        }
+    }
+    /// An argument-parsing error (252), printed after the usage block.
+    pub fn argument(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            code: exit::USAGE,
+            with_usage: true,
+        }
+    }
+    /// Anything else, with the given code.
+    pub fn other(message: impl Into<String>, code: i32) -> CliError {
+        CliError {
+            message: message.into(),
+            code,
+            with_usage: false,
+        }
+    }
+
+    /// The text for stderr: the CLI frames generic errors as a blank line, the message, a newline.
+    pub fn render(&self) -> String {
+        if self.with_usage {
+            format!("{USAGE}dp: error: {}\n", self.message)
+        } else {
+            format!("\n{}\n", self.message)
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<dp_wire::Error> for CliError {
+    fn from(e: dp_wire::Error) -> CliError {
+        CliError::other(e.to_string(), e.exit_code())
+    }
+}
+
+/// The usage block printed before argument errors.
+pub const USAGE: &str = "usage: dp [options] <command> [parameters]\nTo see help text, you can run:\n\n  dp help\n  dp <command> help\n\n";

@@ -1,0 +1,322 @@
+//! From command-line tokens to the request's input value, as the AWS CLI does it.
+//!
+//! Order for every option: paramfile (`file://`, `fileb://`) for a single token, then shorthand or JSON for
+//! complex shapes (JSON when the first token starts with `[` or `{`), scalars converted by the model, then the
+//! `--cli-input-json`/`--cli-input-yaml` merge (command line wins per top-level key), then validation. Nothing here
+//! sends anything; every failure is a [`CliError`] with exit code 252.
+
+use dp_model::{Member, Operation, Shape, ShapeKind};
+use serde_json::{Map, Value};
+
+use crate::cli::{Invocation, RawValue, option_name};
+use crate::error::CliError;
+
+/// Reads a `file://` or `fileb://` value; other values are returned unchanged. `http(s)://` is never fetched (v2).
+pub fn paramfile(value: &str) -> Result<String, CliError> {
+    if let Some(path) = value.strip_prefix("file://") {
+        let expanded = expand_home(path);
+        let bytes = std::fs::read(&expanded).map_err(|e| {
+            CliError::usage(format!(
+                "Unable to load paramfile {value}: {}",
+                io_error_text(&e, path)
+            ))
+        })?;
+        return String::from_utf8(bytes).map_err(|_| {
+            CliError::usage(format!(
+                "Unable to load paramfile ({path}), text contents could not be decoded.  If this is a binary file, please use the fileb:// prefix instead of the file:// prefix."
+            ))
+        });
+    }
+    if let Some(path) = value.strip_prefix("fileb://") {
+        let expanded = expand_home(path);
+        let bytes = std::fs::read(&expanded).map_err(|e| {
+            CliError::usage(format!(
+                "Unable to load paramfile {value}: {}",
+                io_error_text(&e, path)
+            ))
+        })?;
+        // The model has no blob members; bytes that are text are accepted as text.
+        return String::from_utf8(bytes).map_err(|_| {
+            CliError::usage(format!("Unable to load paramfile {value}: the file is not UTF-8 text, and this API takes no binary values"))
+        });
+    }
+    Ok(value.to_string())
+}
+
+fn expand_home(path: &str) -> std::path::PathBuf {
+    match path.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map_or_else(|| path.into(), |h| std::path::Path::new(&h).join(rest)),
+        None => path.into(),
+    }
+}
+
+/// Python's rendering of an `OSError`: `[Errno 2] No such file or directory: 'x'`.
+fn io_error_text(e: &std::io::Error, path: &str) -> String {
+    let (errno, text) = match e.kind() {
+        std::io::ErrorKind::NotFound => (2, "No such file or directory"),
+        std::io::ErrorKind::PermissionDenied => (13, "Permission denied"),
+        std::io::ErrorKind::IsADirectory => (21, "Is a directory"),
+        _ => return format!("{e}: {}", dp_model::pyrepr::string_repr(path)),
+    };
+    format!(
+        "[Errno {errno}] {text}: {}",
+        dp_model::pyrepr::string_repr(path)
+    )
+}
+
+fn looks_like_json(s: &str) -> bool {
+    let t = s.trim_start();
+    t.starts_with('[') || t.starts_with('{')
+}
+
+fn parse_json(option: &str, text: &str) -> Result<Value, CliError> {
+    serde_json::from_str(text).map_err(|e| {
+        CliError::usage(format!(
+            "Error parsing parameter '{option}': Invalid JSON: {}: line {} column {}\nJSON received: {text}",
+            json_error_text(&e),
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// serde_json's message without its own position suffix.
+pub fn json_error_text(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn is_complex(shape: &Shape) -> bool {
+    match shape.kind {
+        ShapeKind::Structure(_) | ShapeKind::Map { .. } => true,
+        ShapeKind::List(m) => !m.is_scalar(),
+        _ => false,
+    }
+}
+
+/// A scalar token converted as the CLI's `unpack_scalar_cli_arg` does.
+fn scalar(shape: &Shape, option: &str, token: &str) -> Result<Value, CliError> {
+    match shape.kind {
+        ShapeKind::Integer | ShapeKind::Long => token.trim().parse::<i64>().map(Value::from).map_err(|_| {
+            CliError::usage(format!("Error parsing parameter '--{option}': invalid literal for int() with base 10: {}", dp_model::pyrepr::string_repr(token)))
+        }),
+        ShapeKind::Float | ShapeKind::Double => token.trim().parse::<f64>().map(Value::from).map_err(|_| {
+            CliError::usage(format!("Error parsing parameter '--{option}': could not convert string to float: {}", dp_model::pyrepr::string_repr(token)))
+        }),
+        ShapeKind::Boolean => Ok(Value::Bool(!token.eq_ignore_ascii_case("false") && !token.is_empty())),
+        _ => Ok(Value::String(token.to_string())),
+    }
+}
+
+fn shorthand(
+    member: &Member,
+    option: &str,
+    tokens: &[String],
+    as_list: bool,
+) -> Result<Value, CliError> {
+    let wrap = |e: String| CliError::usage(format!("Error parsing parameter '--{option}': {e}"));
+    if as_list {
+        let ShapeKind::List(item_shape) = member.shape.kind else {
+            unreachable!()
+        };
+        let mut items = Vec::with_capacity(tokens.len());
+        for (i, token) in tokens.iter().enumerate() {
+            let tree = dp_shorthand::parse(token).map_err(|e| wrap(e.to_string()))?;
+            items.push(
+                dp_shorthand::to_json(&tree, item_shape, &format!("{}[{i}]", member.name))
+                    .map_err(|e| wrap(e.to_string()))?,
+            );
+        }
+        Ok(Value::Array(items))
+    } else {
+        let tree = dp_shorthand::parse(&tokens[0]).map_err(|e| wrap(e.to_string()))?;
+        dp_shorthand::to_json(&tree, member.shape, member.name).map_err(|e| wrap(e.to_string()))
+    }
+}
+
+/// The value of one member from its raw tokens.
+pub fn member_value(
+    op: &Operation,
+    member: &'static Member,
+    raw: &RawValue,
+) -> Result<Value, CliError> {
+    let option = option_name(op, member);
+    let json_option = format!("--{option}");
+    match raw {
+        RawValue::Flag(b) => Ok(Value::Bool(*b)),
+        RawValue::One(token) => {
+            let text = paramfile(token)?;
+            if is_complex(member.shape) {
+                if looks_like_json(&text) {
+                    parse_json(&json_option, &text)
+                } else {
+                    shorthand(member, option, &[text], false)
+                }
+            } else {
+                scalar(member.shape, option, &text)
+            }
+        }
+        RawValue::Many(tokens) => {
+            let ShapeKind::List(item_shape) = member.shape.kind else {
+                unreachable!("lists only")
+            };
+            // A single token is unwrapped for the paramfile step and then parsed as one value, as the CLI does.
+            if tokens.len() == 1 {
+                let text = paramfile(&tokens[0])?;
+                if looks_like_json(&text) && text.trim_start().starts_with('[') {
+                    return parse_json(&json_option, &text);
+                }
+                if is_complex(member.shape) {
+                    if looks_like_json(&text) {
+                        return Ok(Value::Array(vec![parse_json(&json_option, &text)?]));
+                    }
+                    // A paramfile's shorthand is one parameter: a structure where a list is wanted (§13 row 10).
+                    // The CLI does not wrap a top-level value into a list, so validation then reports a dict.
+                    if text != tokens[0] {
+                        let wrap = |e: String| {
+                            CliError::usage(format!("Error parsing parameter '--{option}': {e}"))
+                        };
+                        let tree = dp_shorthand::parse(&text).map_err(|e| wrap(e.to_string()))?;
+                        return dp_shorthand::to_json(&tree, item_shape, member.name)
+                            .map_err(|e| wrap(e.to_string()));
+                    }
+                    return shorthand(member, option, &[text], true);
+                }
+                return Ok(Value::Array(vec![scalar(item_shape, option, &text)?]));
+            }
+            if tokens.is_empty() {
+                return Ok(Value::Array(vec![]));
+            }
+            if is_complex(member.shape) {
+                if looks_like_json(&tokens[0]) {
+                    let mut items = Vec::new();
+                    for t in tokens {
+                        if !looks_like_json(t) {
+                            return Err(CliError::usage(format!(
+                                "Error parsing parameter '{json_option}': Invalid JSON:\n{t}"
+                            )));
+                        }
+                        items.push(parse_json(&json_option, t)?);
+                    }
+                    return Ok(Value::Array(items));
+                }
+                return shorthand(member, option, tokens, true);
+            }
+            tokens
+                .iter()
+                .map(|t| scalar(item_shape, option, t))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array)
+        }
+    }
+}
+
+/// Parses `--cli-input-json`/`--cli-input-yaml` text into a map.
+fn cli_input(option: &str, raw: &str) -> Result<Map<String, Value>, CliError> {
+    let text = paramfile(raw)?;
+    let value: Value = if option == "cli-input-yaml" {
+        serde_norway::from_str(&text).map_err(|e| {
+            CliError::usage(format!(
+                "Error parsing parameter '--{option}': Invalid YAML: {e}"
+            ))
+        })?
+    } else {
+        serde_json::from_str(&text).map_err(|e| {
+            CliError::usage(format!(
+                "Error parsing parameter 'cli-input-json': Invalid JSON: {}: line {} column {}\nJSON received: {text}",
+                json_error_text(&e),
+                e.line(),
+                e.column()
+            ))
+        })?
+    };
+    match value {
+        Value::Object(m) => Ok(m),
+        other => Err(CliError::usage(format!(
+            "Error parsing parameter '--{option}': Invalid type: expecting map, received {}",
+            dp_model::pyrepr::type_name(&other)
+        ))),
+    }
+}
+
+/// The input value of an invocation, merged and validated, ready to send (timestamps still as given).
+pub fn build_input(inv: &Invocation) -> Result<Value, CliError> {
+    let op = inv.operation;
+    let mut params = Map::new();
+    for (member, raw) in &inv.values {
+        params.insert(member.name.to_string(), member_value(op, member, raw)?);
+    }
+    if let Some((option, raw)) = &inv.cli_input {
+        for (k, v) in cli_input(option, raw)? {
+            params.entry(k).or_insert(v);
+        }
+    }
+    let value = Value::Object(params);
+    if let Some(shape) = op.input {
+        dp_model::validate::validate(shape, &value).map_err(|r| CliError::usage(r.to_string()))?;
+    }
+    Ok(value)
+}
+
+/// Converts timestamp members to epoch seconds, as the awsJson serializer sends them.
+pub fn serialize_timestamps(shape: &Shape, value: &mut Value) {
+    match (&shape.kind, value) {
+        (ShapeKind::Timestamp, v) => {
+            let secs = match v {
+                Value::String(s) => dp_model::timestamp::parse(s),
+                Value::Number(n) => n.as_f64().map(|f| f.trunc() as i64),
+                _ => None,
+            };
+            if let Some(secs) = secs {
+                *v = Value::from(secs);
+            }
+        }
+        (ShapeKind::Structure(members), Value::Object(map)) => {
+            for m in *members {
+                if let Some(v) = map.get_mut(m.name) {
+                    serialize_timestamps(m.shape, v);
+                }
+            }
+        }
+        (ShapeKind::List(member), Value::Array(items)) => items
+            .iter_mut()
+            .for_each(|v| serialize_timestamps(member, v)),
+        (ShapeKind::Map { value: vs, .. }, Value::Object(map)) => {
+            map.values_mut().for_each(|v| serialize_timestamps(vs, v))
+        }
+        _ => {}
+    }
+}
+
+/// Rebuilds a response as botocore's parser does: structure members in model order, unknown and null members
+/// dropped, map entries in wire order.
+pub fn shape_output(shape: &Shape, value: &Value) -> Option<Value> {
+    match (&shape.kind, value) {
+        (_, Value::Null) => None,
+        (ShapeKind::Structure(members), Value::Object(map)) => {
+            let mut out = Map::new();
+            for m in *members {
+                if let Some(v) = map.get(m.name).and_then(|v| shape_output(m.shape, v)) {
+                    out.insert(m.name.to_string(), v);
+                }
+            }
+            Some(Value::Object(out))
+        }
+        (ShapeKind::List(member), Value::Array(items)) => Some(Value::Array(
+            items
+                .iter()
+                .filter_map(|v| shape_output(member, v))
+                .collect(),
+        )),
+        (ShapeKind::Map { value: vs, .. }, Value::Object(map)) => Some(Value::Object(
+            map.iter()
+                .filter_map(|(k, v)| shape_output(vs, v).map(|v| (k.clone(), v)))
+                .collect(),
+        )),
+        (_, v) => Some(v.clone()),
+    }
+}

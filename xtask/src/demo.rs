@@ -1,0 +1,151 @@
+//! `cargo xtask demo`: the README's main job. Starts dp-local on a free port with a fast clock, then runs a whole
+//! task life with `dp` against it and prints each command with its output. Needs no AWS account.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+struct Endpoint(Child);
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub(crate) fn run() -> Result<()> {
+    let root = crate::project_root();
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "-p", "dp-cli", "-p", "dp-local"])
+        .current_dir(&root)
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("building dp and dp-local failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), Into::into)
+        .join("debug");
+    let dp = target.join("dp");
+
+    let mut child = Command::new(target.join("dp-local"))
+        .args(["--port", "0", "--time-scale", "60"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting dp-local")?;
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first)?;
+    let endpoint = Endpoint(child);
+    let url = first.trim().to_string();
+    if !url.starts_with("http://") {
+        bail!("dp-local did not print its URL (got {first:?})");
+    }
+    println!("# dp-local is serving the Data Pipeline API at {url} (time runs 60 times faster)\n");
+
+    let work = std::env::temp_dir().join(format!("dp-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let objects = work.join("objects.json");
+    std::fs::write(
+        &objects,
+        r#"[
+  {"id": "Default", "name": "Default", "fields": [
+    {"key": "scheduleType", "stringValue": "ondemand"},
+    {"key": "failureAndRerunMode", "stringValue": "CASCADE"}]},
+  {"id": "SayHello", "name": "SayHello", "fields": [
+    {"key": "type", "stringValue": "ShellCommandActivity"},
+    {"key": "command", "stringValue": "echo hello"},
+    {"key": "workerGroup", "stringValue": "demo-workers"}]}
+]
+"#,
+    )?;
+
+    let run = |args: &[&str]| -> Result<String> {
+        println!("$ dp {}", args.join(" "));
+        let out = Command::new(&dp)
+            .args(args)
+            .args(["--endpoint-url", &url])
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            )
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .current_dir(&work)
+            .output()
+            .context("running dp")?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        print!("{stdout}");
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        println!();
+        if !out.status.success() {
+            bail!(
+                "dp {} failed with exit code {:?}",
+                args.join(" "),
+                out.status.code()
+            );
+        }
+        Ok(stdout)
+    };
+    let field = |text: &str, path: &[&str]| -> Result<String> {
+        let mut v: Value = serde_json::from_str(text).context("dp printed no JSON")?;
+        for p in path {
+            v = v
+                .get(*p)
+                .cloned()
+                .with_context(|| format!("no {p} in {text}"))?;
+        }
+        Ok(v.as_str().unwrap_or_default().to_string())
+    };
+
+    let created = run(&["create-pipeline", "--name", "demo", "--unique-id", "demo-1"])?;
+    let pipeline = field(&created, &["pipelineId"])?;
+    run(&[
+        "put-pipeline-definition",
+        "--pipeline-id",
+        &pipeline,
+        "--pipeline-objects",
+        "file://objects.json",
+    ])?;
+    run(&["activate-pipeline", "--pipeline-id", &pipeline])?;
+    let task = run(&[
+        "poll-for-task",
+        "--worker-group",
+        "demo-workers",
+        "--hostname",
+        "demo-host",
+    ])?;
+    let task_id = field(&task, &["taskObject", "taskId"])?;
+    let attempt = field(&task, &["taskObject", "attemptId"])?;
+    run(&[
+        "report-task-progress",
+        "--task-id",
+        &task_id,
+        "--fields",
+        "key=percentComplete,stringValue=50",
+    ])?;
+    run(&[
+        "set-task-status",
+        "--task-id",
+        &task_id,
+        "--task-status",
+        "FINISHED",
+    ])?;
+    run(&[
+        "describe-objects",
+        "--pipeline-id",
+        &pipeline,
+        "--object-ids",
+        &attempt,
+        "--output",
+        "text",
+    ])?;
+    drop(endpoint);
+    let _ = std::fs::remove_dir_all(&work);
+    println!("# done: dp-local stopped");
+    Ok(())
+}
