@@ -1,1 +1,25 @@
-fn main() {}
+//! Integration tests of dp-local: every operation over HTTP, the lease rules with a fast clock, concurrency,
+//! authentication, the binary, and the installed AWS CLI as a second client.
+
+mod auth;
+mod awscli;
+mod binary;
+mod concurrency;
+mod leases;
+mod operations;
+mod schedules;
+mod support;
+
+use std::time::Duration;
+
+use dp_local::{Config, Server};
+
+/// A server with the given time scale and a long poll of `poll_secs` service seconds.
+pub fn server(time_scale: f64, poll_secs: f64) -> Server {
+    Server::bind(Config {
+        time_scale,
+        poll_timeout: Duration::from_secs_f64(poll_secs),
+        ..Config::default()
+    })
+    .expect("dp-local binds a free port")
+}

@@ -1,0 +1,70 @@
+//! The `dp-local` binary: URL on the first line of stdout, arguments, and serving until killed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prints_its_url_first_and_serves() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dp-local"))
+        .args(["--port", "0", "--time-scale", "50", "--no-auth"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dp-local starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim_end().to_string();
+    assert!(
+        url.starts_with("http://127.0.0.1:")
+            && url["http://127.0.0.1:".len()..].parse::<u16>().is_ok(),
+        "{line:?}"
+    );
+    let client = Client::new(&url);
+    let unsigned = client
+        .call_with("ListPipelines", b"{}".to_vec(), Signing::None)
+        .await;
+    assert_eq!(
+        unsigned,
+        Ok(json!({"pipelineIdList": [], "hasMoreResults": false})),
+        "--no-auth accepts unsigned requests"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn rejects_bad_arguments() {
+    for (args, message) in [
+        (vec!["--port", "x"], "--port expects a number"),
+        (
+            vec!["--time-scale", "0"],
+            "--time-scale expects a positive number",
+        ),
+        (
+            vec!["--credentials", "/nonexistent/creds"],
+            "cannot read credentials file",
+        ),
+        (vec!["--frobnicate"], "unknown argument"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dp-local"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_dp-local"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(
+        help.status.success()
+            && String::from_utf8_lossy(&help.stdout).starts_with("usage: dp-local")
+    );
+}
