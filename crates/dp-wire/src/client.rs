@@ -106,6 +106,24 @@ struct Resolved {
     skew_correction: bool,
     /// The endpoint came from the ruleset (so a DNS failure may mean the service does not exist in the region).
     from_ruleset: bool,
+    /// The CA bundle and whether to verify certificates, for https credential endpoints (STS, SSO).
+    ca_bundle: Option<std::path::PathBuf>,
+    verify_tls: bool,
+    /// The TLS configuration, built on first use.
+    tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+}
+
+impl Resolved {
+    fn tls(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
+        self.tls
+            .get_or_init(|| {
+                transport::tls_config(self.ca_bundle.as_deref(), self.verify_tls)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(Error::config)
+    }
 }
 
 /// A parsed endpoint URL.
@@ -262,20 +280,24 @@ impl Client {
         let endpoint = parse_endpoint(&url)?;
 
         let retry = self.retry_policy()?;
+        let verify_tls = !self.settings.no_verify_ssl;
+        let ca_bundle = self.settings.ca_bundle.clone().or_else(|| {
+            self.setting("AWS_CA_BUNDLE", "ca_bundle")
+                .map(std::path::PathBuf::from)
+        });
+        // Certificates are loaded only for an https endpoint (it costs milliseconds).
+        let tls_cell = OnceLock::new();
         let tls = if endpoint.target.tls {
-            let verify = !self.settings.no_verify_ssl;
-            if !verify {
+            if !verify_tls {
                 eprintln!(
                     "warning: certificate verification is disabled (--no-verify-ssl): unverified HTTPS requests are \
                      being made to host '{}'. Adding certificate verification is strongly advised.",
                     endpoint.target.host
                 );
             }
-            let bundle = self.settings.ca_bundle.clone().or_else(|| {
-                self.setting("AWS_CA_BUNDLE", "ca_bundle")
-                    .map(std::path::PathBuf::from)
-            });
-            Some(Arc::new(transport::tls_config(bundle.as_deref(), verify)?))
+            let config = Arc::new(transport::tls_config(ca_bundle.as_deref(), verify_tls)?);
+            let _ = tls_cell.set(Ok(config.clone()));
+            Some(config)
         } else {
             None
         };
@@ -320,6 +342,9 @@ impl Client {
             user_agent,
             skew_correction,
             from_ruleset,
+            ca_bundle,
+            verify_tls,
+            tls: tls_cell,
         })
     }
 
@@ -382,7 +407,11 @@ impl Client {
         Ok(policy)
     }
 
-    async fn current_credentials(&self, plan: &CredentialPlan) -> Result<Credentials, Error> {
+    async fn current_credentials(
+        &self,
+        resolved: &Resolved,
+        plan: &CredentialPlan,
+    ) -> Result<Credentials, Error> {
         match plan {
             CredentialPlan::Static(credentials) => Ok(credentials.clone()),
             CredentialPlan::External { profile } => {
@@ -392,7 +421,14 @@ impl Client {
                 {
                     return Ok(credentials.clone());
                 }
-                let fresh = crate::external::resolve(profile.as_deref(), &self.log).await?;
+                let context = crate::external::ExternalContext {
+                    env: &self.env,
+                    profile: profile.as_deref(),
+                    region: &resolved.region,
+                    tls: Some(resolved.tls()?),
+                    log: &self.log,
+                };
+                let fresh = crate::external::resolve(context).await?;
                 *cached = Some(fresh.clone());
                 Ok(fresh)
             }
@@ -487,7 +523,7 @@ impl Client {
         loop {
             let credentials = match &resolved.credentials {
                 Some(plan) => Some(
-                    self.current_credentials(plan)
+                    self.current_credentials(resolved, plan)
                         .await
                         .map_err(|e| e.with_operation(op_name))?,
                 ),

@@ -1,14 +1,279 @@
-//! Credential sources beyond environment and static profile keys, delegated to aws-config.
+//! Credential sources beyond environment variables and static profile keys, delegated to aws-config: assume role
+//! (`role_arn` with `source_profile` or `credential_source`), `credential_process`, SSO, web identity, container
+//! (ECS / EKS Pod Identity) and IMDSv2.
 //!
-//! Not wired yet: until it is, these sources report "Unable to locate credentials".
+//! aws-config is only touched from here, and only when the cheap sources found nothing, so start-up never pays for
+//! it. Its HTTP calls (STS, SSO, IMDS, container endpoints) go through dp-wire's own [`Transport`], so dp has one
+//! HTTP and TLS stack; aws-config's default HTTPS client (aws-lc-rs) is not compiled in. Nothing here logs a
+//! credential or a token; aws-config wraps `credential_process` command lines as sensitive itself.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::meta::credentials::CredentialsProviderChain;
+use aws_config::provider_config::ProviderConfig;
+use aws_config::web_identity_token::{StaticConfiguration, WebIdentityTokenCredentialsProvider};
+use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::{ProvideCredentials, error::CredentialsError};
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
+use http_body_util::Full;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::log::DebugLog;
+use crate::profile::Environment;
+use crate::transport::{Target, Transport, TransportError};
 
-/// Resolves credentials for `profile` (or the rest of the default chain when `None`).
-pub(crate) async fn resolve(profile: Option<&str>, log: &DebugLog) -> Result<Credentials, Error> {
-    log.log("dp_wire.credentials", || format!("no static credentials; external sources (profile {profile:?}) are not available in this build"));
-    Err(Error::no_credentials())
+/// What the external resolution needs from the client.
+pub(crate) struct ExternalContext<'a> {
+    /// dp's view of the environment: it decides which sources are tried (and where the profile files are).
+    pub(crate) env: &'a Environment,
+    /// The profile to use, when its keys name a provider (`role_arn`, `sso_session`, …).
+    pub(crate) profile: Option<&'a str>,
+    /// The resolved region (STS and SSO are regional).
+    pub(crate) region: &'a str,
+    /// TLS settings for https credential endpoints (built lazily by the caller).
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) log: &'a DebugLog,
+}
+
+/// Resolves credentials through aws-config.
+pub(crate) async fn resolve(context: ExternalContext<'_>) -> Result<Credentials, Error> {
+    let http = SharedHttpClient::new(DpHttpClient {
+        transport: Arc::new(Transport::new(context.tls.clone())),
+    });
+    let mut config = ProviderConfig::without_region()
+        .with_http_client(http)
+        .with_behavior_version(Some(BehaviorVersion::latest()));
+    if !context.region.is_empty() {
+        config = config.with_region(Some(Region::new(context.region.to_string())));
+    }
+    let result = match context.profile {
+        Some(profile) => {
+            context.log.log("dp_wire.credentials", || {
+                format!("resolving credentials of profile {profile} with aws-config")
+            });
+            let files = EnvConfigFiles::builder()
+                .include_default_config_file(false)
+                .include_default_credentials_file(false)
+                .with_file(EnvConfigFileKind::Config, context.env.config_file())
+                .with_file(
+                    EnvConfigFileKind::Credentials,
+                    context.env.credentials_file(),
+                )
+                .build();
+            aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .configure(&config)
+                .profile_files(files)
+                .profile_name(profile)
+                .build()
+                .provide_credentials()
+                .await
+        }
+        None => {
+            let Some(chain) = environment_chain(context.env, &config, context.log) else {
+                return Err(Error::no_credentials());
+            };
+            chain.provide_credentials().await
+        }
+    };
+    result.map_err(|error| match error {
+        CredentialsError::CredentialsNotLoaded(_) => Error::no_credentials(),
+        other => {
+            // aws-config's messages name the source and the cause; they carry no secret.
+            let mut message = other.to_string();
+            let mut source = std::error::Error::source(&other);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            Error::new(
+                ErrorKind::Credentials,
+                format!("Error when retrieving credentials: {message}"),
+            )
+        }
+    })
+}
+
+/// Web identity, container and instance-metadata providers, each only when dp's environment allows it: a web
+/// identity token file and role, a container credentials URI, and IMDS unless `AWS_EC2_METADATA_DISABLED=true`.
+/// `None` when no source is left, so nothing is contacted.
+fn environment_chain(
+    env: &Environment,
+    config: &ProviderConfig,
+    log: &DebugLog,
+) -> Option<CredentialsProviderChain> {
+    let mut providers: Vec<(
+        &'static str,
+        aws_credential_types::provider::SharedCredentialsProvider,
+    )> = Vec::new();
+    if let (Some(token_file), Some(role_arn)) = (
+        env.get("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        env.get("AWS_ROLE_ARN"),
+    ) {
+        let session_name = env
+            .get("AWS_ROLE_SESSION_NAME")
+            .unwrap_or("dp-session")
+            .to_string();
+        let provider = WebIdentityTokenCredentialsProvider::builder()
+            .configure(config)
+            .static_configuration(StaticConfiguration {
+                web_identity_token_file: token_file.into(),
+                role_arn: role_arn.to_string(),
+                session_name,
+            })
+            .build();
+        providers.push((
+            "WebIdentityToken",
+            aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+        ));
+    }
+    if env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+        || env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+    {
+        let provider = aws_config::ecs::EcsCredentialsProvider::builder()
+            .configure(config)
+            .build();
+        providers.push((
+            "EcsContainer",
+            aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+        ));
+    }
+    let imds_disabled = env
+        .get("AWS_EC2_METADATA_DISABLED")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if !imds_disabled {
+        let mut client = aws_config::imds::Client::builder().configure(config);
+        if let Some(endpoint) = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
+            client = client.endpoint(endpoint).ok()?;
+        }
+        let provider = aws_config::imds::credentials::ImdsCredentialsProvider::builder()
+            .configure(config)
+            .imds_client(client.build())
+            .build();
+        providers.push((
+            "Ec2InstanceMetadata",
+            aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+        ));
+    }
+    let names: Vec<&str> = providers.iter().map(|(n, _)| *n).collect();
+    log.log("dp_wire.credentials", || {
+        format!("no static credentials: trying {names:?} (aws-config)")
+    });
+    let mut providers = providers.into_iter();
+    let (name, first) = providers.next()?;
+    let mut chain = CredentialsProviderChain::first_try(name, first);
+    for (name, provider) in providers {
+        chain = chain.or_else(name, provider);
+    }
+    Some(chain)
+}
+
+/// aws-config's HTTP client, backed by dp-wire's transport.
+#[derive(Debug, Clone)]
+struct DpHttpClient {
+    transport: Arc<Transport>,
+}
+
+impl HttpClient for DpHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(DpConnector {
+            transport: self.transport.clone(),
+            connect_timeout: settings.connect_timeout().or(Some(Duration::from_secs(5))),
+            read_timeout: settings.read_timeout().or(Some(Duration::from_secs(30))),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct DpConnector {
+    transport: Arc<Transport>,
+    connect_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
+}
+
+impl HttpConnector for DpConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let transport = self.transport.clone();
+        let (connect_timeout, read_timeout) = (self.connect_timeout, self.read_timeout);
+        HttpConnectorFuture::new(async move {
+            let request = request
+                .try_into_http1x()
+                .map_err(|e| ConnectorError::user(Box::new(e)))?;
+            let (parts, body) = request.into_parts();
+            let bytes = Bytes::copy_from_slice(body.bytes().ok_or_else(|| {
+                ConnectorError::user("streaming request bodies are not supported".into())
+            })?);
+            let uri = parts.uri.clone();
+            let tls = uri.scheme_str() == Some("https");
+            let host = uri
+                .host()
+                .ok_or_else(|| ConnectorError::user("request URI has no host".into()))?
+                .to_string();
+            let target = Target {
+                port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+                host,
+                tls,
+            };
+            let mut builder = http::Request::builder()
+                .method(parts.method)
+                .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"));
+            let has_host = parts.headers.contains_key(http::header::HOST);
+            for (name, value) in &parts.headers {
+                builder = builder.header(name, value);
+            }
+            if !has_host {
+                let authority = uri
+                    .authority()
+                    .map(|a| a.as_str().to_string())
+                    .unwrap_or_default();
+                builder = builder.header(http::header::HOST, authority);
+            }
+            if !parts.headers.contains_key(http::header::CONTENT_LENGTH) && !bytes.is_empty() {
+                builder = builder.header(http::header::CONTENT_LENGTH, bytes.len());
+            }
+            let request = builder
+                .body(Full::new(bytes))
+                .map_err(|e| ConnectorError::user(Box::new(e)))?;
+            match transport
+                .round_trip(&target, request, connect_timeout, read_timeout)
+                .await
+            {
+                Ok(response) => {
+                    let mut http_response = http::Response::builder().status(response.status);
+                    for (name, value) in &response.headers {
+                        http_response = http_response.header(name, value);
+                    }
+                    let http_response = http_response
+                        .body(SdkBody::from(response.body))
+                        .map_err(|e| ConnectorError::other(Box::new(e), None))?;
+                    aws_smithy_runtime_api::http::Response::try_from(http_response)
+                        .map_err(|e| ConnectorError::other(Box::new(e), None))
+                }
+                Err(TransportError::ConnectTimeout) => {
+                    Err(ConnectorError::timeout("connect timeout".into()))
+                }
+                Err(TransportError::ReadTimeout) => {
+                    Err(ConnectorError::timeout("read timeout".into()))
+                }
+                Err(TransportError::Connect(e)) | Err(TransportError::Closed(e)) => {
+                    Err(ConnectorError::io(e))
+                }
+            }
+        })
+    }
 }

@@ -52,6 +52,14 @@ pub(crate) struct Transport {
     idle: Mutex<Option<(Target, SendRequest<Full<Bytes>>)>>,
 }
 
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Transport {
     pub(crate) fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Transport {
         Transport {

@@ -12,7 +12,10 @@ fn env_with_files(config: &str, credentials: &str, extra: &[(&str, &str)]) -> En
     std::fs::create_dir_all(home.join(".aws")).unwrap();
     std::fs::write(home.join(".aws/config"), config).unwrap();
     std::fs::write(home.join(".aws/credentials"), credentials).unwrap();
-    let mut vars = vec![("HOME".to_string(), home.display().to_string())];
+    let mut vars = vec![
+        ("HOME".to_string(), home.display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+    ];
     vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Environment::from_vars(vars)
 }
@@ -178,7 +181,10 @@ async fn profiles_give_region_endpoint_and_keys() {
 
 /// `env` plus variables (re-reading HOME from it).
 fn extend(env: &Environment, vars: &[(&str, &str)]) -> Environment {
-    let mut all = vec![("HOME".to_string(), env.get("HOME").unwrap().to_string())];
+    let mut all = vec![
+        ("HOME".to_string(), env.get("HOME").unwrap().to_string()),
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+    ];
     if let Some(s) = env.get("AWS_SECRET_ACCESS_KEY") {
         all.push(("AWS_SECRET_ACCESS_KEY".into(), s.into()));
     }
@@ -314,4 +320,125 @@ async fn region_order() {
             "case {i}: {auth}"
         );
     }
+}
+
+#[tokio::test]
+async fn credential_process_through_aws_config() {
+    let server = Server::start(vec![]).await;
+    let dir = temp_dir("process");
+    let script = dir.join("creds.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"AKIDPROCESSKEY\", \"SecretAccessKey\": \"processsecret\", \
+         \"SessionToken\": \"processtoken\"}'\n",
+    )
+    .unwrap();
+    let status = std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let config = format!(
+        "[profile proc]\nregion = us-east-1\ncredential_process = {}\n",
+        script.display()
+    );
+    let settings = Settings {
+        profile: Some("proc".into()),
+        endpoint_url: Some(server.url.clone()),
+        ..Default::default()
+    };
+    let client = Client::with_environment(settings, env_with_files(&config, "", &[])).unwrap();
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    for request in server.recorded() {
+        let auth = request.header("authorization").unwrap();
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDPROCESSKEY/"),
+            "{auth}"
+        );
+        assert_eq!(request.header("x-amz-security-token"), Some("processtoken"));
+    }
+
+    // A failing process is a credentials error (253) naming the cause.
+    let config = "[profile proc]\nregion = us-east-1\ncredential_process = /nonexistent/dp-creds\n";
+    let settings = Settings {
+        profile: Some("proc".into()),
+        endpoint_url: Some(server.url.clone()),
+        ..Default::default()
+    };
+    let error = error_of(settings, env_with_files(config, "", &[])).await;
+    assert_eq!(error.exit_code(), 253, "{error}");
+    assert_eq!(server.count(), 2);
+}
+
+#[tokio::test]
+async fn instance_metadata_v2_on_a_loopback_endpoint() {
+    let expiration = dp_model::timestamp::format_utc(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 3600,
+    ) + "Z";
+    let credentials = format!(
+        r#"{{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"AKIDIMDSKEY","SecretAccessKey":"imdssecret","Token":"imdstoken","Expiration":"{expiration}"}}"#
+    );
+    let imds = Server::start_with(std::sync::Arc::new(
+        move |request: &crate::server::Recorded| match (
+            request.method.as_str(),
+            request.path.as_str(),
+        ) {
+            ("PUT", "/latest/api/token") => Action::ok("imds-session-token")
+                .with_header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
+            (_, path)
+                if request.header("x-aws-ec2-metadata-token") != Some("imds-session-token") =>
+            {
+                Action::status(401, &format!("no token for {path}"))
+            }
+            ("GET", "/latest/meta-data/iam/security-credentials/") => Action::ok("role-a"),
+            ("GET", "/latest/meta-data/iam/security-credentials/role-a") => {
+                Action::ok(&credentials)
+            }
+            _ => Action::status(404, "not found"),
+        },
+    ))
+    .await;
+    let service = Server::start(vec![]).await;
+    let env = env_with_files("", "", &[]);
+    let env = Environment::from_vars([
+        ("HOME".to_string(), env.get("HOME").unwrap().to_string()),
+        (
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT".to_string(),
+            imds.url.clone(),
+        ),
+    ]);
+    let client = Client::with_environment(settings(&service.url), env).unwrap();
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    let auth = service.recorded()[0]
+        .header("authorization")
+        .unwrap()
+        .to_string();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDIMDSKEY/"),
+        "{auth}"
+    );
+    assert_eq!(
+        service.recorded()[0].header("x-amz-security-token"),
+        Some("imdstoken")
+    );
+    assert_eq!(
+        imds.recorded()[0].method,
+        "PUT",
+        "IMDSv2 starts with a token"
+    );
 }

@@ -79,17 +79,32 @@ pub struct Server {
     pub requests: Arc<Mutex<Vec<Recorded>>>,
 }
 
+/// Chooses the action for a request (for servers that answer by path instead of by order).
+pub type Handler = Arc<dyn Fn(&Recorded) -> Action + Send + Sync>;
+
 impl Server {
     /// Starts a server playing `script`; once it is used up, it answers 200 `{}`.
     pub async fn start(script: Vec<Action>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let requests = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(
             script
                 .into_iter()
                 .collect::<std::collections::VecDeque<_>>(),
         ));
+        Server::start_with(Arc::new(move |_: &Recorded| {
+            script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| Action::ok("{}"))
+        }))
+        .await
+    }
+
+    /// Starts a server answering each request with `handler`'s action.
+    pub async fn start_with(handler: Handler) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = requests.clone();
         tokio::spawn(async move {
             // Bounded: a test never makes more than a few dozen connections.
@@ -97,9 +112,9 @@ impl Server {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let script = script.clone();
+                let handler = handler.clone();
                 let recorded = recorded.clone();
-                tokio::spawn(serve(stream, script, recorded));
+                tokio::spawn(serve(stream, handler, recorded));
             }
         });
         Server { url, requests }
@@ -114,22 +129,14 @@ impl Server {
     }
 }
 
-async fn serve(
-    mut stream: TcpStream,
-    script: Arc<Mutex<std::collections::VecDeque<Action>>>,
-    recorded: Arc<Mutex<Vec<Recorded>>>,
-) {
+async fn serve(mut stream: TcpStream, handler: Handler, recorded: Arc<Mutex<Vec<Recorded>>>) {
     let mut buffer = Vec::new();
     loop {
         let Some(request) = read_request(&mut stream, &mut buffer).await else {
             return;
         };
+        let action = handler(&request);
         recorded.lock().unwrap().push(request);
-        let action = script
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or_else(|| Action::ok("{}"));
         match action {
             Action::Respond {
                 status,

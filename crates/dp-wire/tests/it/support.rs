@@ -29,6 +29,8 @@ pub fn env_with(extra: &[(&str, &str)]) -> Environment {
         ("HOME".into(), home.display().to_string()),
         ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY_ID.into()),
         ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+        // Never let a test fall through to the instance metadata service (a non-loopback address).
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
     ];
     for (k, v) in extra {
         vars.retain(|(name, _)| name != k);
