@@ -63,7 +63,17 @@ pub(crate) fn run() -> Result<()> {
     )?;
 
     let run = |args: &[&str]| -> Result<String> {
-        println!("$ dp {}", args.join(" "));
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.contains([' ', '{', '}', '*', '#']) {
+                    format!("'{a}'")
+                } else {
+                    (*a).to_string()
+                }
+            })
+            .collect();
+        println!("$ dp {}", shown.join(" "));
         let out = Command::new(&dp)
             .args(args)
             .args(["--endpoint-url", &url])
@@ -118,9 +128,11 @@ pub(crate) fn run() -> Result<()> {
         "demo-workers",
         "--hostname",
         "demo-host",
+        "--query",
+        "taskObject.{taskId: taskId, attemptId: attemptId}",
     ])?;
-    let task_id = field(&task, &["taskObject", "taskId"])?;
-    let attempt = field(&task, &["taskObject", "attemptId"])?;
+    let task_id = field(&task, &["taskId"])?;
+    let attempt = field(&task, &["attemptId"])?;
     run(&[
         "report-task-progress",
         "--task-id",
