@@ -711,7 +711,13 @@ impl Gen {
             "NextToken",
             "marker",
             "-dash",
+            "line\nkey",
+            "😀",
         ];
+        if self.chance(2) {
+            // Over 128 bytes: YAML writes it as a complex key ("? ").
+            return "k".repeat(130);
+        }
         self.pick(KEYS).to_string()
     }
 
@@ -825,6 +831,107 @@ impl Gen {
             0..=3 => self.dict(depth),
             4..=6 => self.list(depth),
             _ => self.scalar(),
+        }
+    }
+}
+
+impl Gen {
+    /// A JMESPath expression from a small grammar over the test document's keys.
+    fn expression(&mut self, depth: usize) -> String {
+        const IDENTS: &[&str] = &[
+            "a", "b", "c", "d", "ids", "nums", "map", "s", "flag", "z", "missing", "\"a\"",
+        ];
+        const LITERALS: &[&str] = &[
+            "`1`",
+            "`0`",
+            "`2.5`",
+            "'x'",
+            "`\"é\"`",
+            "`true`",
+            "`null`",
+            "`[1, 2]`",
+            "`{\"k\": 1}`",
+            "''",
+        ];
+        const FUNCTIONS: &[(&str, usize)] = &[
+            ("length", 1),
+            ("sort", 1),
+            ("max", 1),
+            ("min", 1),
+            ("sum", 1),
+            ("avg", 1),
+            ("keys", 1),
+            ("values", 1),
+            ("to_string", 1),
+            ("to_number", 1),
+            ("to_array", 1),
+            ("type", 1),
+            ("reverse", 1),
+            ("abs", 1),
+            ("ceil", 1),
+            ("floor", 1),
+            ("not_null", 2),
+            ("contains", 2),
+            ("join", 2),
+            ("starts_with", 2),
+            ("merge", 2),
+            ("sort_by", 2),
+            ("max_by", 2),
+            ("min_by", 2),
+            ("map", 2),
+        ];
+        if depth >= 3 {
+            return if self.chance(70) {
+                self.pick(IDENTS).to_string()
+            } else {
+                self.pick(LITERALS).to_string()
+            };
+        }
+        let sub = |g: &mut Gen| g.expression(depth + 1);
+        match self.below(16) {
+            0 | 1 => self.pick(IDENTS).to_string(),
+            2 => self.pick(LITERALS).to_string(),
+            3 => format!("{}.{}", sub(self), self.pick(IDENTS)),
+            4 => format!("{}[{}]", sub(self), self.below(5) as i64 - 2),
+            5 => {
+                let part = |g: &mut Gen| {
+                    if g.chance(50) {
+                        String::new()
+                    } else {
+                        (g.below(7) as i64 - 3).to_string()
+                    }
+                };
+                let (a, b, c) = (part(self), part(self), part(self));
+                format!("{}[{a}:{b}:{c}]", sub(self))
+            }
+            6 => format!(
+                "{}{}",
+                sub(self),
+                self.pick(&["[*]", "[]", ".*", "[*].a", "[].b"])
+            ),
+            7 => {
+                let op = self.pick(&["==", "!=", "<", "<=", ">", ">="]);
+                format!("{}[?{} {op} {}]", sub(self), sub(self), sub(self))
+            }
+            8 => format!("{} | {}", sub(self), sub(self)),
+            9 => format!("{{k: {}, \"q\": {}}}", sub(self), sub(self)),
+            10 => format!("[{}, {}]", sub(self), sub(self)),
+            11 | 12 => {
+                let (name, arity) = FUNCTIONS[self.below(FUNCTIONS.len())];
+                let args: Vec<String> = (0..arity)
+                    .map(|i| {
+                        if i == 0 && name == "map" || i == 1 && name.ends_with("_by") {
+                            format!("&{}", sub(self))
+                        } else {
+                            sub(self)
+                        }
+                    })
+                    .collect();
+                format!("{name}({})", args.join(", "))
+            }
+            13 => format!("!{}", sub(self)),
+            14 => format!("({} {} {})", sub(self), self.pick(&["||", "&&"]), sub(self)),
+            _ => "@".to_string(),
         }
     }
 }
@@ -1150,5 +1257,137 @@ fn queries_match_jmespath_py() {
         failures.len(),
         expressions.len(),
         failures.join("\n")
+    );
+}
+
+#[test]
+fn random_queries_match_jmespath_py() {
+    const FRAGMENTS: &[&str] = &[
+        "a",
+        "b",
+        "ids",
+        "nums",
+        "map",
+        "s",
+        "flag",
+        ".",
+        ".",
+        "[0]",
+        "[-1]",
+        "[1:]",
+        "[::-1]",
+        "[*]",
+        "[]",
+        "[?a > `1`]",
+        "[?@ == 'x']",
+        "|",
+        "||",
+        "&&",
+        "!",
+        "@",
+        "`1`",
+        "`\"x\"`",
+        "'s'",
+        "(",
+        ")",
+        "{a: b}",
+        "{k: ids[0]}",
+        "[a, b]",
+        "length(",
+        "sort_by(",
+        "max_by(",
+        "sort(",
+        "to_string(",
+        "keys(",
+        "&",
+        ",",
+        " ",
+        "==",
+        "!=",
+        "<",
+        ">=",
+        "*",
+        ".*",
+        "\"q\"",
+        "`[1, 2]`",
+        "max(",
+        ")",
+        "]",
+        "[",
+        "}",
+        "{",
+        ":",
+        "=",
+        "-",
+        "1",
+        "`{\"a\": 1}`",
+        "\"é\"",
+        "'é'",
+        "#",
+    ];
+    let data = json!({
+        "a": [{"a": 2, "b": "x"}, {"a": 0.5, "b": "y"}], "b": {"c": [1, 2], "d": null},
+        "ids": ["x", "y", "é"], "nums": [3, 1, 2.5], "map": {"z": 1, "a": {"b": false}}, "s": "héllo", "flag": true
+    });
+    let mut g = Gen(0x9e11_0a7e);
+    let mut expressions = Vec::new();
+    while expressions.len() < 900 {
+        // Two thirds from a grammar (mostly valid), one third from random fragments (mostly invalid).
+        let e = if expressions.len() % 3 == 2 {
+            let n = 1 + g.below(7);
+            (0..n).map(|_| g.pick(FRAGMENTS)).collect()
+        } else {
+            g.expression(0)
+        };
+        if !expressions.contains(&e) {
+            expressions.push(e);
+        }
+    }
+    let cases: Vec<Value> = expressions
+        .iter()
+        .map(|e| json!({"expression": e, "data": data}))
+        .collect();
+    let expected = run_python("random-queries", QUERIES_PY, &Value::Array(cases));
+    let outcomes = expected.as_array().expect("results");
+    let count = |prefix: &str| {
+        outcomes
+            .iter()
+            .filter(|o| o.as_str().is_some_and(|s| s.starts_with(prefix)))
+            .count()
+    };
+    let (ok, compile, run) = (count("OK"), count("COMPILE"), count("RUN"));
+    eprintln!("random queries: {ok} evaluated, {compile} syntax errors, {run} runtime errors");
+    assert!(
+        ok >= 100 && compile >= 100,
+        "the generator should mix valid and invalid expressions"
+    );
+    let mut failures = Vec::new();
+    for (expression, want) in expressions
+        .iter()
+        .zip(expected.as_array().expect("results"))
+    {
+        let got = match Query::compile(expression) {
+            Err(e) => format!("COMPILE: {}", e.bad_value_message(expression)),
+            Ok(q) => match q.apply(&data) {
+                Ok(v) => format!("OK: {}", dp_cli::output::pyfmt::json_pretty(&v)),
+                Err(e) => format!("RUN: {e}"),
+            },
+        };
+        let want = want.as_str().unwrap_or_default();
+        if got != want {
+            failures.push(format!("{expression}\n  python: {want}\n  dp:     {got}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries differ:\n{}",
+        failures.len(),
+        expressions.len(),
+        failures
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -158,8 +158,9 @@ pub(super) fn eval(node: &Node, value: &Value) -> Result<Value, QueryError> {
             }
             call_function(name, resolved)
         }
+        // jmespath.py returns an expression object here, which the formatter then fails to serialize.
         Node::Expref(_) => Err(runtime(
-            "an expression reference (&expr) can only be passed to a function".to_string(),
+            "Object of type _Expression is not JSON serializable".to_string(),
         )),
     }
 }
@@ -697,13 +698,11 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
             Ok(best.cloned().unwrap_or(Value::Null))
         }
         "merge" => {
+            // Only the first argument is type-checked (the signature has one variadic parameter); the others
+            // go to Python's `dict.update`, whose errors and pair-sequence reading are reproduced here.
             let mut merged = Map::new();
             for arg in &args {
-                if let Value::Object(map) = arg.value() {
-                    for (k, val) in map {
-                        merged.insert(k.clone(), val.clone());
-                    }
-                }
+                dict_update(&mut merged, arg.value())?;
             }
             Ok(Value::Object(merged))
         }
@@ -793,6 +792,68 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
             Ok(best.map(|(_, item)| item.clone()).unwrap_or(Value::Null))
         }
         _ => Err(runtime(format!("Unknown function: {name}()"))),
+    }
+}
+
+/// Python's `dict.update(other)` for a JSON value.
+fn dict_update(merged: &mut Map<String, Value>, other: &Value) -> Result<(), QueryError> {
+    let element_error = |i: usize, len: usize| {
+        runtime(format!(
+            "dictionary update sequence element #{i} has length {len}; 2 is required"
+        ))
+    };
+    match other {
+        Value::Object(map) => {
+            for (k, v) in map {
+                merged.insert(k.clone(), v.clone());
+            }
+            Ok(())
+        }
+        Value::String(s) => match s.chars().next() {
+            None => Ok(()),
+            Some(_) => Err(element_error(0, 1)),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let (key, value) = match item {
+                    Value::Array(pair) if pair.len() == 2 => match &pair[0] {
+                        Value::String(k) => (k.clone(), pair[1].clone()),
+                        other => {
+                            return Err(runtime(format!(
+                                "dictionary keys of type '{}' cannot be printed as JSON object keys here",
+                                python_type_name(other)
+                            )));
+                        }
+                    },
+                    Value::Array(pair) => return Err(element_error(i, pair.len())),
+                    Value::String(text) => {
+                        let chars: Vec<char> = text.chars().collect();
+                        if chars.len() != 2 {
+                            return Err(element_error(i, chars.len()));
+                        }
+                        (chars[0].to_string(), Value::String(chars[1].to_string()))
+                    }
+                    Value::Object(map) => {
+                        let keys: Vec<&String> = map.keys().collect();
+                        if keys.len() != 2 {
+                            return Err(element_error(i, keys.len()));
+                        }
+                        (keys[0].clone(), Value::String(keys[1].clone()))
+                    }
+                    _ => {
+                        return Err(runtime(format!(
+                            "cannot convert dictionary update sequence element #{i} to a sequence"
+                        )));
+                    }
+                };
+                merged.insert(key, value);
+            }
+            Ok(())
+        }
+        other => Err(runtime(format!(
+            "'{}' object is not iterable",
+            python_type_name(other)
+        ))),
     }
 }
 
