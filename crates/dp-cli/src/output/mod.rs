@@ -9,6 +9,11 @@
 //! Deliberate differences from AWS CLI v1 (reference §13): no stray `None` after the `NEXTTOKEN` line with
 //! `--output text --query` (quirk 16), and clean colour sequences without colorama's extra `ESC[0m`
 //! (quirk 22). `yaml`, `yaml-stream` and `off` follow v2.
+//!
+//! Known limits: integers beyond the u64/i64 range arrive as floats (serde_json without
+//! `arbitrary_precision`), where Python keeps them exact; a JMESPath expression reference evaluated outside a
+//! function argument is an error here, where jmespath.py hands an object to the formatter (which then fails
+//! for JSON, and prints its memory address in text).
 
 mod printable;
 pub mod pyfmt;
