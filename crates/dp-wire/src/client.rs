@@ -239,6 +239,9 @@ impl Client {
     fn resolve(&self) -> Result<Resolved, Error> {
         let started = Instant::now();
         let profiles = self.profiles();
+        if let Some(error) = profiles.set.error() {
+            return Err(Error::config(error));
+        }
         if profiles.named && profiles.selected().is_none() {
             return Err(Error::config(format!(
                 "The config profile ({}) could not be found",

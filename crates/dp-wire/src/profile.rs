@@ -88,11 +88,10 @@ impl std::fmt::Debug for Environment {
     }
 }
 
-/// One section of a profile file: properties, some of which have sub-properties (`services` sections).
-#[derive(Clone, Default)]
+/// One section of a profile file. Keys are lower-cased; a value that starts with a newline holds sub-properties.
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub(crate) struct Section {
     properties: HashMap<String, String>,
-    sub_properties: HashMap<String, HashMap<String, String>>,
 }
 
 impl Section {
@@ -100,46 +99,88 @@ impl Section {
         self.properties.get(key).map(String::as_str)
     }
 
+    /// The sub-property `sub_key` of `key` (`data_pipeline =\n  endpoint_url = …`).
     pub(crate) fn sub(&self, key: &str, sub_key: &str) -> Option<&str> {
-        self.sub_properties
-            .get(key)
-            .and_then(|m| m.get(sub_key))
-            .map(String::as_str)
+        let value = self.properties.get(key)?;
+        value
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .find_map(|(k, v)| (k.trim() == sub_key).then(|| v.trim()))
     }
 
     pub(crate) fn has_any(&self, keys: &[&str]) -> bool {
         keys.iter().any(|k| self.properties.contains_key(*k))
     }
+
+    #[cfg(test)]
+    pub(crate) fn properties(&self) -> &HashMap<String, String> {
+        &self.properties
+    }
 }
 
 /// Which file a text came from: it decides how section headers are read.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum FileKind {
     Config,
     Credentials,
 }
 
-/// The profiles and `services` sections of both files, merged.
-#[derive(Clone, Default)]
+/// A syntax error in a profile file, with the AWS SDKs' wording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ParseError {
+    pub(crate) line: usize,
+    pub(crate) message: &'static str,
+}
+
+/// The profiles, `services` and `sso-session` sections of both files, merged.
+#[derive(Clone, Default, Debug)]
 pub(crate) struct ProfileSet {
     profiles: HashMap<String, Section>,
     services: HashMap<String, Section>,
+    sso_sessions: HashMap<String, Section>,
+    /// A syntax error of either file, reported on the first call (the files are then ignored).
+    error: Option<String>,
 }
 
 impl ProfileSet {
     /// Reads both files of `env`; a missing or unreadable file counts as empty, as in the SDKs.
     pub(crate) fn load(env: &Environment) -> ProfileSet {
-        let config = std::fs::read_to_string(env.config_file()).unwrap_or_default();
-        let credentials = std::fs::read_to_string(env.credentials_file()).unwrap_or_default();
-        ProfileSet::parse(&config, &credentials)
+        let config_path = env.config_file();
+        let credentials_path = env.credentials_file();
+        let config = std::fs::read_to_string(&config_path).unwrap_or_default();
+        let credentials = std::fs::read_to_string(&credentials_path).unwrap_or_default();
+        match ProfileSet::parse(&config, &credentials) {
+            Ok(set) => set,
+            Err((kind, e)) => {
+                let path = if kind == FileKind::Config {
+                    config_path
+                } else {
+                    credentials_path
+                };
+                ProfileSet {
+                    error: Some(format!(
+                        "Unable to parse config file: {} (line {}: {})",
+                        path.display(),
+                        e.line,
+                        e.message
+                    )),
+                    ..ProfileSet::default()
+                }
+            }
+        }
     }
 
     /// Parses the texts of the two files. The credentials file wins for a key set in both.
-    pub(crate) fn parse(config: &str, credentials: &str) -> ProfileSet {
+    pub(crate) fn parse(
+        config: &str,
+        credentials: &str,
+    ) -> Result<ProfileSet, (FileKind, ParseError)> {
         let mut set = ProfileSet::default();
-        set.merge(config, FileKind::Config);
-        set.merge(credentials, FileKind::Credentials);
-        set
+        set.merge(config, FileKind::Config)
+            .map_err(|e| (FileKind::Config, e))?;
+        set.merge(credentials, FileKind::Credentials)
+            .map_err(|e| (FileKind::Credentials, e))?;
+        Ok(set)
     }
 
     pub(crate) fn profile(&self, name: &str) -> Option<&Section> {
@@ -150,138 +191,166 @@ impl ProfileSet {
         self.services.get(name)
     }
 
-    fn merge(&mut self, text: &str, kind: FileKind) {
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn profiles(&self) -> &HashMap<String, Section> {
+        &self.profiles
+    }
+
+    #[cfg(test)]
+    pub(crate) fn sso_sessions(&self) -> &HashMap<String, Section> {
+        &self.sso_sessions
+    }
+
+    fn merge(&mut self, text: &str, kind: FileKind) -> Result<(), ParseError> {
         let mut sections: Vec<(Target, String, Section)> = Vec::new();
+        // The property a continuation line extends; reset by every section header.
         let mut last_key: Option<String> = None;
-        for raw in text.lines() {
+        let mut in_section = false;
+        for (index, raw) in text.lines().enumerate() {
+            let error = |message| ParseError {
+                line: index + 1,
+                message,
+            };
             let line = raw.trim_end_matches('\r');
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
                 continue;
             }
-            if trimmed.starts_with('[') {
+            if line.starts_with('[') {
+                let header = strip_header_comment(trimmed);
+                let inner = header.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+                let Some(inner) = inner else {
+                    return Err(error("Profile definition must end with ']'"));
+                };
+                in_section = true;
                 last_key = None;
-                let header = strip_comment(trimmed);
-                let target = header
-                    .strip_prefix('[')
-                    .and_then(|h| h.strip_suffix(']'))
-                    .and_then(|inner| classify_header(inner.trim(), kind));
-                // Properties of an ignored section (`[sso-session x]`, junk) go to a section that is dropped.
-                let (t, n) = target.unwrap_or((Target::Ignored, String::new()));
-                sections.push((t, n, Section::default()));
+                let (target, name) =
+                    classify_header(inner.trim(), kind).unwrap_or((Target::Ignored, String::new()));
+                sections.push((target, name, Section::default()));
                 continue;
             }
-            let Some((_, _, section)) = sections.last_mut() else {
-                continue;
+            if !in_section {
+                return Err(error("Expected a profile definition"));
+            }
+            let Some((target, _, section)) = sections.last_mut() else {
+                return Err(error("Expected a profile definition"));
             };
-            let continuation = line.starts_with(' ') || line.starts_with('\t');
-            if continuation {
-                let Some(key) = &last_key else { continue };
-                let value_is_empty = section.properties.get(key).is_some_and(|v| v.is_empty());
-                let has_subs = section.sub_properties.contains_key(key);
-                match trimmed.split_once('=') {
-                    Some((k, v)) if value_is_empty || has_subs => {
-                        section
-                            .sub_properties
-                            .entry(key.clone())
-                            .or_default()
-                            .insert(k.trim().to_string(), strip_comment(v.trim()).to_string());
-                    }
-                    _ => {
-                        if let Some(v) = section.properties.get_mut(key) {
-                            v.push('\n');
-                            v.push_str(trimmed);
+            if line.starts_with(' ') || line.starts_with('\t') {
+                let Some(key) = &last_key else {
+                    return Err(error("Expected a property definition, found continuation"));
+                };
+                let Some(value) = section.properties.get_mut(key) else {
+                    continue;
+                };
+                if value.is_empty() || value.starts_with('\n') {
+                    // A sub-property.
+                    match trimmed.split_once('=') {
+                        None => return Err(error("Expected an '=' sign defining a sub-property")),
+                        Some((k, _)) if k.trim().is_empty() => {
+                            return Err(error("Sub-property did not have a name"));
                         }
+                        Some(_) => {}
                     }
                 }
+                value.push('\n');
+                value.push_str(trimmed);
                 continue;
             }
-            if let Some((k, v)) = trimmed.split_once('=') {
-                let key = k.trim().to_string();
-                if key.is_empty() {
-                    continue;
-                }
-                section
-                    .properties
-                    .insert(key.clone(), strip_comment(v.trim()).to_string());
-                section.sub_properties.remove(&key);
-                last_key = Some(key);
+            let Some((k, v)) = trimmed.split_once('=') else {
+                return Err(error("Expected an '=' sign defining a property"));
+            };
+            let key = k.trim();
+            if key.is_empty() {
+                return Err(error("Property did not have a name"));
             }
+            if *target == Target::Ignored || !is_identifier(key) {
+                last_key = None;
+                continue;
+            }
+            let key = key.to_ascii_lowercase();
+            section
+                .properties
+                .insert(key.clone(), strip_value_comment(v.trim()).to_string());
+            last_key = Some(key);
         }
 
-        // `[profile default]` beats `[default]` in the config file, whatever their order.
-        let mut plain_default: Option<Section> = None;
-        let mut explicit_default: Option<Section> = None;
+        // `[profile default]` replaces `[default]` in the config file, whatever their order.
+        let has_prefixed_default = sections.iter().any(|(t, n, _)| {
+            matches!(
+                t,
+                Target::Profile {
+                    explicit_prefix: true
+                }
+            ) && n == "default"
+        });
         for (target, name, section) in sections {
             match target {
-                Target::Profile { explicit_prefix }
-                    if name == "default" && kind == FileKind::Config =>
-                {
-                    let slot = if explicit_prefix {
-                        &mut explicit_default
-                    } else {
-                        &mut plain_default
-                    };
-                    merge_into(slot.get_or_insert_with(Section::default), section);
-                }
+                Target::Profile {
+                    explicit_prefix: false,
+                } if kind == FileKind::Config && name == "default" && has_prefixed_default => {}
                 Target::Profile { .. } => {
                     merge_into(self.profiles.entry(name).or_default(), section)
                 }
                 Target::Services => merge_into(self.services.entry(name).or_default(), section),
+                Target::SsoSession => {
+                    merge_into(self.sso_sessions.entry(name).or_default(), section)
+                }
                 Target::Ignored => {}
             }
         }
-        let default = match (plain_default, explicit_default) {
-            (Some(mut plain), Some(explicit)) => {
-                merge_into(&mut plain, explicit);
-                Some(plain)
-            }
-            (plain, explicit) => explicit.or(plain),
-        };
-        if let Some(default) = default {
-            merge_into(
-                self.profiles.entry("default".to_string()).or_default(),
-                default,
-            );
-        }
+        Ok(())
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Target {
     Profile { explicit_prefix: bool },
     Services,
+    SsoSession,
     Ignored,
 }
 
+/// Characters of profile, section and property names (aws-runtime's identifier rule).
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-/.%@_:+".contains(c))
+}
+
 fn classify_header(inner: &str, kind: FileKind) -> Option<(Target, String)> {
+    let named = |target, name: &str| is_identifier(name).then(|| (target, name.to_string()));
     match kind {
-        FileKind::Credentials => Some((
+        FileKind::Credentials => named(
             Target::Profile {
                 explicit_prefix: false,
             },
-            inner.to_string(),
-        )),
+            inner,
+        ),
         FileKind::Config => {
             if inner == "default" {
-                return Some((
+                return named(
                     Target::Profile {
                         explicit_prefix: false,
                     },
-                    "default".to_string(),
-                ));
+                    inner,
+                );
             }
-            let mut words = inner.splitn(2, [' ', '\t']);
-            let prefix = words.next()?;
-            let name = words.next().map(str::trim).filter(|n| !n.is_empty())?;
+            let (prefix, name) = inner.split_once([' ', '\t'])?;
+            let name = name.trim();
             match prefix {
-                "profile" => Some((
+                "profile" => named(
                     Target::Profile {
                         explicit_prefix: true,
                     },
-                    name.to_string(),
-                )),
-                "services" => Some((Target::Services, name.to_string())),
+                    name,
+                ),
+                "services" => named(Target::Services, name),
+                "sso-session" => named(Target::SsoSession, name),
                 _ => None,
             }
         }
@@ -290,13 +359,23 @@ fn classify_header(inner: &str, kind: FileKind) -> Option<(Target, String)> {
 
 fn merge_into(into: &mut Section, from: Section) {
     into.properties.extend(from.properties);
-    for (k, subs) in from.sub_properties {
-        into.sub_properties.insert(k, subs);
+}
+
+/// A section header with a trailing comment removed (`[profile a] # note`, `[profile a]; note`).
+fn strip_header_comment(line: &str) -> &str {
+    match line.find(']') {
+        Some(end)
+            if line[end + 1..].trim_start().starts_with(['#', ';'])
+                || line[end + 1..].trim().is_empty() =>
+        {
+            &line[..=end]
+        }
+        _ => line,
     }
 }
 
 /// Drops a trailing ` # comment` or ` ; comment` (only after whitespace, so `a#b` stays).
-fn strip_comment(value: &str) -> &str {
+fn strip_value_comment(value: &str) -> &str {
     let bytes = value.as_bytes();
     for i in 1..bytes.len() {
         if (bytes[i] == b'#' || bytes[i] == b';') && (bytes[i - 1] == b' ' || bytes[i - 1] == b'\t')
@@ -308,27 +387,15 @@ fn strip_comment(value: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
-    fn parses_profiles_services_and_precedence() {
-        let config = "[default]\nregion = us-west-2\n[profile default]\noutput = text\n\
-                      [profile dev] # comment\nregion=eu-west-1 ; note\nservices = svc\ns3 =\n  max_concurrent_requests = 2\n\
-                      [services svc]\ndata_pipeline =\n  endpoint_url = http://127.0.0.1:9\n[sso-session x]\nsso_region = a\n";
-        let credentials = "[dev]\naws_access_key_id = AKIDEXAMPLE\n[profile x]\nregion = odd\n";
-        let set = ProfileSet::parse(config, credentials);
-        let default = set.profile("default").unwrap();
-        assert_eq!(
-            default.get("output"),
-            Some("text"),
-            "[profile default] is read"
-        );
-        assert_eq!(
-            default.get("region"),
-            Some("us-west-2"),
-            "[default] keys not overridden stay"
-        );
+    fn services_sections_and_sub_properties() {
+        let config = "[default]\nregion = us-west-2\n[profile dev] # comment\nregion=eu-west-1 ; note\nservices = svc\n\
+                      [services svc]\ndata_pipeline =\n  endpoint_url = http://127.0.0.1:9\n";
+        let credentials = "[dev]\naws_access_key_id = AKIDEXAMPLE\n";
+        let set = ProfileSet::parse(config, credentials).unwrap();
         let dev = set.profile("dev").unwrap();
         assert_eq!(
             dev.get("region"),
@@ -340,18 +407,94 @@ mod tests {
             Some("AKIDEXAMPLE"),
             "credentials file merged"
         );
-        assert_eq!(dev.sub("s3", "max_concurrent_requests"), Some("2"));
         assert_eq!(
             set.services("svc")
                 .unwrap()
                 .sub("data_pipeline", "endpoint_url"),
             Some("http://127.0.0.1:9")
         );
-        assert!(set.profile("x").is_none(), "sso-session is not a profile");
         assert_eq!(
-            set.profile("profile x").unwrap().get("region"),
-            Some("odd"),
-            "credentials file takes names as is"
+            set.profile("default").unwrap().get("region"),
+            Some("us-west-2")
         );
+    }
+
+    /// The 65 profile-parser cases of the aws-runtime crate package (`test-data/profile-parser-tests.json`,
+    /// Apache-2.0), read from the cargo registry.
+    #[test]
+    fn aws_runtime_profile_parser_vectors() {
+        let path = registry_file("aws-runtime-1.", "test-data/profile-parser-tests.json");
+        let suite: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let tests = suite["tests"].as_array().unwrap();
+        assert_eq!(tests.len(), 65);
+        let mut errors = 0;
+        for case in tests {
+            let name = case["name"].as_str().unwrap();
+            let config = case["input"]["configFile"].as_str().unwrap_or("");
+            let credentials = case["input"]["credentialsFile"].as_str().unwrap_or("");
+            let result = ProfileSet::parse(config, credentials);
+            if let Some(expected) = case["output"]["errorContaining"].as_str() {
+                let (_, error) = result.expect_err(name);
+                assert!(
+                    error.message.contains(expected) || expected.contains(error.message),
+                    "{name}: {error:?}"
+                );
+                errors += 1;
+                continue;
+            }
+            let set = result.unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let expected = case["output"]["config"]["profiles"].as_object().unwrap();
+            let got = set.profiles();
+            assert_eq!(got.len(), expected.len(), "{name}: profiles {got:?}");
+            for (profile, properties) in expected {
+                let section = got
+                    .get(profile)
+                    .unwrap_or_else(|| panic!("{name}: no profile {profile}"));
+                let expected: HashMap<String, String> = properties
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                    .collect();
+                assert_eq!(section.properties(), &expected, "{name}: profile {profile}");
+            }
+            if let Some(sessions) = case["output"]["config"]["sso_sessions"].as_object() {
+                assert_eq!(
+                    set.sso_sessions().len(),
+                    sessions.len(),
+                    "{name}: sso sessions"
+                );
+            }
+        }
+        assert_eq!(errors, 10, "the error cases");
+    }
+
+    /// A file of a crate package in the cargo registry (the newest version matching `prefix`).
+    pub(crate) fn registry_file(prefix: &str, file: &str) -> std::path::PathBuf {
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo")
+            });
+        let mut found: Vec<std::path::PathBuf> = std::fs::read_dir(cargo_home.join("registry/src"))
+            .unwrap()
+            .flatten()
+            .flat_map(|index| {
+                std::fs::read_dir(index.path())
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+            })
+            .filter(|p| {
+                p.file_name().unwrap().to_string_lossy().starts_with(prefix)
+                    && p.join(file).is_file()
+            })
+            .collect();
+        found.sort();
+        found
+            .pop()
+            .map(|dir| dir.join(file))
+            .unwrap_or_else(|| panic!("{prefix}*/{file} not in the cargo registry"))
     }
 }

@@ -9,3 +9,4 @@ mod secrets;
 mod server;
 mod sigv4;
 mod support;
+mod tls;

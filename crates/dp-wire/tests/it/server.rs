@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// What the server does with one request.
 #[derive(Debug, Clone)]
@@ -100,6 +100,60 @@ impl Server {
         .await
     }
 
+    /// Starts an https server (certificate `tls/cert.pem`, for `localhost` and `127.0.0.1`) playing `script`.
+    pub async fn start_tls(script: Vec<Action>) -> Server {
+        use rustls::pki_types::pem::PemObject;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/tls");
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(dir.join("cert.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "https://localhost:{}",
+            listener.local_addr().unwrap().port()
+        );
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        let script = Arc::new(Mutex::new(
+            script
+                .into_iter()
+                .collect::<std::collections::VecDeque<_>>(),
+        ));
+        let handler: Handler = Arc::new(move |_: &Recorded| {
+            script
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| Action::ok("{}"))
+        });
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, handler, recorded) =
+                    (acceptor.clone(), handler.clone(), recorded.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake; nothing is served then.
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve(stream, handler, recorded).await;
+                    }
+                });
+            }
+        });
+        Server { url, requests }
+    }
+
     /// Starts a server answering each request with `handler`'s action.
     pub async fn start_with(handler: Handler) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -129,7 +183,10 @@ impl Server {
     }
 }
 
-async fn serve(mut stream: TcpStream, handler: Handler, recorded: Arc<Mutex<Vec<Recorded>>>) {
+async fn serve<S>(mut stream: S, handler: Handler, recorded: Arc<Mutex<Vec<Recorded>>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut buffer = Vec::new();
     loop {
         let Some(request) = read_request(&mut stream, &mut buffer).await else {
@@ -153,6 +210,7 @@ async fn serve(mut stream: TcpStream, handler: Handler, recorded: Arc<Mutex<Vec<
                 ));
                 if stream.write_all(head.as_bytes()).await.is_err()
                     || stream.write_all(body.as_bytes()).await.is_err()
+                    || stream.flush().await.is_err()
                 {
                     return;
                 }
@@ -183,7 +241,10 @@ fn reason(status: u16) -> &'static str {
         .unwrap_or("Unknown")
 }
 
-async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Recorded> {
+async fn read_request<S>(stream: &mut S, buffer: &mut Vec<u8>) -> Option<Recorded>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
     let mut chunk = [0u8; 4096];
     let head_end = loop {
         if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
