@@ -256,7 +256,8 @@ fn yaml_document(value: &Value) -> String {
 /// * `text`: page by page; each page is reduced to its result key (so `marker` and `hasMoreResults` never
 ///   print) and queried on its own, as v1 does. When truncated, a final `NEXTTOKEN\t<token>` line follows;
 ///   unlike v1 it is never passed through the query, so no stray `None` line appears (quirk 16, fixed).
-/// * `yaml-stream`: each whole page (queried on its own) as one YAML list item, as v2 does.
+/// * `yaml-stream`: each whole page (queried on its own) as one YAML list item, as v2 does; the resume
+///   token is not printed (botocore records it on the paginator, not in a page).
 /// * `off`: nothing.
 /// * `json`, `table`, `yaml`: the pages merged as botocore's `build_full_result` does (result lists
 ///   concatenated, other keys dropped, `NextToken` added when truncated), then [`render`].
