@@ -66,10 +66,39 @@ pub fn fake_service(rec: &Recorded, _index: usize) -> Reply {
             ),
             _ => text(json!({"ids": ["@a_4"], "marker": "", "hasMoreResults": false})),
         },
-        "DescribeObjects" => text(
-            json!({"pipelineObjects": [{"id": "Default", "name": "Default", "fields": [
-            {"key": "workerGroup", "stringValue": "wg1"}, {"key": "*password", "stringValue": "secret"}]}], "hasMoreResults": false}),
-        ),
+        "DescribeObjects" => {
+            let ids: Vec<&str> = body["objectIds"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            // For pipeline df-quirky, one instance lacks @componentParent and one lacks @scheduledStartTime:
+            // the reference crashes there (quirk 19), dp prints them.
+            let quirky = pipeline == "df-quirky";
+            let objects: Vec<Value> = ids
+                .iter()
+                .map(|id| match id.strip_prefix("@a_") {
+                    Some(n) => {
+                        let num: i64 = n.parse().unwrap_or(0);
+                        let status = if num == 2 { "FINISHED" } else { "WAITING_FOR_RUNNER" };
+                        let mut fields = vec![json!({"key": "@status", "stringValue": status})];
+                        if !(quirky && num == 4) {
+                            fields.push(json!({"key": "@componentParent", "refValue": format!("Act{}", 5 - num)}));
+                        }
+                        if !(quirky && num == 3) {
+                            fields.push(json!({"key": "@scheduledStartTime", "stringValue": format!("2024-01-0{}T00:00:00", 5 - num)}));
+                        }
+                        if num == 2 {
+                            fields.push(json!({"key": "@actualStartTime", "stringValue": "2024-01-03T00:01:00"}));
+                            fields.push(json!({"key": "@actualEndTime", "stringValue": "2024-01-03T00:05:00"}));
+                        }
+                        json!({"id": id, "name": format!("@Act{}_2024-01-0{}T00:00:00", 5 - num, 5 - num), "fields": fields})
+                    }
+                    None => json!({"id": id, "name": id, "fields": [
+                        {"key": "workerGroup", "stringValue": "wg1"}, {"key": "*password", "stringValue": "secret"}]}),
+                })
+                .collect();
+            text(json!({"pipelineObjects": objects, "hasMoreResults": false}))
+        }
         "EvaluateExpression" => text(json!({"evaluatedExpression": "2024-01-01T00:00:00"})),
         "GetPipelineDefinition" => text(
             json!({"pipelineObjects": [{"id": "Default", "name": "Default", "fields": [{"key": "workerGroup", "stringValue": "wg1"}]}],
@@ -83,6 +112,17 @@ pub fn fake_service(rec: &Recorded, _index: usize) -> Reply {
         _ => text(json!({})),
     }
 }
+
+const DEFINITION: &str = r##"{
+  "objects": [
+    {"id": "Default", "name": "Default", "workerGroup": "wg1", "scheduleType": "ondemand", "failureAndRerunMode": "CASCADE"},
+    {"id": "Act", "name": "MyActivity", "type": "ShellCommandActivity", "command": "echo #{myParam}",
+     "dependsOn": [{"ref": "A"}, {"ref": "B"}], "tags": ["a", "b"]}
+  ],
+  "parameters": [{"id": "myParam", "type": "String", "default": "x"}],
+  "values": {"myParam": ["v1", "v2"]}
+}
+"##;
 
 /// Runs one case with both clients and compares. `dp_code` is dp's expected exit code where it is fixed.
 fn check(args: &[&str], files: &[(&str, &str)]) -> (i32, i32) {
@@ -229,5 +269,87 @@ cases! {
     list_pipelines_query: ["list-pipelines", "--query", "pipelineIdList[].id"];
     list_pipelines_marker: ["list-pipelines", "--marker", "m1"];
     query_objects: ["query-objects", "--pipeline-id", "df-0001", "--sphere", "INSTANCE", "--objects-query", "selectors=[{fieldName=@status,operator={type=EQ,values=[FINISHED]}}]"];
+    // The Data Pipeline customizations of the CLI.
+    put_definition_file: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json"] files [("def.json", DEFINITION)];
+    put_definition_inline_values: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json", "--parameter-values", "myParam=z", "myParam=w", "other=q"] files [("def.json", DEFINITION)];
+    put_definition_parameter_objects: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json", "--parameter-objects", r#"{"parameters": [{"id": "p2", "type": "String", "description": "d"}]}"#] files [("def.json", DEFINITION)];
+    put_definition_values_uri: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://plain.json", "--parameter-values-uri", "file://values.json"] files [("plain.json", r#"{"objects": [{"id": "Default"}]}"#), ("values.json", r#"{"values": {"a": ["1", "2"], "b": "3"}}"#)];
+    put_definition_text: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json", "--output", "text"] files [("def.json", DEFINITION)];
+    put_definition_missing_objects: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"parameters": []}"#];
+    put_definition_missing_id: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"name": "x", "type": "Ec2Resource"}]}"#];
+    put_definition_number_field: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A", "maximumRetries": 3}]}"#];
+    put_definition_bad_inline: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A"}]}"#, "--parameter-values", "novalue"];
+    put_definition_required: ["put-pipeline-definition", "--pipeline-id", "df-0001"];
+    get_definition: ["get-pipeline-definition", "--pipeline-id", "df-0001"];
+    get_definition_active: ["get-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-version", "active"];
+    get_definition_text: ["get-pipeline-definition", "--pipeline-id", "df-0001", "--output", "text"];
+    get_definition_skeleton_output: ["get-pipeline-definition", "--pipeline-id", "df-0001", "--generate-cli-skeleton", "output"];
+    activate_values: ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values", "a=1", "b=2", "a=3"];
+    activate_values_uri: ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values-uri", "file://values.json"] files [("values.json", r#"{"values": {"a": "1"}}"#)];
+    activate_both_values: ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values", "a=1", "--parameter-values-uri", "file://values.json"] files [("values.json", r#"{"values": {"a": "1"}}"#)];
+    activate_start_iso: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01T00:00:00Z"];
+    activate_start_naive: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01 00:00:00"];
+    activate_start_offset: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01 00:00:00+02:00"];
+    activate_start_epoch: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "1704067200.5"];
+    activate_start_date: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01"];
+    activate_start_bad: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "notadate"];
+    list_runs_schedule: ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00, 2024-01-05T00:00:00"];
+    list_runs_start_status: ["list-runs", "--pipeline-id", "df-0001", "--start-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--status", "finished, waiting_for_runner"];
+    list_runs_json: ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--output", "json"];
+    list_runs_table: ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--output", "table"];
+    list_runs_bad_status: ["list-runs", "--pipeline-id", "df-0001", "--status", "bogus"];
     query_objects_page_size: ["query-objects", "--pipeline-id", "df-0001", "--sphere", "INSTANCE", "--page-size", "2", "--max-items", "2"];
+}
+
+/// The reference crashes with `'@componentParent'` (exit 255) on an instance without a parent, and cannot sort a
+/// mix of present and missing schedule times (quirk 19). dp prints every run: same requests, a layout whose rows
+/// are empty where the fields are missing, missing schedule times first.
+#[test]
+fn list_runs_missing_fields_are_printed() {
+    let server = Server::start(fake_service);
+    let dir = std::env::temp_dir();
+    let args = [
+        "list-runs",
+        "--pipeline-id",
+        "df-quirky",
+        "--schedule-interval",
+        "2024-01-01T00:00:00,2024-01-05T00:00:00",
+    ];
+    let theirs = aws(&server.url, &args, &dir);
+    assert_ne!(
+        theirs.code, 0,
+        "the reference still crashes here: {}",
+        theirs.stderr
+    );
+    let their_requests = server.take();
+    let ours = dp(&server.url, &args, &dir);
+    let our_requests = server.take();
+    assert_eq!(ours.code, 0, "{}", ours.stderr);
+    assert_eq!(
+        our_requests
+            .iter()
+            .map(|r| (r.target().to_string(), r.json()))
+            .collect::<Vec<_>>(),
+        their_requests
+            .iter()
+            .map(|r| (r.target().to_string(), r.json()))
+            .collect::<Vec<_>>()
+    );
+    let expected = "       Name                                                Scheduled Start      Status                 
+       ID                                                  Started              Ended              
+---------------------------------------------------------------------------------------------------
+   1.  Act2                                                                     WAITING_FOR_RUNNER     
+       @a_3                                                                                        
+
+   2.                                                      2024-01-01T00:00:00  WAITING_FOR_RUNNER     
+       @a_4                                                                                        
+
+   3.  Act3                                                2024-01-03T00:00:00  FINISHED               
+       @a_2                                                2024-01-03T00:01:00  2024-01-03T00:05:00
+
+   4.  Act4                                                2024-01-04T00:00:00  WAITING_FOR_RUNNER     
+       @a_1                                                                                        
+
+";
+    assert_eq!(ours.stdout, expected);
 }

@@ -47,6 +47,8 @@ pub struct Invocation {
     pub max_items: Option<String>,
     /// `--page-size`.
     pub page_size: Option<String>,
+    /// The CLI's custom options of this operation (see [`crate::customize`]), as given.
+    pub custom: Vec<(&'static str, RawValue)>,
 }
 
 /// What the command line asks for.
@@ -58,6 +60,8 @@ pub enum Request {
     Help(String),
     /// An operation.
     Run(GlobalSettings, Invocation),
+    /// `list-runs`.
+    ListRuns(GlobalSettings, crate::list_runs::ListRuns),
     /// Shell completion script.
     Completion(String),
 }
@@ -75,6 +79,9 @@ pub fn operation_command(op: &'static Operation) -> Command {
     let mut cmd = Command::new(op.cli_name).about(format!("Calls the {} operation.", op.name));
     if let Some(input) = op.input {
         for member in input.members() {
+            if crate::customize::replaces(op.name, member.name) {
+                continue;
+            }
             let name = option_name(op, member);
             match member.shape.kind {
                 ShapeKind::Boolean => {
@@ -118,6 +125,17 @@ pub fn operation_command(op: &'static Operation) -> Command {
                 }
             }
         }
+    }
+    for custom in crate::customize::options(op.name) {
+        let arg = Arg::new(custom.name)
+            .long(custom.name)
+            .value_name("VALUE")
+            .help(custom.help);
+        cmd = cmd.arg(if custom.many {
+            arg.num_args(1..).action(ArgAction::Set)
+        } else {
+            arg.num_args(1)
+        });
     }
     cmd = cmd
         .arg(Arg::new("cli-input-json").long("cli-input-json").num_args(1).value_name("JSON").help("Read the input from JSON (inline or file://); command-line options win per top-level key."))
@@ -168,6 +186,7 @@ pub fn command() -> Command {
     for op in dp_model::operations() {
         root = root.subcommand(operation_command(op));
     }
+    root = root.subcommand(crate::list_runs::command());
     root.subcommand(
         Command::new("completion")
             .about("Print a shell completion script.")
@@ -186,6 +205,9 @@ pub fn invocation(op: &'static Operation, m: &ArgMatches) -> Invocation {
     let mut values = Vec::new();
     if let Some(input) = op.input {
         for member in input.members() {
+            if crate::customize::replaces(op.name, member.name) {
+                continue;
+            }
             let name = option_name(op, member);
             let raw = match member.shape.kind {
                 ShapeKind::Boolean => {
@@ -231,7 +253,18 @@ pub fn invocation(op: &'static Operation, m: &ArgMatches) -> Invocation {
             None
         }
     };
+    let mut custom = Vec::new();
+    for option in crate::customize::options(op.name) {
+        if option.many {
+            if let Some(v) = m.get_many::<String>(option.name) {
+                custom.push((option.name, RawValue::Many(v.cloned().collect())));
+            }
+        } else if let Some(v) = m.get_one::<String>(option.name) {
+            custom.push((option.name, RawValue::One(v.clone())));
+        }
+    }
     Invocation {
+        custom,
         operation: op,
         values,
         cli_input,

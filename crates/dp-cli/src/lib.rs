@@ -7,7 +7,9 @@
 //! clap; it composes the others and does not reimplement them.
 
 pub mod cli;
+pub mod customize;
 pub mod error;
+pub mod list_runs;
 pub mod output;
 pub mod paginate;
 pub mod params;
@@ -81,6 +83,10 @@ fn parse_args(args: Vec<OsString>) -> Result<Request, CliError> {
     }
     let settings = GlobalSettings::from_matches(&matches).map_err(CliError::argument)?;
     match matches.subcommand() {
+        Some(("list-runs", m)) => Ok(Request::ListRuns(
+            settings,
+            crate::list_runs::ListRuns::from_matches(m)?,
+        )),
         Some(("completion", m)) => Ok(Request::Completion(
             m.get_one::<String>("shell").cloned().unwrap_or_default(),
         )),
@@ -167,6 +173,7 @@ fn run_inner(args: Vec<OsString>, stdout: &mut String) -> Result<(), CliError> {
             Ok(())
         }
         Request::Run(settings, inv) => run_operation(&settings, &inv, stdout),
+        Request::ListRuns(settings, args) => run_list_runs(&settings, &args, stdout),
     }
 }
 
@@ -177,7 +184,13 @@ fn missing_required(inv: &Invocation) -> Vec<String> {
         .unwrap_or_default()
         .iter()
         .filter(|m| m.required && !inv.values.iter().any(|(g, _)| g.name == m.name))
-        .map(|m| format!("--{}", cli::option_name(op, m)))
+        .map(|m| match customize::provided_by_custom(op.name, m.name) {
+            // dp keeps the API's own option beside the CLI's custom one: either satisfies the requirement.
+            Some(custom) if inv.custom.iter().any(|(n, _)| *n == custom) => None,
+            Some(custom) => Some(format!("--{custom}")),
+            None => Some(format!("--{}", cli::option_name(op, m))),
+        })
+        .flatten()
         .collect()
 }
 
@@ -243,7 +256,10 @@ fn run_operation(
             .map_err(|e| CliError::usage(e.to_string()))?;
 
     if inv.skeleton == Some(dp_skeleton::Kind::Output) {
-        let sample = dp_skeleton::output_sample(op).unwrap_or(Value::Object(Default::default()));
+        let sample = customize::after_call(
+            op.name,
+            dp_skeleton::output_sample(op).unwrap_or(Value::Object(Default::default())),
+        );
         stdout.push_str(
             &output::render(op.name, &sample, &render_opts)
                 .map_err(|e| CliError::usage(e.to_string()))?,
@@ -260,12 +276,13 @@ fn run_operation(
         .map_err(|e| CliError::other(e.to_string(), exit::OTHER))?;
     let mut call = |input: &Value| -> Result<Value, CliError> {
         let raw = runtime.block_on(client.call_json(op, input))?;
-        Ok(match op.output {
+        let shaped = match op.output {
             Some(shape) => {
                 params::shape_output(shape, &raw).unwrap_or(Value::Object(Default::default()))
             }
             None => Value::Object(Default::default()),
-        })
+        };
+        Ok(customize::after_call(op.name, shaped))
     };
 
     // Setting the marker or limit option directly turns automatic pagination off, as in the CLI.
@@ -305,6 +322,72 @@ fn run_operation(
         &output::render(op.name, &result, &render_opts)
             .map_err(|e| CliError::usage(e.to_string()))?,
     );
+    Ok(())
+}
+
+fn run_list_runs(
+    settings: &GlobalSettings,
+    args: &list_runs::ListRuns,
+    stdout: &mut String,
+) -> Result<(), CliError> {
+    let query_op = dp_model::operation("QueryObjects").expect("in the model");
+    let describe_op = dp_model::operation("DescribeObjects").expect("in the model");
+    // Like the CLI, list-runs takes only --region, --endpoint-url and --no-verify-ssl from the globals' request
+    // settings; --output and --query still shape what it prints.
+    let client = dp_wire::Client::new(wire_settings(settings))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::other(e.to_string(), exit::OTHER))?;
+    let input = serde_json::json!({"pipelineId": args.pipeline_id, "sphere": "INSTANCE", "query": args.query(list_runs::now())});
+    let paginator = query_op.paginator.as_ref().expect("QueryObjects pages");
+    let (pages, _) = paginate::paginate(
+        query_op,
+        paginator,
+        &input,
+        &paginate::PageOptions::default(),
+        |input| Ok(runtime.block_on(client.call_json(query_op, input))?),
+    )?;
+    let ids: Vec<Value> = pages
+        .iter()
+        .filter_map(|p| p.get("ids").and_then(Value::as_array))
+        .flatten()
+        .cloned()
+        .collect();
+    let mut objects = Vec::new();
+    for chunk in ids.chunks(100) {
+        let input = serde_json::json!({"pipelineId": args.pipeline_id, "objectIds": chunk});
+        let result = runtime.block_on(client.call_json(describe_op, &input))?;
+        objects.extend(
+            result
+                .get("pipelineObjects")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    let rows = Value::Array(list_runs::convert(&objects));
+    match &settings.output {
+        Some(format) => {
+            let opts =
+                output::RenderOptions::new(format, settings.query.as_deref(), color(settings))
+                    .map_err(|e| CliError::usage(e.to_string()))?;
+            stdout.push_str(
+                &output::render("list-runs", &rows, &opts)
+                    .map_err(|e| CliError::usage(e.to_string()))?,
+            );
+        }
+        None => {
+            let opts = output::RenderOptions::new("json", settings.query.as_deref(), false)
+                .map_err(|e| CliError::usage(e.to_string()))?;
+            let rows = match &opts.query {
+                Some(q) => q.apply(&rows).map_err(|e| CliError::usage(e.to_string()))?,
+                None => rows,
+            };
+            let list = rows.as_array().cloned().unwrap_or_default();
+            stdout.push_str(&list_runs::render_fixed(&list));
+        }
+    }
     Ok(())
 }
 

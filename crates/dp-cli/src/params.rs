@@ -250,6 +250,7 @@ pub fn build_input(inv: &Invocation) -> Result<Value, CliError> {
     for (member, raw) in &inv.values {
         params.insert(member.name.to_string(), member_value(op, member, raw)?);
     }
+    crate::customize::add_to_params(op.name, &inv.custom, &mut params)?;
     if let Some((option, raw)) = &inv.cli_input {
         for (k, v) in cli_input(option, raw)? {
             params.entry(k).or_insert(v);
