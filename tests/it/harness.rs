@@ -308,6 +308,7 @@ fn client_env(cmd: &mut Command) {
         .env("AWS_RETRY_MODE", "standard")
         .env("AWS_MAX_ATTEMPTS", "3")
         .env("AWS_PAGER", "")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
         .stdin(Stdio::null());
     if let Ok(p) = std::env::var("PYTHONPATH") {
         cmd.env("PYTHONPATH", p);

@@ -85,6 +85,7 @@ pub(crate) fn run() -> Result<()> {
             .env("AWS_DEFAULT_REGION", "us-east-1")
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
             .current_dir(&work)
             .output()
             .context("running dp")?;

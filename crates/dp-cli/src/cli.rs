@@ -10,6 +10,18 @@ use dp_model::{Member, Operation, ShapeKind};
 
 use crate::settings::{GlobalSettings, global_args};
 
+/// A wire name in kebab case, as CLI option names spell it (`pipelineId` → `pipeline-id`).
+pub fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
 /// The option name of an input member (`--task-id`), including the CLI's renames of names that clash with globals.
 pub fn option_name(op: &Operation, member: &Member) -> &'static str {
     match (op.name, member.name) {

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod customize;
 pub mod error;
+pub mod help;
 pub mod list_runs;
 pub mod output;
 pub mod paginate;
@@ -61,19 +62,34 @@ fn parse_args(args: Vec<OsString>) -> Result<Request, CliError> {
         .iter()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    if strings.last().map(String::as_str) == Some("help") {
-        let mut cmd = cli::command();
-        let help = match strings
-            .get(1)
-            .and_then(|name| dp_model::operation_by_cli_name(name))
-        {
-            Some(op) if strings.len() == 3 => cli::operation_command(op)
-                .bin_name(format!("dp {}", op.cli_name))
-                .render_long_help()
-                .to_string(),
-            _ => cmd.render_long_help().to_string(),
+    let wants_help = strings.last().map(String::as_str) == Some("help")
+        || strings.iter().skip(1).any(|a| a == "--help" || a == "-h");
+    if wants_help {
+        let command = strings
+            .iter()
+            .skip(1)
+            .find(|a| !a.starts_with('-') && *a != "help");
+        let text = match command.map(String::as_str) {
+            Some("list-runs") => {
+                let mut page = format!(
+                    "NAME\n    dp list-runs\n\nDESCRIPTION\n    {}\n\n",
+                    help::description("list-runs")
+                );
+                page.push_str(
+                    &crate::list_runs::command()
+                        .bin_name("dp list-runs")
+                        .render_help()
+                        .to_string(),
+                );
+                page
+            }
+            Some(name) => match dp_model::operation_by_cli_name(name) {
+                Some(op) => help::operation_help(op),
+                None => help::main_help(),
+            },
+            None => help::main_help(),
         };
-        return Ok(Request::Help(help));
+        return Ok(Request::Help(text));
     }
     let matches = cli::command()
         .try_get_matches_from(args)

@@ -1,3 +1,6 @@
 //! Integration tests of dp-cli, one module per area.
 
+mod cli;
+mod help;
 mod output;
+mod snapshot;

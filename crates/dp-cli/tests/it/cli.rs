@@ -1,0 +1,202 @@
+//! The command line as a user meets it: clap's own consistency check, exit codes and error output, run through
+//! the real `dp` binary. Nothing here reaches a network: every case fails or finishes before a request.
+
+use std::process::Command;
+
+#[test]
+fn clap_command_is_consistent() {
+    dp_cli::cli::command().debug_assert();
+    dp_cli::list_runs::command().debug_assert();
+}
+
+/// Runs dp with no credentials and no config, so that anything that would need them fails loudly.
+fn dp(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dp"))
+        .args(args)
+        .env_clear()
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("HOME", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn check(name: &str, args: &[&str], code: i32) {
+    let (rc, stdout, stderr) = dp(args);
+    assert_eq!(rc, code, "{args:?}\nstdout: {stdout}\nstderr: {stderr}");
+    crate::snapshot::check(
+        &format!("cli-{name}"),
+        &format!(
+            "$ dp {}\n--- rc {rc}\n--- stdout\n{stdout}--- stderr\n{stderr}",
+            args.join(" ")
+        ),
+    );
+}
+
+#[test]
+fn exit_codes_and_messages() {
+    check(
+        "skeleton-needs-nothing",
+        &["report-task-progress", "--generate-cli-skeleton"],
+        0,
+    );
+    check(
+        "yaml-skeleton",
+        &["set-task-status", "--generate-cli-skeleton", "yaml-input"],
+        0,
+    );
+    check("missing-required", &["report-task-progress"], 252);
+    check(
+        "unknown-option",
+        &["report-task-progress", "--task-id", "t", "--bogus", "x"],
+        252,
+    );
+    check("typo-command", &["report-task-progresss"], 252);
+    check("no-command", &[], 252);
+    check(
+        "shorthand-caret",
+        &[
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--fields",
+            "key=a,stringValue=b,",
+        ],
+        252,
+    );
+    check(
+        "shorthand-multiline",
+        &[
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--fields",
+            "key=a,\nstringValue==b",
+        ],
+        252,
+    );
+    check(
+        "shorthand-duplicate",
+        &[
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--fields",
+            "key=a,key=b",
+        ],
+        252,
+    );
+    check(
+        "shorthand-suggestion",
+        &[
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--fields",
+            "key=a,stringvalue=b",
+        ],
+        252,
+    );
+    check(
+        "enum",
+        &["set-task-status", "--task-id", "t", "--task-status", "DONE"],
+        252,
+    );
+    check(
+        "too-long",
+        &["report-task-progress", "--task-id", &"x".repeat(2049)],
+        252,
+    );
+    check(
+        "bad-json",
+        &[
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--fields",
+            "[{\"key\": \"a\",}]",
+        ],
+        252,
+    );
+    check(
+        "bad-cli-input",
+        &[
+            "report-task-progress",
+            "--cli-input-json",
+            "{\"taskId\": \"x\",}",
+        ],
+        252,
+    );
+    check(
+        "bad-query",
+        &[
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--query",
+            "foo[",
+            "--generate-cli-skeleton",
+            "output",
+        ],
+        252,
+    );
+    check(
+        "no-paginate-conflict",
+        &["list-pipelines", "--no-paginate", "--max-items", "1"],
+        252,
+    );
+    check(
+        "definition-missing-objects",
+        &[
+            "put-pipeline-definition",
+            "--pipeline-id",
+            "p",
+            "--pipeline-definition",
+            "{}",
+        ],
+        252,
+    );
+    check(
+        "list-runs-bad-status",
+        &["list-runs", "--pipeline-id", "p", "--status", "bogus"],
+        252,
+    );
+    check(
+        "no-credentials",
+        &[
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--region",
+            "us-east-1",
+        ],
+        253,
+    );
+    check(
+        "no-region",
+        &["report-task-progress", "--task-id", "t"],
+        253,
+    );
+    check("version", &["--version"], 0);
+}
+
+#[test]
+fn yaml_output_of_a_sample() {
+    let (rc, stdout, _) = dp(&[
+        "poll-for-task",
+        "--worker-group",
+        "w",
+        "--generate-cli-skeleton",
+        "output",
+        "--output",
+        "yaml",
+    ]);
+    assert_eq!(rc, 0);
+    crate::snapshot::check("yaml-poll-for-task-sample", &stdout);
+}
