@@ -4,6 +4,7 @@
 //! generating `dp-model`'s Rust from it, and (later) demos, benchmarks and release builds. It must stay light: its
 //! dependencies are few so that `cargo xtask` starts quickly on a cold machine.
 
+mod bench;
 mod codegen;
 mod demo;
 mod import_model;
@@ -20,6 +21,8 @@ tasks:
                         through python3) and write crates/dp-model/model/datapipeline.json
   codegen [--check]     generate crates/dp-model/src/generated.rs from the committed model;
                         --check fails if the committed file is stale
+  bench [cli [ROUNDS] | shorthand | wire | local]
+                        whole-process timings of dp vs aws vs a floor (cli), or a crate's criterion benches
   demo                  start dp-local and run a whole task life with dp against it (no AWS account needed)
 ";
 
@@ -41,6 +44,7 @@ fn main() -> Result<()> {
             codegen::run(check)
         }
         "demo" => demo::run(),
+        "bench" => bench::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())
