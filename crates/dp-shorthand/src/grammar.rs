@@ -10,12 +10,12 @@
 //!
 //! This module must not read files itself: `@=` values go through the caller's loader, if any.
 
-use nom::bytes::complete::{tag, take_while};
+use nom::bytes::complete::tag;
 use nom::error::{ErrorKind as NomErrorKind, ParseError};
 use nom::{IResult, Parser as _};
 
 use crate::error::{Error, ErrorKind};
-use crate::{FileRef, Value};
+use crate::{FileLoader, FileRef, Value};
 
 /// What the parser found where it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,11 +71,8 @@ fn syntax<'a, T>(expected: &'static str, received: Received, rest: &'a str) -> P
     }))
 }
 
-/// The caller's way to read `file://` and `fileb://` values after `@=`.
-pub(crate) type Loader<'l> = dyn FnMut(&FileRef<'_>) -> Result<Value, String> + 'l;
-
 /// Python's `str.isspace`: what the value regexes call `\s` and what `rstrip()` removes.
-pub(crate) fn is_unicode_space(c: char) -> bool {
+pub(crate) const fn is_unicode_space(c: char) -> bool {
     matches!(
         c as u32,
         0x09..=0x0D | 0x1C..=0x20 | 0x85 | 0xA0 | 0x1680 | 0x2000..=0x200A | 0x2028 | 0x2029 | 0x202F | 0x205F | 0x3000
@@ -88,23 +85,23 @@ fn is_ascii_space(c: char) -> bool {
 }
 
 /// Characters of a key.
-pub(crate) fn is_key_char(c: char) -> bool {
+pub(crate) const fn is_key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '#' | '/' | ':')
 }
 
 /// START: the first character of an unquoted value.
-pub(crate) fn is_start(c: char) -> bool {
+pub(crate) const fn is_start(c: char) -> bool {
     matches!(c as u32, 0x21 | 0x23..=0x26 | 0x28..=0x2B | 0x2D..=0x3C | 0x3E..=0x5A | 0x5C..=0x7A | 0x7C..=0xFFFF)
 }
 
 /// FIRST-FOLLOW: later characters of a first value and of list and hash items.
-pub(crate) fn is_first_follow(c: char) -> bool {
+pub(crate) const fn is_first_follow(c: char) -> bool {
     is_unicode_space(c)
         || matches!(c as u32, 0x21 | 0x23..=0x26 | 0x28..=0x2B | 0x2D..=0x5C | 0x5E..=0x7C | 0x7E..=0xFFFF)
 }
 
 /// SECOND-FOLLOW: later characters of the second and later elements of a comma list.
-pub(crate) fn is_second_follow(c: char) -> bool {
+pub(crate) const fn is_second_follow(c: char) -> bool {
     is_unicode_space(c)
         || matches!(c as u32, 0x21 | 0x23..=0x26 | 0x28..=0x2B | 0x2D..=0x3C | 0x3E..=0xFFFF)
 }
@@ -113,19 +110,55 @@ fn skip_ws(i: &str) -> &str {
     i.trim_start_matches(is_ascii_space)
 }
 
-/// An unquoted value: `(\\,|[START])(\\,|[FOLLOW])*`, the escaped comma preferred at every step.
-fn unquoted(follow: fn(char) -> bool) -> impl Fn(&str) -> PResult<'_, &str> {
-    move |i: &str| {
-        let one = |i: &str, class: fn(char) -> bool| -> Option<usize> {
-            if i.starts_with("\\,") {
-                return Some(2);
-            }
-            i.chars().next().filter(|&c| class(c)).map(char::len_utf8)
+/// The ASCII part of a character class as a table: most input is ASCII, and a lookup beats the range tests.
+const fn ascii_table(class: u8) -> [bool; 128] {
+    let mut table = [false; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8 as char;
+        table[b] = match class {
+            0 => is_start(c),
+            1 => is_first_follow(c),
+            2 => is_second_follow(c),
+            _ => is_key_char(c),
         };
-        let Some(mut len) = one(i, is_start) else {
+        b += 1;
+    }
+    table
+}
+
+static KEY_ASCII: [bool; 128] = ascii_table(3);
+static START_ASCII: [bool; 128] = ascii_table(0);
+static FIRST_FOLLOW_ASCII: [bool; 128] = ascii_table(1);
+static SECOND_FOLLOW_ASCII: [bool; 128] = ascii_table(2);
+
+/// A character class: its ASCII table and its full test.
+type Class = (&'static [bool; 128], fn(char) -> bool);
+
+const START: Class = (&START_ASCII, is_start);
+const FIRST_FOLLOW: Class = (&FIRST_FOLLOW_ASCII, is_first_follow);
+const SECOND_FOLLOW: Class = (&SECOND_FOLLOW_ASCII, is_second_follow);
+
+/// An unquoted value: `(\\,|[START])(\\,|[FOLLOW])*`, the escaped comma preferred at every step.
+fn unquoted(follow: Class) -> impl Fn(&str) -> PResult<'_, &str> {
+    move |i: &str| {
+        let bytes = i.as_bytes();
+        // The length of one step of the regex at `pos`: an escaped comma or one character of `class`.
+        let step = |pos: usize, (ascii, full): Class| -> Option<usize> {
+            let b = *bytes.get(pos)?;
+            if b == b'\\' && bytes.get(pos + 1) == Some(&b',') {
+                Some(2)
+            } else if b < 128 {
+                ascii[usize::from(b)].then_some(1)
+            } else {
+                let c = i[pos..].chars().next()?;
+                full(c).then_some(c.len_utf8())
+            }
+        };
+        let Some(mut len) = step(0, START) else {
             return syntax("<none>", Received::Nothing, i);
         };
-        while let Some(n) = one(&i[len..], follow) {
+        while let Some(n) = step(len, follow) {
             len += n;
         }
         Ok((&i[len..], &i[..len]))
@@ -136,7 +169,7 @@ fn unquoted(follow: fn(char) -> bool) -> impl Fn(&str) -> PResult<'_, &str> {
 ///
 /// The greedy scan takes every `\Q` as an escape. If the input ends before a closing quote, the regex gives back
 /// the last escape and uses its quote as the closing one; with no escape to give back there is no match.
-fn quoted(quote: char, name: &'static str) -> impl Fn(&str) -> PResult<'_, String> {
+fn quoted(quote: char, name: &'static str) -> impl Fn(&str) -> PResult<'_, &str> {
     move |i: &str| {
         let body = match i.strip_prefix(quote) {
             Some(body) => body,
@@ -160,22 +193,37 @@ fn quoted(quote: char, name: &'static str) -> impl Fn(&str) -> PResult<'_, Strin
                 Some(_) => pos += 1,
             }
         };
-        let inner = &body[..end];
-        let escaped = if quote == '\'' { "\\'" } else { "\\\"" };
-        let value = if inner.contains('\\') {
-            inner
-                .replace(escaped, &quote.to_string())
-                .replace("\\\\", "\\")
-        } else {
-            inner.to_owned()
-        };
-        Ok((&body[end + 1..], value))
+        Ok((&body[end + 1..], &body[..end]))
+    }
+}
+
+/// The text of a scalar as written, before escapes are processed; turned into a `String` only when kept.
+#[derive(Clone, Copy)]
+enum Raw<'a> {
+    Unquoted(&'a str),
+    Quoted(char, &'a str),
+}
+
+impl Raw<'_> {
+    /// The value: quoted text loses `\Q` and `\\` escapes (in that order); unquoted text loses `\,` escapes and
+    /// trailing whitespace.
+    fn text(self) -> String {
+        match self {
+            Raw::Unquoted(raw) => unquoted_text(raw),
+            Raw::Quoted(quote, inner) if inner.contains('\\') => {
+                let escaped = if quote == '\'' { "\\'" } else { "\\\"" };
+                inner
+                    .replace(escaped, if quote == '\'' { "'" } else { "\"" })
+                    .replace("\\\\", "\\")
+            }
+            Raw::Quoted(_, inner) => inner.to_owned(),
+        }
     }
 }
 
 /// Turns the text of an unquoted value into the value: `\,` becomes `,`, trailing whitespace goes.
 fn unquoted_text(raw: &str) -> String {
-    if raw.contains("\\,") {
+    if raw.as_bytes().contains(&b'\\') && raw.contains("\\,") {
         raw.replace("\\,", ",")
             .trim_end_matches(is_unicode_space)
             .to_owned()
@@ -189,11 +237,11 @@ pub(crate) struct Parser<'a, 'l> {
     full: &'a str,
     /// `_should_resolve_paramfiles`: set by the last key read, whichever nesting level it was at.
     resolve_files: bool,
-    loader: Option<&'l mut Loader<'l>>,
+    loader: Option<&'l mut FileLoader<'l>>,
 }
 
 impl<'a, 'l> Parser<'a, 'l> {
-    pub(crate) fn new(full: &'a str, loader: Option<&'l mut Loader<'l>>) -> Self {
+    pub(crate) fn new(full: &'a str, loader: Option<&'l mut FileLoader<'l>>) -> Self {
         Parser {
             full,
             resolve_files: false,
@@ -258,7 +306,8 @@ impl<'a, 'l> Parser<'a, 'l> {
     /// `parameter = keyval *("," keyval)`, the whole input, with the top-level duplicate-key check.
     fn parameter(&mut self, i: &'a str) -> PResult<'a, Value> {
         let (mut i, first) = self.keyval(i)?;
-        let mut params = vec![first];
+        let mut params = Vec::with_capacity(4);
+        params.push(first);
         let mut last = self.offset(i);
         while !i.is_empty() {
             let (rest, ()) = self.expect(i, ',', ",", true)?;
@@ -275,7 +324,12 @@ impl<'a, 'l> Parser<'a, 'l> {
 
     /// `key`, then `@` (which arms file loading) or not, then `=`.
     fn key_and_operator(&mut self, i: &'a str) -> PResult<'a, String> {
-        let (i, key) = take_while(is_key_char).parse(i)?;
+        // Keys are ASCII, so a byte scan finds their end (nom's `take_while` decodes characters).
+        let end = i
+            .bytes()
+            .position(|b| !b.is_ascii() || !KEY_ASCII[usize::from(b)])
+            .unwrap_or(i.len());
+        let (key, i) = i.split_at(end);
         // `_expect('@', consume_whitespace=True)` skips whitespace even when it fails.
         let i = skip_ws(i);
         let (i, at) = nom::combinator::opt(tag("@")).parse(i)?;
@@ -307,11 +361,16 @@ impl<'a, 'l> Parser<'a, 'l> {
         if !i.starts_with(',') {
             return Ok((i, first));
         }
+        let mut first = Some(first);
         let (mut i, ()) = self.expect(i, ',', ",", true)?;
-        let mut list = vec![first];
+        // Most commas after a first value start the next key, so the list is only built once an element is kept.
+        let mut list = Vec::new();
         loop {
             match self.second_element(i) {
                 Ok((rest, (element, done))) => {
+                    if let Some(first) = first.take() {
+                        list.push(first);
+                    }
                     list.push(element);
                     i = rest;
                     if done {
@@ -334,22 +393,30 @@ impl<'a, 'l> Parser<'a, 'l> {
                 Err(e) => return Err(e),
             }
         }
-        if list.len() == 1 {
-            Ok((i, list.pop().expect("one element")))
-        } else {
-            Ok((i, Value::List(list)))
+        match first {
+            Some(first) => Ok((i, first)),
+            None => Ok((i, Value::List(list))),
         }
     }
 
     /// One second element and what follows it: end of input (`done`) or a comma.
-    fn second_element(&mut self, i: &'a str) -> PResult<'a, (Value, bool)> {
-        let (i, value) = self.second_value(i)?;
+    fn second_element(&mut self, start: &'a str) -> PResult<'a, (Value, bool)> {
+        let (i, raw) = self.second_value(start)?;
+        // The reference reads a file as soon as it has the value, before it looks for the comma; anything else can
+        // wait until the element is known to be kept.
+        let loaded = if self.resolve_files && self.loader.is_some() {
+            Some(self.resolve(raw.text(), start)?)
+        } else {
+            None
+        };
         let i = skip_ws(i);
-        if i.is_empty() {
-            return Ok((i, (value, true)));
-        }
-        let (i, ()) = self.expect(i, ',', ",", true)?;
-        Ok((i, (value, false)))
+        let (i, done) = if i.is_empty() {
+            (i, true)
+        } else {
+            (self.expect(i, ',', ",", true)?.0, false)
+        };
+        let value = loaded.unwrap_or_else(|| Value::String(raw.text()));
+        Ok((i, (value, done)))
     }
 
     /// `explicit-list = "[" *(item [","]) "]"`.
@@ -401,38 +468,36 @@ impl<'a, 'l> Parser<'a, 'l> {
 
     /// `first-value`: quoted, or unquoted and possibly empty.
     fn first_value(&mut self, i: &'a str) -> PResult<'a, Value> {
-        match i.as_bytes().first() {
-            Some(b'\'') => self.quoted_value(i, '\'', "<singled quoted>"),
-            Some(b'"') => self.quoted_value(i, '"', "<double quoted>"),
-            _ => match unquoted(is_first_follow)(i) {
-                Ok((rest, raw)) => {
-                    let text = unquoted_text(raw);
-                    Ok((rest, self.resolve(text, i)?))
-                }
+        let (rest, raw) = match i.as_bytes().first() {
+            Some(b'\'') => quoted('\'', "<singled quoted>")
+                .map(|q| Raw::Quoted('\'', q))
+                .parse(i)?,
+            Some(b'"') => quoted('"', "<double quoted>")
+                .map(|q| Raw::Quoted('"', q))
+                .parse(i)?,
+            _ => match unquoted(FIRST_FOLLOW)(i) {
+                Ok((rest, raw)) => (rest, Raw::Unquoted(raw)),
                 // No match is the empty value, and the empty value is never a file reference.
-                Err(_) => Ok((i, Value::String(String::new()))),
+                Err(_) => return Ok((i, Value::String(String::new()))),
             },
-        }
+        };
+        Ok((rest, self.resolve(raw.text(), i)?))
     }
 
-    /// `second-value`: quoted, or unquoted and non-empty.
-    fn second_value(&mut self, i: &'a str) -> PResult<'a, Value> {
+    /// `second-value`: quoted, or unquoted and non-empty; still raw, because backtracking may discard it.
+    fn second_value(&mut self, i: &'a str) -> PResult<'a, Raw<'a>> {
         match i.as_bytes().first() {
-            Some(b'\'') => self.quoted_value(i, '\'', "<singled quoted>"),
-            Some(b'"') => self.quoted_value(i, '"', "<double quoted>"),
-            _ => match unquoted(is_second_follow)(i) {
-                Ok((rest, raw)) => {
-                    let text = unquoted_text(raw);
-                    Ok((rest, self.resolve(text, i)?))
-                }
+            Some(b'\'') => quoted('\'', "<singled quoted>")
+                .map(|q| Raw::Quoted('\'', q))
+                .parse(i),
+            Some(b'"') => quoted('"', "<double quoted>")
+                .map(|q| Raw::Quoted('"', q))
+                .parse(i),
+            _ => match unquoted(SECOND_FOLLOW)(i) {
+                Ok((rest, raw)) => Ok((rest, Raw::Unquoted(raw))),
                 Err(_) => syntax("<second>", Received::Nothing, i),
             },
         }
-    }
-
-    fn quoted_value(&mut self, i: &'a str, quote: char, name: &'static str) -> PResult<'a, Value> {
-        let (rest, text) = quoted(quote, name)(i)?;
-        Ok((rest, self.resolve(text, i)?))
     }
 
     /// `_resolve_paramfiles`: after `@=`, a value naming a local file becomes the file's content.

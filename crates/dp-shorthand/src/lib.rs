@@ -117,6 +117,10 @@ impl<'a> FileRef<'a> {
     }
 }
 
+/// The function that reads a `file://` / `fileb://` reference for [`parse_with_files`]: the value to use, or the
+/// error message. [`load_file`] is the standard one.
+pub type FileLoader<'a> = dyn FnMut(&FileRef<'_>) -> Result<Value, String> + 'a;
+
 /// Parses one shorthand string into a tree; pure, so `@=` values are kept as written (`file://x` stays text).
 ///
 /// The result of a successful parse is always a [`Value::Map`] with at least one entry.
@@ -130,10 +134,7 @@ pub fn parse(input: &str) -> Result<Value, Error> {
 /// error message to report as [`ErrorKind::FileLoad`]. [`load_file`] is the loader that reads the file system as
 /// the reference does. As in the reference, the loader is called at the moment the value is read, even for a
 /// comma-list element that backtracking later discards.
-pub fn parse_with_files(
-    input: &str,
-    loader: &mut dyn FnMut(&FileRef<'_>) -> Result<Value, String>,
-) -> Result<Value, Error> {
+pub fn parse_with_files(input: &str, loader: &mut FileLoader<'_>) -> Result<Value, Error> {
     grammar::Parser::new(input, Some(loader)).run()
 }
 
@@ -171,7 +172,7 @@ pub fn parse_option(
     args: &[&str],
     shape: &'static Shape,
     path: &str,
-    mut loader: Option<&mut dyn FnMut(&FileRef<'_>) -> Result<Value, String>>,
+    mut loader: Option<&mut FileLoader<'_>>,
 ) -> Result<serde_json::Value, OptionError> {
     let mut parse_one = |arg: &str| match loader.as_deref_mut() {
         Some(loader) => parse_with_files(arg, loader),
