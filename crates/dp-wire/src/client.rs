@@ -500,13 +500,7 @@ impl Client {
             .map_err(|e| e.with_operation(op_name))?;
         let policy = resolved.retry;
         let invocation_id = uuid::Uuid::new_v4().to_string();
-        let connect_timeout = timeout_or_default(self.settings.connect_timeout, DEFAULT_TIMEOUT);
-        let read_default = if op_name == "PollForTask" {
-            POLL_FOR_TASK_READ_TIMEOUT
-        } else {
-            DEFAULT_TIMEOUT
-        };
-        let read_timeout = timeout_or_default(self.settings.read_timeout, read_default);
+        let (connect_timeout, read_timeout) = timeouts(&self.settings, op_name);
         let body = Bytes::from(body);
         let target_header = format!("{}.{op_name}", dp_model::SERVICE.target_prefix);
         let full_url = format!(
@@ -782,6 +776,20 @@ impl std::fmt::Debug for Client {
             .field("resolved", &self.resolved.initialized())
             .finish_non_exhaustive()
     }
+}
+
+/// The connect and read timeouts of a call to `operation`: the settings, else 60 s, except that PollForTask reads
+/// for up to 100 s by default, because it long-polls for up to 90 s. `None` means no timeout (a setting of 0).
+pub fn timeouts(settings: &Settings, operation: &str) -> (Option<Duration>, Option<Duration>) {
+    let read_default = if operation == "PollForTask" {
+        POLL_FOR_TASK_READ_TIMEOUT
+    } else {
+        DEFAULT_TIMEOUT
+    };
+    (
+        timeout_or_default(settings.connect_timeout, DEFAULT_TIMEOUT),
+        timeout_or_default(settings.read_timeout, read_default),
+    )
 }
 
 /// `None` for a zero duration (no timeout), the default when unset.

@@ -29,7 +29,7 @@ pub mod signing;
 pub mod skew;
 mod transport;
 
-pub use client::{Client, DEFAULT_TIMEOUT, POLL_FOR_TASK_READ_TIMEOUT, Settings};
+pub use client::{Client, DEFAULT_TIMEOUT, POLL_FOR_TASK_READ_TIMEOUT, Settings, timeouts};
 pub use error::{CallError, Error, ErrorKind, ServiceError};
 pub use log::LogSink;
 pub use profile::Environment;

@@ -330,3 +330,68 @@ fn http_date(t: std::time::SystemTime) -> String {
         ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(secs.div_euclid(86_400) % 7) as usize];
     format!("{weekday}, {d} {month} {y} {time} GMT")
 }
+
+#[test]
+fn timeouts_default_to_the_cli_and_leave_room_for_poll_for_task() {
+    use dp_wire::{Settings, timeouts};
+    let sixty = Some(Duration::from_secs(60));
+    let check =
+        |settings: Settings, operation: &str, expected: (Option<Duration>, Option<Duration>)| {
+            assert_eq!(
+                timeouts(&settings, operation),
+                expected,
+                "{operation} {settings:?}"
+            );
+        };
+    check(Settings::default(), "ReportTaskProgress", (sixty, sixty));
+    check(
+        Settings::default(),
+        "PollForTask",
+        (sixty, Some(Duration::from_secs(100))),
+    );
+    let zero = Settings {
+        connect_timeout: Some(Duration::ZERO),
+        read_timeout: Some(Duration::ZERO),
+        ..Default::default()
+    };
+    check(zero, "PollForTask", (None, None));
+    let set = Settings {
+        read_timeout: Some(Duration::from_secs(5)),
+        ..Default::default()
+    };
+    check(set, "PollForTask", (sixty, Some(Duration::from_secs(5))));
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_the_handshake_hits_the_connect_timeout() {
+    // Accepts TCP connections and holds them without a byte: the TLS handshake never completes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        for _ in 0..5 {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            keep.lock().unwrap().push(stream);
+        }
+    });
+    let url = format!("https://127.0.0.1:{port}");
+    let mut s = settings(&url);
+    s.connect_timeout = Some(Duration::from_millis(200));
+    let client = Client::with_environment(s, env_with(&[("AWS_MAX_ATTEMPTS", "2")])).unwrap();
+    let error = client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!("Connect timeout on endpoint URL: \"https://127.0.0.1:{port}/\"")
+    );
+    assert_eq!(
+        held.lock().unwrap().len(),
+        2,
+        "a connect timeout is retried"
+    );
+}
