@@ -1,1 +1,338 @@
-fn main() {}
+//! Requests per second of dp-local (with SigV4 verification) and, in the same run, of moto's server.
+//!
+//! Run with `cargo bench -p dp-local --bench local [-- SECONDS CONNECTIONS]`. For each case the harness pre-signs
+//! one request with aws-sigv4 and replays its bytes over CONNECTIONS keep-alive connections for SECONDS seconds;
+//! dp-local verifies the signature of every request (the replay stays inside the 5-minute window). moto is
+//! started as `python3 -m moto.server` on a free port and measured on the same operations where it implements
+//! them (it has no ReportTaskProgress). Client and server share this machine's cores, so the figures are a lower
+//! bound for either side. Nothing here is a test: it prints a table and asserts only that answers are 200.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const AKID: &str = "AKIDEXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+/// One signed request, as bytes ready to write.
+fn signed_request(host: &str, operation: &str, body: &str) -> Vec<u8> {
+    let headers = [
+        ("host", host.to_string()),
+        ("content-type", "application/x-amz-json-1.1".to_string()),
+        ("x-amz-target", format!("DataPipeline.{operation}")),
+    ];
+    let identity = aws_credential_types::Credentials::new(AKID, SECRET, None, None, "bench").into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("datapipeline")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let url = format!("http://{host}/");
+    let signable = SignableRequest::new(
+        "POST",
+        url.as_str(),
+        headers.iter().map(|(k, v)| (*k, v.as_str())),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut text = String::from("POST / HTTP/1.1\r\n");
+    for (k, v) in &headers {
+        text.push_str(&format!("{k}: {v}\r\n"));
+    }
+    for (k, v) in instructions.headers() {
+        text.push_str(&format!("{k}: {v}\r\n"));
+    }
+    text.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    text.into_bytes()
+}
+
+/// Sends one request on a fresh connection and returns (status, body).
+async fn once(host: &str, request: &[u8]) -> (u16, String) {
+    let mut conn = Connection::open(host).await;
+    let (status, body) = conn.exchange(request).await.expect("an answer");
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+struct Connection {
+    host: String,
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(host: &str) -> Connection {
+        let stream = TcpStream::connect(host).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Connection {
+            host: host.to_string(),
+            stream,
+            buffer: Vec::with_capacity(8192),
+        }
+    }
+
+    /// Writes the request and reads one response; reconnects when the server closes the connection.
+    async fn exchange(&mut self, request: &[u8]) -> Option<(u16, Vec<u8>)> {
+        self.stream.write_all(request).await.ok()?;
+        self.buffer.clear();
+        let mut chunk = [0u8; 8192];
+        let header_end = loop {
+            if let Some(i) = find(&self.buffer, b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = self.stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            self.buffer.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&self.buffer[..header_end]).to_ascii_lowercase();
+        let status: u16 = head.get(9..12)?.parse().ok()?;
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        let close = head.starts_with("http/1.0") || head.contains("connection: close");
+        match length {
+            Some(len) => {
+                while self.buffer.len() < header_end + len {
+                    let n = self.stream.read(&mut chunk).await.ok()?;
+                    if n == 0 {
+                        return None;
+                    }
+                    self.buffer.extend_from_slice(&chunk[..n]);
+                }
+            }
+            None => loop {
+                let n = self.stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    break;
+                }
+                self.buffer.extend_from_slice(&chunk[..n]);
+            },
+        }
+        let body = self.buffer[header_end..].to_vec();
+        if close || length.is_none() {
+            *self = Connection::open(&self.host.clone()).await;
+        }
+        Some((status, body))
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Replays `request` on `connections` connections for `seconds`; returns requests per second.
+async fn load(host: &str, request: Vec<u8>, connections: usize, seconds: f64) -> f64 {
+    let request = Arc::new(request);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let (host, request, stop, done, failed) = (
+            host.to_string(),
+            request.clone(),
+            stop.clone(),
+            done.clone(),
+            failed.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut conn = Connection::open(&host).await;
+            while !stop.load(Ordering::Relaxed) {
+                match conn.exchange(&request).await {
+                    Some((200, _)) => done.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    for w in workers {
+        let _ = w.await;
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "every answer is 200");
+    done.load(Ordering::Relaxed) as f64 / elapsed
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Moto(Child);
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_moto() -> Option<(Moto, String)> {
+    let port = free_port();
+    let child = Command::new("python3")
+        .args(["-m", "moto.server", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let moto = Moto(child);
+    let host = format!("127.0.0.1:{port}");
+    for _ in 0..300 {
+        if TcpStream::connect(&host).await.is_ok() {
+            return Some((moto, host));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+fn pipeline_id(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    v["pipelineId"].as_str().expect("pipelineId").to_string()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let connections: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
+
+    let server = dp_local::Server::bind(dp_local::Config::default()).unwrap();
+    let host = server.addr().to_string();
+    let (_, created) = once(
+        &host,
+        &signed_request(
+            &host,
+            "CreatePipeline",
+            r#"{"name":"bench","uniqueId":"bench"}"#,
+        ),
+    )
+    .await;
+    let id = pipeline_id(&created);
+    let definition = format!(
+        r#"{{"pipelineId":"{id}","pipelineObjects":[{{"id":"Default","name":"Default","fields":[{{"key":"scheduleType","stringValue":"ondemand"}},{{"key":"workerGroup","stringValue":"wg-bench"}}]}},{{"id":"Act","name":"Act","fields":[{{"key":"type","stringValue":"ShellCommandActivity"}},{{"key":"command","stringValue":"echo bench"}}]}}]}}"#
+    );
+    once(
+        &host,
+        &signed_request(&host, "PutPipelineDefinition", &definition),
+    )
+    .await;
+    once(
+        &host,
+        &signed_request(
+            &host,
+            "ActivatePipeline",
+            &format!(r#"{{"pipelineId":"{id}"}}"#),
+        ),
+    )
+    .await;
+    let (_, polled) = once(
+        &host,
+        &signed_request(&host, "PollForTask", r#"{"workerGroup":"wg-bench"}"#),
+    )
+    .await;
+    let polled: serde_json::Value = serde_json::from_str(&polled).unwrap();
+    let task = polled["taskObject"]["taskId"]
+        .as_str()
+        .expect("a task")
+        .to_string();
+
+    let describe = format!(r#"{{"pipelineIds":["{id}"]}}"#);
+    let report =
+        format!(r#"{{"taskId":"{task}","fields":[{{"key":"progress","stringValue":"50%"}}]}}"#);
+    let mut rows = Vec::new();
+    for (operation, body) in [
+        ("DescribePipelines", describe.clone()),
+        ("ReportTaskProgress", report),
+    ] {
+        let request = signed_request(&host, operation, &body);
+        let (status, answer) = once(&host, &request).await;
+        assert_eq!(status, 200, "{operation}: {answer}");
+        load(&host, request.clone(), connections, 0.5).await;
+        let rate = load(&host, request, connections, seconds).await;
+        rows.push((operation, "dp-local", Some(rate)));
+    }
+    server.shutdown();
+
+    match start_moto().await {
+        None => rows.push(("DescribePipelines", "moto", None)),
+        Some((_moto, moto_host)) => {
+            let (_, created) = once(
+                &moto_host,
+                &signed_request(
+                    &moto_host,
+                    "CreatePipeline",
+                    r#"{"name":"bench","uniqueId":"bench"}"#,
+                ),
+            )
+            .await;
+            let moto_id = pipeline_id(&created);
+            let request = signed_request(
+                &moto_host,
+                "DescribePipelines",
+                &format!(r#"{{"pipelineIds":["{moto_id}"]}}"#),
+            );
+            let (status, answer) = once(&moto_host, &request).await;
+            assert_eq!(status, 200, "moto DescribePipelines: {answer}");
+            load(&moto_host, request.clone(), connections, 0.5).await;
+            let rate = load(&moto_host, request, connections, seconds).await;
+            rows.push(("DescribePipelines", "moto", Some(rate)));
+            let probe = signed_request(&moto_host, "ReportTaskProgress", r#"{"taskId":"t"}"#);
+            let (status, _) = once(&moto_host, &probe).await;
+            rows.push((
+                "ReportTaskProgress",
+                if status == 200 {
+                    "moto (answers)"
+                } else {
+                    "moto (not implemented)"
+                },
+                None,
+            ));
+        }
+    }
+
+    println!(
+        "dp-local benchmark: {seconds} s per case, {connections} keep-alive connections, signed requests replayed"
+    );
+    println!("{:<20} {:<24} {:>12}", "operation", "server", "requests/s");
+    for (operation, server, rate) in &rows {
+        let rate = rate
+            .map(|r| format!("{r:.0}"))
+            .unwrap_or_else(|| "-".into());
+        println!("{operation:<20} {server:<24} {rate:>12}");
+    }
+    let dp = rows
+        .iter()
+        .find(|r| r.0 == "DescribePipelines" && r.1 == "dp-local")
+        .and_then(|r| r.2);
+    let moto = rows
+        .iter()
+        .find(|r| r.0 == "DescribePipelines" && r.1 == "moto")
+        .and_then(|r| r.2);
+    if let (Some(dp), Some(moto)) = (dp, moto) {
+        println!("DescribePipelines: dp-local / moto = {:.1}x", dp / moto);
+    }
+}

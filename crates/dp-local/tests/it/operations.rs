@@ -273,6 +273,29 @@ async fn definitions_validation_versions_and_parameters() {
         command["stringValue"], "echo bye",
         "parameters are substituted in the task"
     );
+    let instance = task["attemptId"]
+        .as_str()
+        .unwrap()
+        .rsplit_once("_Attempt=")
+        .unwrap()
+        .0
+        .to_string();
+    for (evaluate, want) in [(false, "echo #{myWord}"), (true, "echo bye")] {
+        let described = client
+            .ok(
+                "DescribeObjects",
+                json!({"pipelineId": id, "objectIds": [instance], "evaluateExpressions": evaluate}),
+            )
+            .await;
+        let fields = described["pipelineObjects"][0]["fields"]
+            .as_array()
+            .unwrap();
+        let command = fields.iter().find(|f| f["key"] == "command").unwrap();
+        assert_eq!(
+            command["stringValue"], want,
+            "evaluateExpressions {evaluate}"
+        );
+    }
 
     let no_def = create(&client, "nodef", "n").await;
     client
