@@ -191,6 +191,17 @@ impl Client {
             .map(str::to_string)
     }
 
+    /// The endpoint URL calls go to, resolving the configuration as the first call would (profile files, region,
+    /// endpoint rules, TLS set-up for https). No network IO and no credential lookup beyond static keys.
+    pub async fn endpoint_url(&self) -> Result<String, Error> {
+        Ok(self.resolved().await?.endpoint.url.clone())
+    }
+
+    /// The region calls are signed for, resolved as [`Client::endpoint_url`] does.
+    pub async fn region(&self) -> Result<String, Error> {
+        Ok(self.resolved().await?.region.clone())
+    }
+
     /// The retry quota's tokens left (500 when full).
     pub fn retry_tokens(&self) -> u32 {
         self.quota.available()

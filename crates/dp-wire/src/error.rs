@@ -158,7 +158,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner.service {
             Some(service) => {
-                // botocore's ClientError wording, "Unknown" standing in for a missing code or message.
+                // botocore's ClientError wording, "Unknown" standing in for a missing code.
                 let code = if service.code.is_empty() {
                     "Unknown"
                 } else {
@@ -172,7 +172,8 @@ impl fmt::Display for Error {
                 if let Some(retries) = self.inner.max_retries_reached {
                     write!(f, " (reached max retries: {retries})")?;
                 }
-                write!(f, ": {}", service.message.as_deref().unwrap_or("Unknown"))
+                // botocore's JSON parser reads a missing message as "", so the line ends after the colon.
+                write!(f, ": {}", service.message.as_deref().unwrap_or(""))
             }
             None => f.write_str(&self.inner.message),
         }

@@ -442,3 +442,68 @@ async fn instance_metadata_v2_on_a_loopback_endpoint() {
         "IMDSv2 starts with a token"
     );
 }
+
+#[tokio::test]
+async fn fips_dual_stack_and_ignored_configured_endpoints() {
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let config = "[default]\nregion = us-east-1\nendpoint_url = http://127.0.0.1:7\n\
+                  [profile fips]\nregion = us-gov-west-1\nuse_fips_endpoint = true\n";
+    let cases: &[Case<'_>] = &[
+        ("default", &[], "http://127.0.0.1:7/"),
+        (
+            "default",
+            &[("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")],
+            "https://datapipeline.us-east-1.amazonaws.com/",
+        ),
+        (
+            "fips",
+            &[],
+            "https://datapipeline-fips.us-gov-west-1.amazonaws.com/",
+        ),
+        (
+            "fips",
+            &[("AWS_USE_DUALSTACK_ENDPOINT", "true")],
+            "https://datapipeline-fips.us-gov-west-1.api.aws/",
+        ),
+        // The environment variable wins over the profile key.
+        (
+            "fips",
+            &[("AWS_USE_FIPS_ENDPOINT", "false")],
+            "https://datapipeline.us-gov-west-1.amazonaws.com/",
+        ),
+        (
+            "default",
+            &[
+                ("AWS_USE_FIPS_ENDPOINT", "true"),
+                ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+            ],
+            "https://datapipeline-fips.us-east-1.amazonaws.com/",
+        ),
+        // A configured endpoint turns FIPS off instead of failing, as botocore does.
+        (
+            "default",
+            &[("AWS_USE_FIPS_ENDPOINT", "true")],
+            "http://127.0.0.1:7/",
+        ),
+        (
+            "default",
+            &[
+                ("AWS_REGION", "cn-north-1"),
+                ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+            ],
+            "https://datapipeline.cn-north-1.amazonaws.com.cn/",
+        ),
+    ];
+    for (profile, vars, expected) in cases {
+        let mut vars = vars.to_vec();
+        vars.push(("AWS_PROFILE", profile));
+        let client =
+            Client::with_environment(Settings::default(), env_with_files(config, "", &vars))
+                .unwrap();
+        assert_eq!(
+            client.endpoint_url().await.unwrap(),
+            *expected,
+            "{profile} {vars:?}"
+        );
+    }
+}

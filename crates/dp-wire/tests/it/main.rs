@@ -3,6 +3,7 @@
 
 mod config;
 mod endpoints;
+mod fuzz;
 mod responses;
 mod retries;
 mod secrets;
