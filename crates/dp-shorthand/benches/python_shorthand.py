@@ -2,21 +2,24 @@
 inputs of benches/parse.rs: 1, 1,000 and 10,000 items `key=k{i},stringValue=v{i}`, each parsed on its own.
 
 Usage: python3 crates/dp-shorthand/benches/python_shorthand.py
-Prints one line per size: items, best time per run over several runs, items per second.
+Prints one line per size and variant: the median time of one run over several runs, items per second at the
+median, and items per second of the best run.
 """
+import statistics
 import time
 
 from awscli.shorthand import BackCompatVisitor, ShorthandParser
 from botocore.session import get_session
 
 
-def best_of(fn, runs):
-    best = float('inf')
+def timings(fn, runs):
+    """The best and the median wall time of `runs` calls."""
+    times = []
     for _ in range(runs):
         start = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+        times.append(time.perf_counter() - start)
+    return min(times), statistics.median(times)
 
 
 def main():
@@ -35,8 +38,11 @@ def main():
             return parsed
 
         for name, fn in (('parse', parse), ('parse_and_type', parse_and_type)):
-            t = best_of(fn, runs)
-            print(f'python {name:15} {n:>6} items: {t * 1e6:12.1f} us  {n / t:14,.0f} items/s')
+            best, median = timings(fn, runs)
+            print(
+                f'python {name:15} {n:>6} items: median {median * 1e6:12.1f} us  {n / median:10,.0f} items/s'
+                f'  (best run {n / best:10,.0f} items/s)'
+            )
 
 
 main()

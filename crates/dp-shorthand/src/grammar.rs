@@ -107,7 +107,12 @@ pub(crate) const fn is_second_follow(c: char) -> bool {
 }
 
 fn skip_ws(i: &str) -> &str {
-    i.trim_start_matches(is_ascii_space)
+    // ASCII whitespace is one byte each, so counting bytes is exact.
+    let n = i
+        .bytes()
+        .take_while(|&b| is_ascii_space(char::from(b)))
+        .count();
+    &i[n..]
 }
 
 /// The ASCII part of a character class as a table: most input is ASCII, and a lookup beats the range tests.
@@ -292,14 +297,15 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// `_expect(char, consume_whitespace)`.
-    fn expect(&self, i: &'a str, c: char, expected: &'static str, ws: bool) -> PResult<'a, ()> {
+    /// The expected characters are all ASCII, so one byte comparison decides.
+    fn expect(&self, i: &'a str, c: u8, expected: &'static str, ws: bool) -> PResult<'a, ()> {
         let i = if ws { skip_ws(i) } else { i };
-        match i.chars().next() {
-            Some(found) if found == c => {
-                let rest = &i[c.len_utf8()..];
-                Ok((if ws { skip_ws(rest) } else { rest }, ()))
-            }
-            found => syntax(expected, found.map_or(Received::Eof, Received::Char), i),
+        if i.as_bytes().first() == Some(&c) {
+            let rest = &i[1..];
+            Ok((if ws { skip_ws(rest) } else { rest }, ()))
+        } else {
+            let found = i.chars().next();
+            syntax(expected, found.map_or(Received::Eof, Received::Char), i)
         }
     }
 
@@ -310,7 +316,7 @@ impl<'a, 'l> Parser<'a, 'l> {
         params.push(first);
         let mut last = self.offset(i);
         while !i.is_empty() {
-            let (rest, ()) = self.expect(i, ',', ",", true)?;
+            let (rest, ()) = self.expect(i, b',', ",", true)?;
             let (rest, (key, value)) = self.keyval(rest)?;
             if params.iter().any(|(k, _)| *k == key) {
                 return Err(nom::Err::Failure(Fail::Duplicate { key, byte: last }));
@@ -334,7 +340,7 @@ impl<'a, 'l> Parser<'a, 'l> {
         let i = skip_ws(i);
         let (i, at) = nom::combinator::opt(tag("@")).parse(i)?;
         self.resolve_files = at.is_some();
-        let (i, ()) = self.expect(i, '=', "=", true)?;
+        let (i, ()) = self.expect(i, b'=', "=", true)?;
         Ok((i, key.to_owned()))
     }
 
@@ -362,7 +368,7 @@ impl<'a, 'l> Parser<'a, 'l> {
             return Ok((i, first));
         }
         let mut first = Some(first);
-        let (mut i, ()) = self.expect(i, ',', ",", true)?;
+        let (mut i, ()) = self.expect(i, b',', ",", true)?;
         // Most commas after a first value start the next key, so the list is only built once an element is kept.
         let mut list = Vec::new();
         loop {
@@ -383,8 +389,11 @@ impl<'a, 'l> Parser<'a, 'l> {
                     let comma = if self.full[at..].starts_with(',') {
                         at
                     } else {
-                        self.full[..at]
-                            .rfind(',')
+                        // A byte scan: the comma is usually a few bytes back, too close for `rfind` to pay off.
+                        let before = &self.full.as_bytes()[..at];
+                        before
+                            .iter()
+                            .rposition(|&b| b == b',')
                             .expect("a comma precedes every second element")
                     };
                     i = &self.full[comma..];
@@ -413,7 +422,7 @@ impl<'a, 'l> Parser<'a, 'l> {
         let (i, done) = if i.is_empty() {
             (i, true)
         } else {
-            (self.expect(i, ',', ",", true)?.0, false)
+            (self.expect(i, b',', ",", true)?.0, false)
         };
         let value = loaded.unwrap_or_else(|| Value::String(raw.text()));
         Ok((i, (value, done)))
@@ -421,31 +430,31 @@ impl<'a, 'l> Parser<'a, 'l> {
 
     /// `explicit-list = "[" *(item [","]) "]"`.
     fn explicit_list(&mut self, i: &'a str) -> PResult<'a, Value> {
-        let (mut i, ()) = self.expect(i, '[', "[", true)?;
+        let (mut i, ()) = self.expect(i, b'[', "[", true)?;
         let mut items = Vec::new();
         while !i.starts_with(']') {
             let (rest, item) = self.item(i)?;
             items.push(item);
             i = skip_ws(rest);
             if !i.starts_with(']') {
-                let (rest, ()) = self.expect(i, ',', ",", false)?;
+                let (rest, ()) = self.expect(i, b',', ",", false)?;
                 i = skip_ws(rest);
             }
         }
-        let (i, ()) = self.expect(i, ']', "]", false)?;
+        let (i, ()) = self.expect(i, b']', "]", false)?;
         Ok((i, Value::List(items)))
     }
 
     /// `hash = "{" *(key ["@"] "=" item [","]) "}"`; a repeated key keeps its place and takes the last value.
     fn hash(&mut self, i: &'a str) -> PResult<'a, Value> {
-        let (mut i, ()) = self.expect(i, '{', "{", true)?;
+        let (mut i, ()) = self.expect(i, b'{', "{", true)?;
         let mut entries: Vec<(String, Value)> = Vec::new();
         while !i.starts_with('}') {
             let (rest, key) = self.key_and_operator(i)?;
             let (rest, value) = self.item(rest)?;
             i = skip_ws(rest);
             if !i.starts_with('}') {
-                let (rest, ()) = self.expect(i, ',', ",", false)?;
+                let (rest, ()) = self.expect(i, b',', ",", false)?;
                 i = skip_ws(rest);
             }
             match entries.iter_mut().find(|(k, _)| *k == key) {
@@ -453,7 +462,7 @@ impl<'a, 'l> Parser<'a, 'l> {
                 None => entries.push((key, value)),
             }
         }
-        let (i, ()) = self.expect(i, '}', "}", false)?;
+        let (i, ()) = self.expect(i, b'}', "}", false)?;
         Ok((i, Value::Map(entries)))
     }
 

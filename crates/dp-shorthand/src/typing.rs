@@ -137,23 +137,51 @@ impl std::error::Error for TypeError {}
 /// scalar is typed too (the reference would send `["5"]` for a list of integers and fail validation). The model has
 /// no document shapes, so the reference's document-type refusal has nothing to apply to.
 pub fn to_json(value: &Value, shape: &'static Shape, path: &str) -> Result<Json, TypeError> {
+    typed(value, shape, &Path::Root(path))
+}
+
+/// Where a value sits, written out only when an error needs it (formatting every path costs more than typing).
+enum Path<'p> {
+    Root(&'p str),
+    Index(&'p Path<'p>, usize),
+    Member(&'p Path<'p>, &'p str),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Root(root) => (*root).to_owned(),
+            Path::Index(parent, n) => format!("{}[{n}]", parent.render()),
+            Path::Member(parent, key) => {
+                let parent = parent.render();
+                if parent.is_empty() {
+                    (*key).to_owned()
+                } else {
+                    format!("{parent}.{key}")
+                }
+            }
+        }
+    }
+}
+
+fn typed(value: &Value, shape: &'static Shape, path: &Path<'_>) -> Result<Json, TypeError> {
     let err = |kind| {
         Err(TypeError {
             kind,
-            path: path.to_owned(),
+            path: path.render(),
         })
     };
     match (&shape.kind, value) {
         (ShapeKind::List(member), Value::List(items)) => items
             .iter()
             .enumerate()
-            .map(|(n, item)| to_json(item, member, &format!("{path}[{n}]")))
+            .map(|(n, item)| typed(item, member, &Path::Index(path, n)))
             .collect::<Result<Vec<_>, _>>()
             .map(Json::Array),
-        (ShapeKind::List(member), other) => Ok(Json::Array(vec![to_json(
+        (ShapeKind::List(member), other) => Ok(Json::Array(vec![typed(
             other,
             member,
-            &format!("{path}[0]"),
+            &Path::Index(path, 0),
         )?])),
         (ShapeKind::Structure(members), Value::Map(entries)) => {
             let mut object = serde_json::Map::with_capacity(entries.len());
@@ -168,7 +196,7 @@ pub fn to_json(value: &Value, shape: &'static Shape, path: &str) -> Result<Json,
                 };
                 object.insert(
                     key.clone(),
-                    to_json(value, member.shape, &member_path(path, key))?,
+                    typed(value, member.shape, &Path::Member(path, key))?,
                 );
             }
             Ok(Json::Object(object))
@@ -183,7 +211,7 @@ pub fn to_json(value: &Value, shape: &'static Shape, path: &str) -> Result<Json,
             for (key, value) in entries {
                 object.insert(
                     key.clone(),
-                    to_json(value, value_shape, &member_path(path, key))?,
+                    typed(value, value_shape, &Path::Member(path, key))?,
                 );
             }
             Ok(Json::Object(object))
@@ -211,14 +239,6 @@ pub fn to_json(value: &Value, shape: &'static Shape, path: &str) -> Result<Json,
         (ShapeKind::Blob, Value::Bytes(bytes)) => Ok(Json::String(base64(bytes))),
         (_, Value::Bytes(_)) => err(TypeErrorKind::UnexpectedBytes),
         (_, other) => Ok(plain(other)),
-    }
-}
-
-fn member_path(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
     }
 }
 
