@@ -232,6 +232,15 @@ async fn every_attempt_is_signed_afresh_with_one_invocation_id() {
         assert_eq!(r.header("content-type"), Some("application/x-amz-json-1.1"));
         assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/"));
     }
+    // Each attempt's signature is valid for its own bytes and date (botocore signs them again).
+    let jobs: Vec<serde_json::Value> = recorded
+        .iter()
+        .map(|r| crate::sigv4::botocore_job(&format!("{}/", server.url), r, None, "us-east-1"))
+        .collect();
+    assert_eq!(
+        crate::sigv4::botocore_disagreements(&jobs),
+        Vec::<String>::new()
+    );
     // A second call gets a new invocation id.
     let again = Server::start(vec![]).await;
     client(&again.url, &[])
