@@ -605,7 +605,7 @@ async fn botocore_agrees_on_random_requests() {
     let alphabet: Vec<char> = "aZ09 _-.~!*'();:@&=+$,/?#[]%\"\\\u{e9}\u{1234}\u{1F600}\t"
         .chars()
         .collect();
-    let mut random_text = |rng: &mut fastrand::Rng, max: usize| -> String {
+    let random_text = |rng: &mut fastrand::Rng, max: usize| -> String {
         (0..rng.usize(0..max))
             .map(|_| alphabet[rng.usize(..alphabet.len())])
             .collect()
