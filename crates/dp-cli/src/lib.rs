@@ -91,6 +91,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Request, CliError> {
         };
         return Ok(Request::Help(text));
     }
+    let args = join_hyphen_values(args);
     let matches = cli::command()
         .try_get_matches_from(args)
         .map_err(clap_error)?;
@@ -115,6 +116,29 @@ fn parse_args(args: Vec<OsString>) -> Result<Request, CliError> {
             "the following arguments are required: command",
         )),
     }
+}
+
+/// argparse takes a token that starts with `-` as a value when it contains a space or is a negative number
+/// (`--cli-input-yaml '- a'`, `--limit -1`); clap would read it as an option. Such a token is joined to the
+/// option before it (`--opt=VALUE`), which clap reads as that option's value.
+fn join_hyphen_values(args: Vec<OsString>) -> Vec<OsString> {
+    let mut out: Vec<OsString> = Vec::with_capacity(args.len());
+    for arg in args {
+        let text = arg.to_string_lossy();
+        let value_like = text.starts_with('-')
+            && (text.contains(char::is_whitespace) || text.parse::<f64>().is_ok());
+        if value_like {
+            if let Some(prev) = out.last_mut() {
+                let p = prev.to_string_lossy().into_owned();
+                if p.starts_with("--") && !p.contains('=') && p.len() > 2 {
+                    *prev = OsString::from(format!("{p}={text}"));
+                    continue;
+                }
+            }
+        }
+        out.push(arg);
+    }
+    out
 }
 
 fn clap_error(e: clap::Error) -> CliError {

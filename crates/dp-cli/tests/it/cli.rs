@@ -184,6 +184,39 @@ fn exit_codes_and_messages() {
         253,
     );
     check("version", &["--version"], 0);
+    check(
+        "cli-input-yaml-invalid",
+        &[
+            "report-task-progress",
+            "--cli-input-yaml",
+            "taskId: ''",
+            "--generate-cli-skeleton",
+            "output",
+        ],
+        252,
+    );
+    check(
+        "cli-input-yaml-not-a-map",
+        &[
+            "report-task-progress",
+            "--cli-input-yaml",
+            "- a",
+            "--generate-cli-skeleton",
+            "output",
+        ],
+        252,
+    );
+    check(
+        "cli-input-yaml-ok",
+        &[
+            "report-task-progress",
+            "--cli-input-yaml",
+            "taskId: t\nfields:\n- key: a\n  stringValue: b",
+            "--generate-cli-skeleton",
+            "output",
+        ],
+        0,
+    );
 }
 
 #[test]
@@ -199,4 +232,23 @@ fn yaml_output_of_a_sample() {
     ]);
     assert_eq!(rc, 0);
     crate::snapshot::check("yaml-poll-for-task-sample", &stdout);
+}
+
+#[test]
+fn completion_scripts_name_every_command() {
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let (rc, stdout, stderr) = dp(&["completion", shell]);
+        assert_eq!(rc, 0, "{shell}: {stderr}");
+        for op in dp_model::operations() {
+            assert!(
+                stdout.contains(op.cli_name),
+                "{shell} completion lacks {}",
+                op.cli_name
+            );
+        }
+        assert!(
+            stdout.contains("list-runs"),
+            "{shell} completion lacks list-runs"
+        );
+    }
 }
