@@ -291,9 +291,7 @@ fn run_operation(
     }
     let client = dp_wire::Client::new(wire_settings(settings))?;
     let format = output_format(settings, &client);
-    let render_opts =
-        output::RenderOptions::new(&format, settings.query.as_deref(), color(settings))
-            .map_err(|e| CliError::usage(e.to_string()))?;
+    let render_opts = render_options(&format, settings)?;
 
     if inv.skeleton == Some(dp_skeleton::Kind::Output) {
         let sample = customize::after_call(
@@ -409,9 +407,7 @@ fn run_list_runs(
     let rows = Value::Array(list_runs::convert(&objects));
     match &settings.output {
         Some(format) => {
-            let opts =
-                output::RenderOptions::new(format, settings.query.as_deref(), color(settings))
-                    .map_err(|e| CliError::usage(e.to_string()))?;
+            let opts = render_options(format, settings)?;
             stdout.push_str(
                 &output::render("list-runs", &rows, &opts)
                     .map_err(|e| CliError::usage(e.to_string()))?,
@@ -459,6 +455,19 @@ fn output_format(s: &GlobalSettings, client: &dp_wire::Client) -> String {
     client
         .profile_setting("output")
         .unwrap_or_else(|| "json".into())
+}
+
+/// Output options from the settings; tables use the terminal's width when stdout is one (80 otherwise).
+fn render_options(
+    format: &str,
+    settings: &GlobalSettings,
+) -> Result<output::RenderOptions, CliError> {
+    let mut opts = output::RenderOptions::new(format, settings.query.as_deref(), color(settings))
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(std::io::stdout()) {
+        opts.terminal_width = usize::from(w);
+    }
+    Ok(opts)
 }
 
 fn color(s: &GlobalSettings) -> bool {
