@@ -76,6 +76,7 @@ pub struct Client {
     resolved: tokio::sync::OnceCell<Resolved>,
     credentials: tokio::sync::Mutex<Option<Credentials>>,
     quota: RetryQuota,
+    rate_limiter: crate::rate_limiter::ClientRateLimiter,
     skew: skew::ClockSkew,
 }
 
@@ -161,6 +162,7 @@ impl Client {
             resolved: tokio::sync::OnceCell::new(),
             credentials: tokio::sync::Mutex::new(None),
             quota: RetryQuota::default(),
+            rate_limiter: Default::default(),
             skew: skew::ClockSkew::default(),
         })
     }
@@ -537,6 +539,15 @@ impl Client {
                 ),
                 None => None,
             };
+            if policy.mode == RetryMode::Adaptive {
+                // The adaptive mode's token bucket: after a throttle, requests wait for their turn.
+                while let Some(wait) = self.rate_limiter.acquire(epoch_seconds()) {
+                    self.log.log("dp_wire.retry", || {
+                        format!("adaptive rate limit: waiting {wait:?}")
+                    });
+                    tokio::time::sleep(wait).await;
+                }
+            }
             let request = self.build_request(
                 resolved,
                 &full_url,
@@ -573,6 +584,9 @@ impl Client {
                         if uses_quota {
                             self.quota.release(retry_cost);
                         }
+                        if policy.mode == RetryMode::Adaptive {
+                            self.rate_limiter.update(epoch_seconds(), false);
+                        }
                         return Ok(response);
                     }
                     let service = protocol::parse_error(&response);
@@ -598,6 +612,10 @@ impl Client {
                 }
             };
 
+            if policy.mode == RetryMode::Adaptive {
+                self.rate_limiter
+                    .update(epoch_seconds(), retryability == Retryability::Throttling);
+            }
             let timeout = match retryability {
                 Retryability::Success => unreachable!("successes return above"),
                 Retryability::NotRetryable => {
@@ -801,6 +819,13 @@ pub fn timeouts(settings: &Settings, operation: &str) -> (Option<Duration>, Opti
         timeout_or_default(settings.connect_timeout, DEFAULT_TIMEOUT),
         timeout_or_default(settings.read_timeout, read_default),
     )
+}
+
+fn epoch_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// `None` for a zero duration (no timeout), the default when unset.

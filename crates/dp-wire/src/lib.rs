@@ -24,6 +24,7 @@ mod external;
 pub mod log;
 mod profile;
 pub mod protocol;
+pub mod rate_limiter;
 pub mod retry;
 pub mod signing;
 pub mod skew;

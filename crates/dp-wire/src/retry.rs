@@ -17,7 +17,7 @@ pub enum RetryMode {
     Legacy,
     /// The default: 3 attempts, backoff capped at 20 s, a 500-token retry quota.
     Standard,
-    /// Standard plus a client-side rate limiter. dp accepts it and behaves as standard (no rate limiter yet).
+    /// Standard plus a client-side rate limiter that slows sending down after throttling (`rate_limiter`).
     Adaptive,
 }
 

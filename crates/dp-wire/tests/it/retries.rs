@@ -327,3 +327,31 @@ async fn invalid_retry_settings_are_configuration_errors() {
     }
     let _ = Settings::default();
 }
+
+#[tokio::test]
+async fn adaptive_mode_retries_like_standard_and_limits_after_throttling() {
+    let server = Server::start(vec![
+        Action::error(400, "ThrottlingException", "slow down"),
+        Action::ok("{}"),
+    ])
+    .await;
+    let client = client(&server.url, &[("AWS_RETRY_MODE", "adaptive")]);
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    assert_eq!(server.count(), 2);
+    assert!(
+        server.recorded()[0]
+            .header("user-agent")
+            .unwrap()
+            .ends_with("cfg/retry-mode#adaptive")
+    );
+    let server = Server::start(vec![Action::status(500, "{}"); 5]).await;
+    let client = crate::support::client(&server.url, &[("AWS_RETRY_MODE", "adaptive")]);
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    assert_eq!(server.count(), 3, "three attempts, as standard");
+}
