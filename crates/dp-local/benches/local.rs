@@ -275,6 +275,12 @@ async fn main() {
         let rate = load(&host, request, connections, seconds).await;
         rows.push((operation, "dp-local", Some(rate)));
     }
+    // moto's server closes every connection after one answer; this row pays the same connection cost.
+    let mut request = signed_request(&host, "DescribePipelines", &describe);
+    let at = find(&request, b"\r\n").unwrap() + 2;
+    request.splice(at..at, b"connection: close\r\n".iter().copied());
+    let rate = load(&host, request, connections, seconds).await;
+    rows.push(("DescribePipelines", "dp-local (conn. close)", Some(rate)));
     server.shutdown();
 
     match start_moto().await {
