@@ -2,6 +2,7 @@
 //! server (retries, timeouts, broken connections, error parsing, redaction of `--debug` output).
 
 mod config;
+mod configured_endpoints;
 mod endpoints;
 mod fuzz;
 mod responses;
