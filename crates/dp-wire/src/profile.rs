@@ -16,8 +16,11 @@ pub struct Environment {
 impl Environment {
     /// A snapshot of the current process environment.
     pub fn from_process() -> Environment {
+        // `vars_os`: a variable that is not UTF-8 is skipped instead of panicking.
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
         Environment {
-            vars: std::env::vars().collect(),
+            vars: vars.collect(),
         }
     }
 
