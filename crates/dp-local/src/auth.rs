@@ -175,7 +175,7 @@ pub fn canonical_request(
     names: &[&str],
     signed_headers: &str,
 ) -> String {
-    let mut out = String::with_capacity(256 + request.body.len().min(0));
+    let mut out = String::with_capacity(512);
     out.push_str(&request.method.to_ascii_uppercase());
     out.push('\n');
     out.push_str(&canonical_uri(request.path));
@@ -233,12 +233,15 @@ fn decode(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(if b[i] == b'+' { b' ' } else { b[i] });
         i += 1;

@@ -189,23 +189,34 @@ impl Config {
     }
 }
 
+/// A `[section]` of a credentials file while it is read.
+#[derive(Default)]
+struct Section {
+    name: String,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    session_token: Option<String>,
+}
+
 /// Reads the keys of an AWS shared-credentials file: every `[section]` that has `aws_access_key_id` and
 /// `aws_secret_access_key` (and optionally `aws_session_token`) gives one [`Credential`].
 pub fn parse_credentials_file(text: &str) -> Result<Vec<Credential>, String> {
     let mut out = Vec::new();
-    let mut section: Option<(String, Option<String>, Option<String>, Option<String>)> = None;
-    let mut finish = |s: Option<(String, Option<String>, Option<String>, Option<String>)>| -> Result<(), String> {
-        if let Some((name, id, secret, token)) = s {
-            match (id, secret) {
-                (Some(id), Some(secret)) => {
-                    out.push(Credential { access_key_id: id, secret_access_key: secret, session_token: token })
-                }
-                (None, None) => {}
-                _ => {
-                    return Err(format!(
-                        "section [{name}] needs both aws_access_key_id and aws_secret_access_key"
-                    ));
-                }
+    let mut section: Option<Section> = None;
+    let mut finish = |s: Option<Section>| -> Result<(), String> {
+        let Some(s) = s else { return Ok(()) };
+        match (s.access_key_id, s.secret_access_key) {
+            (Some(access_key_id), Some(secret_access_key)) => out.push(Credential {
+                access_key_id,
+                secret_access_key,
+                session_token: s.session_token,
+            }),
+            (None, None) => {}
+            _ => {
+                return Err(format!(
+                    "section [{}] needs both aws_access_key_id and aws_secret_access_key",
+                    s.name
+                ));
             }
         }
         Ok(())
@@ -217,7 +228,10 @@ pub fn parse_credentials_file(text: &str) -> Result<Vec<Credential>, String> {
         }
         if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             finish(section.take())?;
-            section = Some((name.trim().to_string(), None, None, None));
+            section = Some(Section {
+                name: name.trim().to_string(),
+                ..Section::default()
+            });
             continue;
         }
         let Some((key, value)) = line.split_once('=') else {
@@ -234,9 +248,9 @@ pub fn parse_credentials_file(text: &str) -> Result<Vec<Credential>, String> {
         };
         let value = Some(value.trim().to_string());
         match key.trim() {
-            "aws_access_key_id" => current.1 = value,
-            "aws_secret_access_key" => current.2 = value,
-            "aws_session_token" => current.3 = value,
+            "aws_access_key_id" => current.access_key_id = value,
+            "aws_secret_access_key" => current.secret_access_key = value,
+            "aws_session_token" => current.session_token = value,
             _ => {}
         }
     }

@@ -137,12 +137,12 @@ impl Definition {
                 .find(|f| f.key == "parent")
                 .and_then(|f| f.ref_value.clone());
         }
-        if id != "Default" {
-            if let Some(default) = self.object("Default") {
-                for f in &default.fields {
-                    if f.key != "type" && f.key != "parent" && !seen_keys.contains(&f.key) {
-                        out.push(f.clone());
-                    }
+        if id != "Default"
+            && let Some(default) = self.object("Default")
+        {
+            for f in &default.fields {
+                if f.key != "type" && f.key != "parent" && !seen_keys.contains(&f.key) {
+                    out.push(f.clone());
                 }
             }
         }
@@ -375,24 +375,25 @@ pub fn validate(def: &Definition) -> Findings {
         };
         let has = |key: &str| fields.iter().any(|f| f.key == key);
         for key in ["reportProgressTimeout", "retryDelay", "attemptTimeout"] {
-            if let Some(v) = text(key) {
-                if !v.contains("#{") && Period::parse(&v).is_none() {
-                    note(
-                        &mut f.errors,
-                        id,
-                        format!("'{key}' must be a period such as '15 minutes', got '{v}'"),
-                    );
-                }
-            }
-        }
-        if let Some(v) = text("maximumRetries") {
-            if v.parse::<u32>().is_err() {
+            if let Some(v) = text(key)
+                && !v.contains("#{")
+                && Period::parse(&v).is_none()
+            {
                 note(
                     &mut f.errors,
                     id,
-                    format!("'maximumRetries' must be a non-negative integer, got '{v}'"),
+                    format!("'{key}' must be a period such as '15 minutes', got '{v}'"),
                 );
             }
+        }
+        if let Some(v) = text("maximumRetries")
+            && v.parse::<u32>().is_err()
+        {
+            note(
+                &mut f.errors,
+                id,
+                format!("'maximumRetries' must be a non-negative integer, got '{v}'"),
+            );
         }
         if ACTIVITY_TYPES.contains(&type_name.as_str()) {
             let (runs_on, worker_group) = (has("runsOn"), has("workerGroup"));
@@ -492,23 +493,23 @@ pub fn validate(def: &Definition) -> Findings {
                     "A Schedule needs 'startDateTime' or 'startAt'".into(),
                 ),
             }
-            if let Some(s) = text("endDateTime") {
-                if dp_model::timestamp::parse(&s).is_none() {
-                    note(
-                        &mut f.errors,
-                        id,
-                        format!("'endDateTime' is not a date and time: '{s}'"),
-                    );
-                }
+            if let Some(s) = text("endDateTime")
+                && dp_model::timestamp::parse(&s).is_none()
+            {
+                note(
+                    &mut f.errors,
+                    id,
+                    format!("'endDateTime' is not a date and time: '{s}'"),
+                );
             }
-            if let Some(s) = text("occurrences") {
-                if s.parse::<u32>().ok().filter(|n| *n > 0).is_none() {
-                    note(
-                        &mut f.errors,
-                        id,
-                        format!("'occurrences' must be a positive integer, got '{s}'"),
-                    );
-                }
+            if let Some(s) = text("occurrences")
+                && s.parse::<u32>().ok().filter(|n| *n > 0).is_none()
+            {
+                note(
+                    &mut f.errors,
+                    id,
+                    format!("'occurrences' must be a positive integer, got '{s}'"),
+                );
             }
         }
         if !ACTIVITY_TYPES.contains(&type_name.as_str()) && !referenced.contains(id) {

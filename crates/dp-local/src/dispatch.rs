@@ -148,12 +148,11 @@ fn pattern_of(shape: &'static dp_model::Shape, path: &str) -> Option<&'static st
     for part in path.split('.') {
         let name = part.split(['[', ' ']).next().unwrap_or(part);
         current = current.member(name)?.shape;
-        while let ShapeKind::List(inner) = current.kind {
-            if !part.contains('[') {
-                break;
+        for _ in part.matches('[') {
+            match current.kind {
+                ShapeKind::List(inner) => current = inner,
+                _ => return None,
             }
-            current = inner;
-            break;
         }
     }
     current.pattern.as_ref().map(|p| p.source)

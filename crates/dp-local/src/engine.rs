@@ -1578,10 +1578,10 @@ impl State {
                         current_instance: runtime_instance(p, id),
                     };
                     for f in &mut object.fields {
-                        if let Some(s) = f.string_value.as_mut().filter(|s| s.contains("#{")) {
-                            if let Ok(v) = expr::evaluate_template(s, id, &ctx) {
-                                *s = v;
-                            }
+                        if let Some(s) = f.string_value.as_mut().filter(|s| s.contains("#{"))
+                            && let Ok(v) = expr::evaluate_template(s, id, &ctx)
+                        {
+                            *s = v;
                         }
                     }
                 }
@@ -1983,10 +1983,10 @@ fn task_object(p: &Pipeline, aid: &str, task_id: &str) -> TaskObject {
         fields
             .into_iter()
             .map(|mut f| {
-                if let Some(s) = f.string_value.as_mut().filter(|s| s.contains("#{")) {
-                    if let Ok(v) = expr::evaluate_template(s, current, &ctx) {
-                        *s = v;
-                    }
+                if let Some(s) = f.string_value.as_mut().filter(|s| s.contains("#{"))
+                    && let Ok(v) = expr::evaluate_template(s, current, &ctx)
+                {
+                    *s = v;
                 }
                 f
             })

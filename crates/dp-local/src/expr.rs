@@ -262,10 +262,10 @@ fn resolve(
     ctx: &dyn Context,
     depth: usize,
 ) -> Result<Val, ExprError> {
-    if let [name] = path {
-        if let Some(value) = ctx.parameter(name) {
-            return Ok(Val::Str(value));
-        }
+    if let [name] = path
+        && let Some(value) = ctx.parameter(name)
+    {
+        return Ok(Val::Str(value));
     }
     let mut path = path;
     if path.len() > 1 && path[0] == "node" {

@@ -75,7 +75,7 @@ async fn fifty_pollers_ten_thousand_tasks() {
         p.await.expect("poller finished without panicking");
     }
 
-    let handed = handed.lock().unwrap();
+    let handed = std::mem::take(&mut *handed.lock().unwrap());
     let attempts: HashSet<&str> = handed.iter().map(|(_, a)| a.as_str()).collect();
     let tasks: HashSet<&str> = handed.iter().map(|(t, _)| t.as_str()).collect();
     eprintln!(
