@@ -10,7 +10,7 @@ use crate::{FileKind, FileRef, Value};
 ///
 /// Errors carry the reference's wording, for example
 /// `Unable to load paramfile file://nonexist.txt: [Errno 2] No such file or directory: 'nonexist.txt'`.
-pub fn load_file(file: &FileRef<'_>) -> Result<Value, String> {
+pub fn load_file(file: &FileRef<'_>) -> Result<Value<'static>, String> {
     let path = expand_vars(&expand_user(file.path));
     let bytes = std::fs::read(&path).map_err(|e| {
         let text = e.to_string();
@@ -27,7 +27,7 @@ pub fn load_file(file: &FileRef<'_>) -> Result<Value, String> {
     match file.kind {
         FileKind::Binary => Ok(Value::Bytes(bytes)),
         FileKind::Text => match String::from_utf8(bytes) {
-            Ok(text) => Ok(Value::String(universal_newlines(text))),
+            Ok(text) => Ok(Value::from(universal_newlines(text))),
             Err(_) => Err(format!(
                 "Unable to load paramfile ({path}), text contents could not be decoded.  If this is a binary file, \
                  please use the fileb:// prefix instead of the file:// prefix."

@@ -15,6 +15,8 @@ use nom::error::{ErrorKind as NomErrorKind, ParseError};
 use nom::{IResult, Parser as _};
 
 use crate::error::{Error, ErrorKind};
+use std::borrow::Cow;
+
 use crate::{FileLoader, FileRef, Value};
 
 /// What the parser found where it failed.
@@ -209,31 +211,35 @@ enum Raw<'a> {
     Quoted(char, &'a str),
 }
 
-impl Raw<'_> {
+impl<'a> Raw<'a> {
     /// The value: quoted text loses `\Q` and `\\` escapes (in that order); unquoted text loses `\,` escapes and
-    /// trailing whitespace.
-    fn text(self) -> String {
+    /// trailing whitespace. Text without escapes is borrowed.
+    fn text(self) -> Cow<'a, str> {
         match self {
             Raw::Unquoted(raw) => unquoted_text(raw),
             Raw::Quoted(quote, inner) if inner.contains('\\') => {
                 let escaped = if quote == '\'' { "\\'" } else { "\\\"" };
-                inner
-                    .replace(escaped, if quote == '\'' { "'" } else { "\"" })
-                    .replace("\\\\", "\\")
+                Cow::Owned(
+                    inner
+                        .replace(escaped, if quote == '\'' { "'" } else { "\"" })
+                        .replace("\\\\", "\\"),
+                )
             }
-            Raw::Quoted(_, inner) => inner.to_owned(),
+            Raw::Quoted(_, inner) => Cow::Borrowed(inner),
         }
     }
 }
 
 /// Turns the text of an unquoted value into the value: `\,` becomes `,`, trailing whitespace goes.
-fn unquoted_text(raw: &str) -> String {
+fn unquoted_text(raw: &str) -> Cow<'_, str> {
     if raw.as_bytes().contains(&b'\\') && raw.contains("\\,") {
-        raw.replace("\\,", ",")
-            .trim_end_matches(is_unicode_space)
-            .to_owned()
+        Cow::Owned(
+            raw.replace("\\,", ",")
+                .trim_end_matches(is_unicode_space)
+                .to_owned(),
+        )
     } else {
-        raw.trim_end_matches(is_unicode_space).to_owned()
+        Cow::Borrowed(raw.trim_end_matches(is_unicode_space))
     }
 }
 
@@ -259,7 +265,7 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// Runs the parser over the whole input.
-    pub(crate) fn run(mut self) -> Result<Value, Error> {
+    pub(crate) fn run(mut self) -> Result<Value<'a>, Error> {
         let full = self.full;
         let code_points = |byte: usize| full[..byte].chars().count();
         match self.parameter(full) {
@@ -310,7 +316,7 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// `parameter = keyval *("," keyval)`, the whole input, with the top-level duplicate-key check.
-    fn parameter(&mut self, i: &'a str) -> PResult<'a, Value> {
+    fn parameter(&mut self, i: &'a str) -> PResult<'a, Value<'a>> {
         let (mut i, first) = self.keyval(i)?;
         let mut params = Vec::with_capacity(4);
         params.push(first);
@@ -319,7 +325,10 @@ impl<'a, 'l> Parser<'a, 'l> {
             let (rest, ()) = self.expect(i, b',', ",", true)?;
             let (rest, (key, value)) = self.keyval(rest)?;
             if params.iter().any(|(k, _)| *k == key) {
-                return Err(nom::Err::Failure(Fail::Duplicate { key, byte: last }));
+                return Err(nom::Err::Failure(Fail::Duplicate {
+                    key: key.into_owned(),
+                    byte: last,
+                }));
             }
             params.push((key, value));
             last = self.offset(rest);
@@ -329,7 +338,7 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// `key`, then `@` (which arms file loading) or not, then `=`.
-    fn key_and_operator(&mut self, i: &'a str) -> PResult<'a, String> {
+    fn key_and_operator(&mut self, i: &'a str) -> PResult<'a, Cow<'a, str>> {
         // Keys are ASCII, so a byte scan finds their end (nom's `take_while` decodes characters).
         let end = i
             .bytes()
@@ -341,19 +350,19 @@ impl<'a, 'l> Parser<'a, 'l> {
         let (i, at) = nom::combinator::opt(tag("@")).parse(i)?;
         self.resolve_files = at.is_some();
         let (i, ()) = self.expect(i, b'=', "=", true)?;
-        Ok((i, key.to_owned()))
+        Ok((i, Cow::Borrowed(key)))
     }
 
-    fn keyval(&mut self, i: &'a str) -> PResult<'a, (String, Value)> {
+    fn keyval(&mut self, i: &'a str) -> PResult<'a, (Cow<'a, str>, Value<'a>)> {
         let (i, key) = self.key_and_operator(i)?;
         let (i, value) = self.values(i)?;
         Ok((i, (key, value)))
     }
 
     /// `values = EOF / explicit-list / hash / csv-value`.
-    fn values(&mut self, i: &'a str) -> PResult<'a, Value> {
+    fn values(&mut self, i: &'a str) -> PResult<'a, Value<'a>> {
         match i.as_bytes().first() {
-            None => Ok((i, Value::String(String::new()))),
+            None => Ok((i, Value::String(Cow::Borrowed("")))),
             Some(b'[') => self.explicit_list(i),
             Some(b'{') => self.hash(i),
             Some(_) => self.csv_value(i),
@@ -361,7 +370,7 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// `first-value [, second-value ...]` with the reference's backtracking to the nearest comma.
-    fn csv_value(&mut self, i: &'a str) -> PResult<'a, Value> {
+    fn csv_value(&mut self, i: &'a str) -> PResult<'a, Value<'a>> {
         let (i, first) = self.first_value(i)?;
         let i = skip_ws(i);
         if !i.starts_with(',') {
@@ -409,7 +418,7 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// One second element and what follows it: end of input (`done`) or a comma.
-    fn second_element(&mut self, start: &'a str) -> PResult<'a, (Value, bool)> {
+    fn second_element(&mut self, start: &'a str) -> PResult<'a, (Value<'a>, bool)> {
         let (i, raw) = self.second_value(start)?;
         // The reference reads a file as soon as it has the value, before it looks for the comma; anything else can
         // wait until the element is known to be kept.
@@ -429,7 +438,7 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// `explicit-list = "[" *(item [","]) "]"`.
-    fn explicit_list(&mut self, i: &'a str) -> PResult<'a, Value> {
+    fn explicit_list(&mut self, i: &'a str) -> PResult<'a, Value<'a>> {
         let (mut i, ()) = self.expect(i, b'[', "[", true)?;
         let mut items = Vec::new();
         while !i.starts_with(']') {
@@ -446,9 +455,9 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// `hash = "{" *(key ["@"] "=" item [","]) "}"`; a repeated key keeps its place and takes the last value.
-    fn hash(&mut self, i: &'a str) -> PResult<'a, Value> {
+    fn hash(&mut self, i: &'a str) -> PResult<'a, Value<'a>> {
         let (mut i, ()) = self.expect(i, b'{', "{", true)?;
-        let mut entries: Vec<(String, Value)> = Vec::new();
+        let mut entries: Vec<(Cow<'a, str>, Value<'a>)> = Vec::new();
         while !i.starts_with('}') {
             let (rest, key) = self.key_and_operator(i)?;
             let (rest, value) = self.item(rest)?;
@@ -467,7 +476,7 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// An item of a list or hash: a nested list, a nested hash, or a first value.
-    fn item(&mut self, i: &'a str) -> PResult<'a, Value> {
+    fn item(&mut self, i: &'a str) -> PResult<'a, Value<'a>> {
         match i.as_bytes().first() {
             Some(b'[') => self.explicit_list(i),
             Some(b'{') => self.hash(i),
@@ -476,7 +485,7 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// `first-value`: quoted, or unquoted and possibly empty.
-    fn first_value(&mut self, i: &'a str) -> PResult<'a, Value> {
+    fn first_value(&mut self, i: &'a str) -> PResult<'a, Value<'a>> {
         let (rest, raw) = match i.as_bytes().first() {
             Some(b'\'') => quoted('\'', "<singled quoted>")
                 .map(|q| Raw::Quoted('\'', q))
@@ -487,7 +496,7 @@ impl<'a, 'l> Parser<'a, 'l> {
             _ => match unquoted(FIRST_FOLLOW)(i) {
                 Ok((rest, raw)) => (rest, Raw::Unquoted(raw)),
                 // No match is the empty value, and the empty value is never a file reference.
-                Err(_) => return Ok((i, Value::String(String::new()))),
+                Err(_) => return Ok((i, Value::String(Cow::Borrowed("")))),
             },
         };
         Ok((rest, self.resolve(raw.text(), i)?))
@@ -510,7 +519,11 @@ impl<'a, 'l> Parser<'a, 'l> {
     }
 
     /// `_resolve_paramfiles`: after `@=`, a value naming a local file becomes the file's content.
-    fn resolve(&mut self, text: String, at: &'a str) -> Result<Value, nom::Err<Fail<'a>>> {
+    fn resolve(
+        &mut self,
+        text: Cow<'a, str>,
+        at: &'a str,
+    ) -> Result<Value<'a>, nom::Err<Fail<'a>>> {
         if !self.resolve_files {
             return Ok(Value::String(text));
         }

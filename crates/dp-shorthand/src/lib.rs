@@ -50,31 +50,53 @@ pub use files::load_file;
 pub use render::render;
 pub use typing::{TypeError, TypeErrorKind, to_json};
 
+use std::borrow::Cow;
+
 use dp_model::{Shape, ShapeKind};
 
 /// A parsed shorthand value. Every scalar the grammar produces is a string; the model gives types later.
+///
+/// Strings borrow from the parsed input when they need no unescaping (most do), which keeps parsing free of
+/// copies; [`Value::into_owned`] detaches a tree from its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
+pub enum Value<'a> {
     /// A string.
-    String(String),
+    String(Cow<'a, str>),
     /// The bytes of a `fileb://` file loaded through `@=`.
     Bytes(Vec<u8>),
     /// A list, from `a=b,c` or `a=[b,c]`.
-    List(Vec<Value>),
+    List(Vec<Value<'a>>),
     /// A hash, in input order. Parsed hashes never repeat a key (a repeated key inside `{…}` keeps its first
     /// place and takes the last value, as in a Python dict).
-    Map(Vec<(String, Value)>),
+    Map(Vec<(Cow<'a, str>, Value<'a>)>),
 }
 
-impl From<&str> for Value {
-    fn from(s: &str) -> Value {
-        Value::String(s.to_owned())
+impl Value<'_> {
+    /// The same tree, owning all its strings.
+    pub fn into_owned(self) -> Value<'static> {
+        match self {
+            Value::String(s) => Value::String(Cow::Owned(s.into_owned())),
+            Value::Bytes(b) => Value::Bytes(b),
+            Value::List(items) => Value::List(items.into_iter().map(Value::into_owned).collect()),
+            Value::Map(entries) => Value::Map(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k.into_owned()), v.into_owned()))
+                    .collect(),
+            ),
+        }
     }
 }
 
-impl From<String> for Value {
-    fn from(s: String) -> Value {
-        Value::String(s)
+impl<'a> From<&'a str> for Value<'a> {
+    fn from(s: &'a str) -> Value<'a> {
+        Value::String(Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for Value<'_> {
+    fn from(s: String) -> Self {
+        Value::String(Cow::Owned(s))
     }
 }
 
@@ -119,12 +141,12 @@ impl<'a> FileRef<'a> {
 
 /// The function that reads a `file://` / `fileb://` reference for [`parse_with_files`]: the value to use, or the
 /// error message. [`load_file`] is the standard one.
-pub type FileLoader<'a> = dyn FnMut(&FileRef<'_>) -> Result<Value, String> + 'a;
+pub type FileLoader<'a> = dyn FnMut(&FileRef<'_>) -> Result<Value<'static>, String> + 'a;
 
 /// Parses one shorthand string into a tree; pure, so `@=` values are kept as written (`file://x` stays text).
 ///
 /// The result of a successful parse is always a [`Value::Map`] with at least one entry.
-pub fn parse(input: &str) -> Result<Value, Error> {
+pub fn parse(input: &str) -> Result<Value<'_>, Error> {
     grammar::Parser::new(input, None).run()
 }
 
@@ -134,7 +156,10 @@ pub fn parse(input: &str) -> Result<Value, Error> {
 /// error message to report as [`ErrorKind::FileLoad`]. [`load_file`] is the loader that reads the file system as
 /// the reference does. As in the reference, the loader is called at the moment the value is read, even for a
 /// comma-list element that backtracking later discards.
-pub fn parse_with_files(input: &str, loader: &mut FileLoader<'_>) -> Result<Value, Error> {
+pub fn parse_with_files<'a>(
+    input: &'a str,
+    loader: &mut FileLoader<'_>,
+) -> Result<Value<'a>, Error> {
     grammar::Parser::new(input, Some(loader)).run()
 }
 
@@ -168,13 +193,13 @@ impl std::error::Error for OptionError {}
 ///
 /// Whether shorthand applies at all (it never does for lists of scalars, nor for values starting with `[` or `{`,
 /// which are JSON) is the caller's decision; see `aws-cli-behaviour.md` §2.1.
-pub fn parse_option(
-    args: &[&str],
+pub fn parse_option<'a>(
+    args: &[&'a str],
     shape: &'static Shape,
     path: &str,
     mut loader: Option<&mut FileLoader<'_>>,
 ) -> Result<serde_json::Value, OptionError> {
-    let mut parse_one = |arg: &str| match loader.as_deref_mut() {
+    let mut parse_one = |arg: &'a str| match loader.as_deref_mut() {
         Some(loader) => parse_with_files(arg, loader),
         None => parse(arg),
     };

@@ -13,7 +13,7 @@ use crate::grammar::{is_first_follow, is_start, is_unicode_space};
 /// `\,` for commas), else double-quoted. Parsing the result gives the tree back, with these exceptions, which
 /// shorthand cannot express: keys outside `[A-Za-z0-9._#/:-]`, a repeated top-level key, an empty top-level map,
 /// [`Value::Bytes`] (written as lossy UTF-8 text), and a string that needs quotes and ends with a backslash.
-pub fn render(value: &Value) -> String {
+pub fn render(value: &Value<'_>) -> String {
     let mut out = String::new();
     match value {
         Value::Map(entries) => {
@@ -31,7 +31,7 @@ pub fn render(value: &Value) -> String {
     out
 }
 
-fn item(value: &Value, out: &mut String) {
+fn item(value: &Value<'_>, out: &mut String) {
     match value {
         Value::String(s) => scalar(s, out),
         Value::Bytes(b) => scalar(&String::from_utf8_lossy(b), out),

@@ -136,7 +136,7 @@ impl std::error::Error for TypeError {}
 /// Two deliberate differences: unknown hash keys are refused here with a suggestion, and the element of a wrapped
 /// scalar is typed too (the reference would send `["5"]` for a list of integers and fail validation). The model has
 /// no document shapes, so the reference's document-type refusal has nothing to apply to.
-pub fn to_json(value: &Value, shape: &'static Shape, path: &str) -> Result<Json, TypeError> {
+pub fn to_json(value: &Value<'_>, shape: &'static Shape, path: &str) -> Result<Json, TypeError> {
     typed(value, shape, &Path::Root(path))
 }
 
@@ -164,7 +164,7 @@ impl Path<'_> {
     }
 }
 
-fn typed(value: &Value, shape: &'static Shape, path: &Path<'_>) -> Result<Json, TypeError> {
+fn typed(value: &Value<'_>, shape: &'static Shape, path: &Path<'_>) -> Result<Json, TypeError> {
     let err = |kind| {
         Err(TypeError {
             kind,
@@ -189,13 +189,13 @@ fn typed(value: &Value, shape: &'static Shape, path: &Path<'_>) -> Result<Json, 
                 let Some(member) = members.iter().find(|m| m.name == key) else {
                     let names: Vec<&'static str> = members.iter().map(|m| m.name).collect();
                     return err(TypeErrorKind::UnknownMember {
-                        name: key.clone(),
+                        name: key.to_string(),
                         suggestion: suggest(key, &names),
                         members: names,
                     });
                 };
                 object.insert(
-                    key.clone(),
+                    key.to_string(),
                     typed(value, member.shape, &Path::Member(path, key))?,
                 );
             }
@@ -210,7 +210,7 @@ fn typed(value: &Value, shape: &'static Shape, path: &Path<'_>) -> Result<Json, 
             let mut object = serde_json::Map::with_capacity(entries.len());
             for (key, value) in entries {
                 object.insert(
-                    key.clone(),
+                    key.to_string(),
                     typed(value, value_shape, &Path::Member(path, key))?,
                 );
             }
@@ -218,15 +218,23 @@ fn typed(value: &Value, shape: &'static Shape, path: &Path<'_>) -> Result<Json, 
         }
         (ShapeKind::Integer | ShapeKind::Long, Value::String(s)) => match python_int(s) {
             Some(Ok(n)) => Ok(n),
-            Some(Err(())) => err(TypeErrorKind::Unrepresentable { value: s.clone() }),
-            None => err(TypeErrorKind::InvalidInteger { value: s.clone() }),
+            Some(Err(())) => err(TypeErrorKind::Unrepresentable {
+                value: s.to_string(),
+            }),
+            None => err(TypeErrorKind::InvalidInteger {
+                value: s.to_string(),
+            }),
         },
         (ShapeKind::Float | ShapeKind::Double, Value::String(s)) => match python_float(s) {
             Some(f) => match serde_json::Number::from_f64(f) {
                 Some(n) => Ok(Json::Number(n)),
-                None => err(TypeErrorKind::Unrepresentable { value: s.clone() }),
+                None => err(TypeErrorKind::Unrepresentable {
+                    value: s.to_string(),
+                }),
             },
-            None => err(TypeErrorKind::InvalidFloat { value: s.clone() }),
+            None => err(TypeErrorKind::InvalidFloat {
+                value: s.to_string(),
+            }),
         },
         // Python compares `value.lower()`; the only non-ASCII character that lowercases to an ASCII letter is
         // U+212A KELVIN SIGN (to `k`), which neither word contains, so an ASCII comparison is the same.
@@ -243,14 +251,17 @@ fn typed(value: &Value, shape: &'static Shape, path: &Path<'_>) -> Result<Json, 
 }
 
 /// The tree as JSON without any typing, for values the validator will judge.
-fn plain(value: &Value) -> Json {
+fn plain(value: &Value<'_>) -> Json {
     match value {
-        Value::String(s) => Json::String(s.clone()),
+        Value::String(s) => Json::String(s.to_string()),
         Value::Bytes(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
         Value::List(items) => Json::Array(items.iter().map(plain).collect()),
-        Value::Map(entries) => {
-            Json::Object(entries.iter().map(|(k, v)| (k.clone(), plain(v))).collect())
-        }
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.to_string(), plain(v)))
+                .collect(),
+        ),
     }
 }
 

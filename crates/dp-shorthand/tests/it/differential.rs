@@ -7,6 +7,8 @@
 
 use std::process::Command;
 
+use std::borrow::Cow;
+
 use dp_shorthand::{Value, load_file, parse_with_files, render};
 
 use crate::support::outcome;
@@ -97,10 +99,14 @@ fn soup(rng: &mut fastrand::Rng, tokens: &[&[&str]]) -> String {
     s
 }
 
-fn random_tree(rng: &mut fastrand::Rng, depth: u32) -> Value {
+fn random_tree(rng: &mut fastrand::Rng, depth: u32) -> Value<'static> {
     let leaf = |rng: &mut fastrand::Rng| {
         let n = rng.usize(0..5);
-        Value::String((0..n).map(|_| TOKENS[rng.usize(..TOKENS.len())]).collect())
+        Value::from(
+            (0..n)
+                .map(|_| TOKENS[rng.usize(..TOKENS.len())])
+                .collect::<String>(),
+        )
     };
     match (depth, rng.u8(..5)) {
         (0, _) | (_, 0..=2) => leaf(rng),
@@ -113,14 +119,14 @@ fn random_tree(rng: &mut fastrand::Rng, depth: u32) -> Value {
     }
 }
 
-fn entries(rng: &mut fastrand::Rng, depth: u32) -> Vec<(String, Value)> {
-    let mut out: Vec<(String, Value)> = Vec::new();
+fn entries(rng: &mut fastrand::Rng, depth: u32) -> Vec<(Cow<'static, str>, Value<'static>)> {
+    let mut out: Vec<(Cow<'static, str>, Value<'static>)> = Vec::new();
     for _ in 0..rng.usize(1..4) {
         let key: String = (0..rng.usize(0..4))
             .map(|_| ["a", "b", "K9", "-", "x.y", "#"][rng.usize(..6)])
             .collect();
         if !out.iter().any(|(k, _)| *k == key) {
-            out.push((key, random_tree(rng, depth)));
+            out.push((key.into(), random_tree(rng, depth)));
         }
     }
     out

@@ -1,5 +1,7 @@
 //! Properties: no input makes the parser panic, and every renderable tree survives render → parse.
 
+use std::borrow::Cow;
+
 use dp_shorthand::{Value, parse, render};
 use proptest::prelude::*;
 
@@ -31,18 +33,18 @@ fn text() -> impl Strategy<Value = String> {
     })
 }
 
-fn unique_keys(entries: Vec<(String, Value)>) -> Vec<(String, Value)> {
-    let mut out: Vec<(String, Value)> = Vec::new();
+fn unique_keys(entries: Vec<(String, Value<'static>)>) -> Vec<(Cow<'static, str>, Value<'static>)> {
+    let mut out: Vec<(Cow<'static, str>, Value<'static>)> = Vec::new();
     for (k, v) in entries {
         if !out.iter().any(|(seen, _)| *seen == k) {
-            out.push((k, v));
+            out.push((Cow::Owned(k), v));
         }
     }
     out
 }
 
-fn tree() -> impl Strategy<Value = Value> {
-    let leaf = text().prop_map(Value::String);
+fn tree() -> impl Strategy<Value = Value<'static>> {
+    let leaf = text().prop_map(Value::from);
     leaf.prop_recursive(3, 24, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::List),
@@ -51,7 +53,7 @@ fn tree() -> impl Strategy<Value = Value> {
     })
 }
 
-fn top_level() -> impl Strategy<Value = Value> {
+fn top_level() -> impl Strategy<Value = Value<'static>> {
     prop::collection::vec((key(), tree()), 1..4).prop_map(|e| Value::Map(unique_keys(e)))
 }
 

@@ -3,9 +3,9 @@
 use dp_shorthand::{ErrorKind, Value};
 
 /// The tree as compact JSON (bytes as `b"..."` with the text lossily decoded).
-pub fn tree(value: &Value) -> String {
+pub fn tree(value: &Value<'_>) -> String {
     match value {
-        Value::String(s) => serde_json::Value::String(s.clone()).to_string(),
+        Value::String(s) => serde_json::Value::String(s.to_string()).to_string(),
         Value::Bytes(b) => format!(
             "b{}",
             serde_json::Value::String(String::from_utf8_lossy(b).into_owned())
@@ -15,7 +15,7 @@ pub fn tree(value: &Value) -> String {
             "{{{}}}",
             entries
                 .iter()
-                .map(|(k, v)| format!("{}:{}", serde_json::Value::String(k.clone()), tree(v)))
+                .map(|(k, v)| format!("{}:{}", serde_json::Value::String(k.to_string()), tree(v)))
                 .collect::<Vec<_>>()
                 .join(",")
         ),
@@ -23,7 +23,7 @@ pub fn tree(value: &Value) -> String {
 }
 
 /// A parse result as text: the tree, or `error <expected> <received> @<offset>`, or `duplicate <key> @<offset>`.
-pub fn outcome(result: &Result<Value, dp_shorthand::Error>) -> String {
+pub fn outcome(result: &Result<Value<'_>, dp_shorthand::Error>) -> String {
     match result {
         Ok(value) => tree(value),
         Err(e) => match e.kind() {

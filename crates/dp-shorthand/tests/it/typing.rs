@@ -108,8 +108,8 @@ fn scalars_are_converted_as_the_cli_does() {
     let int = model_shape(|k| matches!(k, ShapeKind::Integer));
     let boolean = model_shape(|k| matches!(k, ShapeKind::Boolean));
     let timestamp = model_shape(|k| matches!(k, ShapeKind::Timestamp));
-    let s = |v: &str| Value::from(v);
-    let typed = |v: &Value, shape| match to_json(v, shape, "p") {
+    let s = |v: &'static str| Value::from(v);
+    let typed = |v: &Value<'_>, shape| match to_json(v, shape, "p") {
         Ok(j) => j.to_string(),
         Err(e) => format!("error: {e}"),
     };
