@@ -341,9 +341,19 @@ impl Client {
         );
         self.log.log("dp_wire.config", || {
             format!(
-                "profile={} region={region} endpoint={} retry_mode={} max_attempts={} resolved in {:?}",
+                "profile={} region={region} endpoint={} credentials={} retry_mode={} max_attempts={} resolved in {:?}",
                 profiles.name,
                 endpoint.url,
+                match &credentials {
+                    None => "none (--no-sign-request)".to_string(),
+                    Some(CredentialPlan::Static(c, source)) => {
+                        format!("{} ({source})", log::mask_access_key_id(c.access_key_id()))
+                    }
+                    Some(CredentialPlan::External { profile: Some(p) }) => format!("profile {p} via aws-config"),
+                    Some(CredentialPlan::External { profile: None }) => {
+                        "web identity / container / instance metadata via aws-config".to_string()
+                    }
+                },
                 retry.mode.name(),
                 retry.max_attempts,
                 started.elapsed()
@@ -429,7 +439,7 @@ impl Client {
         plan: &CredentialPlan,
     ) -> Result<Credentials, Error> {
         match plan {
-            CredentialPlan::Static(credentials) => Ok(credentials.clone()),
+            CredentialPlan::Static(credentials, _) => Ok(credentials.clone()),
             CredentialPlan::External { profile } => {
                 let mut cached = self.credentials.lock().await;
                 if let Some(credentials) = cached.as_ref()

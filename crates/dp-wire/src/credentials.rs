@@ -26,8 +26,8 @@ const PROVIDER_KEYS: &[&str] = &[
 
 /// What the resolution found.
 pub(crate) enum CredentialPlan {
-    /// Keys read directly (environment or profile).
-    Static(Credentials),
+    /// Keys read directly, and where from (`environment`, `profile`).
+    Static(Credentials, &'static str),
     /// A source aws-config must resolve: the profile provider (`Some(profile)`) or the rest of the default chain.
     External { profile: Option<String> },
 }
@@ -48,13 +48,10 @@ pub(crate) fn plan(
                     .get("AWS_SESSION_TOKEN")
                     .or_else(|| env.get("AWS_SECURITY_TOKEN"));
                 let expiry = env.get("AWS_CREDENTIAL_EXPIRATION").and_then(parse_expiry);
-                return Ok(CredentialPlan::Static(Credentials::new(
-                    id,
-                    secret,
-                    token.map(str::to_string),
-                    expiry,
-                    "Environment",
-                )));
+                return Ok(CredentialPlan::Static(
+                    Credentials::new(id, secret, token.map(str::to_string), expiry, "Environment"),
+                    "environment",
+                ));
             }
             (Some(_), None) => return Err(partial("env", "AWS_SECRET_ACCESS_KEY")),
             (None, Some(_)) => return Err(partial("env", "AWS_ACCESS_KEY_ID")),
@@ -76,13 +73,16 @@ pub(crate) fn plan(
                 let token = section
                     .get("aws_session_token")
                     .or_else(|| section.get("aws_security_token"));
-                return Ok(CredentialPlan::Static(Credentials::new(
-                    id,
-                    secret,
-                    token.filter(|t| !t.is_empty()).map(str::to_string),
-                    None,
-                    "Profile",
-                )));
+                return Ok(CredentialPlan::Static(
+                    Credentials::new(
+                        id,
+                        secret,
+                        token.filter(|t| !t.is_empty()).map(str::to_string),
+                        None,
+                        "Profile",
+                    ),
+                    "profile",
+                ));
             }
             (Some(_), None) => {
                 return Err(partial("shared-credentials-file", "aws_secret_access_key"));

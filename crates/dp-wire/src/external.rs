@@ -62,15 +62,23 @@ pub(crate) async fn resolve(context: ExternalContext<'_>) -> Result<Credentials,
             context.log.log("dp_wire.credentials", || {
                 format!("resolving credentials of profile {profile} with aws-config")
             });
-            let files = EnvConfigFiles::builder()
+            // Only files that exist: aws-config refuses an explicitly named file it cannot read, and many set-ups
+            // (SSO) have no credentials file.
+            let mut files = EnvConfigFiles::builder()
                 .include_default_config_file(false)
-                .include_default_credentials_file(false)
-                .with_file(EnvConfigFileKind::Config, context.env.config_file())
-                .with_file(
+                .include_default_credentials_file(false);
+            for (kind, path) in [
+                (EnvConfigFileKind::Config, context.env.config_file()),
+                (
                     EnvConfigFileKind::Credentials,
                     context.env.credentials_file(),
-                )
-                .build();
+                ),
+            ] {
+                if path.is_file() {
+                    files = files.with_file(kind, path);
+                }
+            }
+            let files = files.build();
             aws_config::profile::ProfileFileCredentialsProvider::builder()
                 .configure(&config)
                 .profile_files(files)

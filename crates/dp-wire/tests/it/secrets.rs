@@ -166,3 +166,65 @@ fn signing_output_debug_is_redacted() {
         "Debug of Signed",
     );
 }
+
+#[tokio::test]
+async fn credential_process_secrets_stay_out_of_the_debug_log() {
+    let server = Server::start(vec![Action::ok("{}")]).await;
+    let home = crate::support::temp_dir("sentinel-process");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    let script = home.join("creds.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho '{{\"Version\": 1, \"AccessKeyId\": \"{KEY_ID}\", \"SecretAccessKey\": \"{SECRET}\", \"SessionToken\": \"{TOKEN}\"}}'\n"
+        ),
+    )
+    .unwrap();
+    assert!(
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&script)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(
+        home.join(".aws/config"),
+        format!("[profile p]\ncredential_process = {}\n", script.display()),
+    )
+    .unwrap();
+    let env = dp_wire::Environment::from_vars([
+        ("HOME".to_string(), home.display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+    ]);
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    let settings = Settings {
+        region: Some("us-east-1".into()),
+        profile: Some("p".into()),
+        endpoint_url: Some(server.url.clone()),
+        debug: true,
+        ..Default::default()
+    };
+    let client = Client::with_environment(settings, env)
+        .unwrap()
+        .with_log_sink(Arc::new(move |line: &str| {
+            let mut log = sink.lock().unwrap();
+            log.push_str(line);
+            log.push('\n');
+        }));
+    client
+        .call_json(op("ListPipelines"), &serde_json::json!({}))
+        .await
+        .unwrap();
+    let signature = server.recorded()[0]
+        .header("authorization")
+        .unwrap()
+        .rsplit("Signature=")
+        .next()
+        .unwrap()
+        .to_string();
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains("profile p via aws-config"), "{log}");
+    assert_clean(&log, &[signature], "the debug log with credential_process");
+}
