@@ -9,6 +9,7 @@ mod leases;
 mod operations;
 mod schedules;
 mod support;
+mod wire;
 
 use std::time::Duration;
 
