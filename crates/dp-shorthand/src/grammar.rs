@@ -10,7 +10,6 @@
 //!
 //! This module must not read files itself: `@=` values go through the caller's loader, if any.
 
-use nom::bytes::complete::tag;
 use nom::error::{ErrorKind as NomErrorKind, ParseError};
 use nom::{IResult, Parser as _};
 
@@ -150,25 +149,31 @@ const SECOND_FOLLOW: Class = (&SECOND_FOLLOW_ASCII, is_second_follow);
 fn unquoted(follow: Class) -> impl Fn(&str) -> PResult<'_, &str> {
     move |i: &str| {
         let bytes = i.as_bytes();
-        // The length of one step of the regex at `pos`: an escaped comma or one character of `class`.
-        let step = |pos: usize, (ascii, full): Class| -> Option<usize> {
-            let b = *bytes.get(pos)?;
+        let (ascii, full) = follow;
+        // The first step uses START, every later one `follow`; `\\,` counts as one step in both.
+        let mut pos = 0;
+        let mut class = START;
+        while let Some(&b) = bytes.get(pos) {
             if b == b'\\' && bytes.get(pos + 1) == Some(&b',') {
-                Some(2)
+                pos += 2;
             } else if b < 128 {
-                ascii[usize::from(b)].then_some(1)
+                if !class.0[usize::from(b)] {
+                    break;
+                }
+                pos += 1;
             } else {
-                let c = i[pos..].chars().next()?;
-                full(c).then_some(c.len_utf8())
+                let c = i[pos..].chars().next().unwrap_or_default();
+                if !(class.1)(c) {
+                    break;
+                }
+                pos += c.len_utf8();
             }
-        };
-        let Some(mut len) = step(0, START) else {
-            return syntax("<none>", Received::Nothing, i);
-        };
-        while let Some(n) = step(len, follow) {
-            len += n;
+            class = (ascii, full);
         }
-        Ok((&i[len..], &i[..len]))
+        if pos == 0 {
+            return syntax("<none>", Received::Nothing, i);
+        }
+        Ok((&i[pos..], &i[..pos]))
     }
 }
 
@@ -347,7 +352,7 @@ impl<'a, 'l> Parser<'a, 'l> {
         let (key, i) = i.split_at(end);
         // `_expect('@', consume_whitespace=True)` skips whitespace even when it fails.
         let i = skip_ws(i);
-        let (i, at) = nom::combinator::opt(tag("@")).parse(i)?;
+        let (i, at) = nom::combinator::opt(nom::character::complete::char('@')).parse(i)?;
         self.resolve_files = at.is_some();
         let (i, ()) = self.expect(i, b'=', "=", true)?;
         Ok((i, Cow::Borrowed(key)))
