@@ -134,6 +134,7 @@ struct Attempt {
     task_id: Option<String>,
     lease: Lease,
     timer_at: Option<Instant>,
+    not_before: Option<Instant>,
     queued: bool,
     ended_by_runner: bool,
     error: Option<ErrorInfo>,
@@ -188,6 +189,7 @@ struct Pipeline {
     by_component: HashMap<String, Vec<String>>,
     paused_components: HashSet<String>,
     cursors: IndexMap<String, Cursor>,
+    schedule_timer: Option<Instant>,
 }
 
 impl Pipeline {
@@ -713,6 +715,7 @@ impl State {
                 by_component: HashMap::new(),
                 paused_components: HashSet::new(),
                 cursors: IndexMap::new(),
+                schedule_timer: None,
             },
         );
         Ok(CreatePipelineOutput { pipeline_id: id })
@@ -863,6 +866,8 @@ impl State {
                 self.settle_new(&pid, &created, now);
             }
             kind => {
+                let activities = def.activities();
+                p.cursors.retain(|name, _| activities.contains(name));
                 let first_activation = p.first_activation.unwrap_or(now.epoch);
                 for activity in def.activities() {
                     if p.cursors.contains_key(&activity) && start.is_none() {
@@ -941,13 +946,19 @@ impl State {
         self.settle_new(pid, &created, now);
         if let Some(due) = next_due {
             // Schedules follow the wall clock of the data, not the service's durations, so they are not scaled.
-            let wait = Duration::from_secs((due - now.epoch).max(0) as u64);
-            self.add_timer(
-                now.instant + wait,
-                Timer::Schedule {
-                    pipeline: pid.to_string(),
-                },
-            );
+            let at = now.instant + Duration::from_secs((due - now.epoch).max(0) as u64);
+            let Some(p) = self.pipelines.get_mut(pid) else {
+                return;
+            };
+            if p.schedule_timer.is_none_or(|t| at < t) {
+                p.schedule_timer = Some(at);
+                self.add_timer(
+                    at,
+                    Timer::Schedule {
+                        pipeline: pid.to_string(),
+                    },
+                );
+            }
         }
     }
 
@@ -1059,6 +1070,7 @@ impl State {
                 task_id: None,
                 lease: Lease::Free,
                 timer_at: None,
+                not_before: (!delay.is_zero()).then(|| now.instant + now.clock.real(delay)),
                 queued: false,
                 ended_by_runner: false,
                 error: None,
@@ -1093,6 +1105,7 @@ impl State {
         };
         let inst = &p.instances[attempt.instance.as_str()];
         if attempt.queued
+            || attempt.not_before.is_some_and(|t| Instant::now() < t)
             || attempt.status != Status::WaitingForRunner
             || attempt.lease != Lease::Free
             || inst.paused
@@ -1192,7 +1205,14 @@ impl State {
                     self.lease_check(&pipeline, &attempt, at, now)
                 }
                 Timer::Retry { pipeline, attempt } => self.enqueue(&pipeline, &attempt),
-                Timer::Schedule { pipeline } => self.materialize(&pipeline, now),
+                Timer::Schedule { pipeline } => {
+                    if let Some(p) = self.pipelines.get_mut(&pipeline)
+                        && p.schedule_timer == Some(at)
+                    {
+                        p.schedule_timer = None;
+                    }
+                    self.materialize(&pipeline, now)
+                }
             }
         }
     }

@@ -209,3 +209,33 @@ async fn failure_cascades_and_rerun_recovers() {
     let task = poll_until_task(&client, "wg-cascade").await;
     assert_eq!(task["attemptId"], format!("{b}_Attempt=1"));
 }
+
+/// The next period's instance is made when its time comes (schedules follow the wall clock: here in 3 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn next_occurrence_appears_on_time() {
+    let server = server(10.0, 1.0);
+    let client = Client::new(&server.url());
+    let start = now() - 15 * 60 + 3;
+    let mut objects = scheduled("cron", start, vec![]);
+    objects[1]["fields"][1] = s("period", "15 minutes");
+    let pipeline = running_pipeline(&client, "soon", objects).await;
+    assert_eq!(
+        instances(&client, &pipeline).await.len(),
+        2,
+        "the current period's instances"
+    );
+    let mut seen = 0;
+    for _ in 0..200 {
+        seen = instances(&client, &pipeline).await.len();
+        if seen == 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, 4, "the next period's instances appear at its start");
+    let ids = instances(&client, &pipeline).await;
+    assert!(
+        ids.contains(&format!("@A_{}", format_utc(start + 15 * 60))),
+        "{ids:?}"
+    );
+}
