@@ -8,6 +8,10 @@
 //! holds it to the installed CLI on every input. Positions are byte offsets internally and become code-point
 //! offsets only when an error is built.
 //!
+//! nom supplies the frame (`IResult`, the error type and its recoverable/fatal split, the small combinators); the
+//! value scanners are written by hand because the reference's regular expressions backtrack in ways no combinator
+//! reproduces, and because byte-table scanning is what makes the parser fast.
+//!
 //! This module must not read files itself: `@=` values go through the caller's loader, if any.
 
 use nom::error::{ErrorKind as NomErrorKind, ParseError};

@@ -3,9 +3,15 @@
 //! Shorthand is how users type structures on the command line. This crate turns one shorthand string into a plain
 //! [`Value`] tree exactly as the reference parser (`awscli.shorthand.ShorthandParser`, identical in AWS CLI v1 and
 //! v2) does, including its quirks, and reports errors with the reference's wording and a caret under the offending
-//! character ([`Error`]). A second, separate step types a tree against a `dp_model` [`Shape`](dp_model::Shape)
-//! the way the CLI's `BackCompatVisitor` does, and also reports unknown members early with a suggestion
-//! ([`to_json`]). [`render`] writes a tree back as shorthand.
+//! character ([`Error`]). A second, separate step types a tree against a `dp_model` [`Shape`] the way the CLI's
+//! `BackCompatVisitor` does, and also reports unknown members early with a suggestion ([`to_json`]);
+//! [`parse_option`] does both for the arguments of one option. [`render`] writes a tree back as shorthand.
+//!
+//! Strings in the tree borrow from the input unless unescaping changed them, so a parse allocates little more than
+//! the hashes and lists themselves.
+//!
+//! [`ErrorKind::FileLoad`] errors are printed by the reference on their own; every other [`Error`] is printed after
+//! `Error parsing parameter '--option': `.
 //!
 //! The crate knows nothing of clap or HTTP. Its only IO is reading the files that `@=` values name, and only when
 //! the caller asks for it: [`parse`] is pure and leaves `file://…` values as text, [`parse_with_files`] hands them
