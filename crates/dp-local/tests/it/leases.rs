@@ -49,7 +49,7 @@ async fn unacknowledged_task_is_handed_out_again() {
 /// Acknowledged, then silent past reportProgressTimeout: the attempt times out and a new attempt is made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lapsed_progress_makes_a_new_attempt() {
-    let server = server(100.0, 90.0);
+    let server = server(20.0, 20.0);
     let client = Client::new(&server.url());
     let objects = ondemand(
         "wg-lapse",
@@ -104,7 +104,7 @@ async fn lapsed_progress_makes_a_new_attempt() {
 /// With maximumRetries 0, a lapse ends the instance TIMEDOUT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lapse_without_retries_ends_the_instance() {
-    let server = server(100.0, 90.0);
+    let server = server(20.0, 20.0);
     let client = Client::new(&server.url());
     let objects = ondemand(
         "wg-once",
@@ -135,7 +135,7 @@ async fn lapse_without_retries_ends_the_instance() {
 /// Failures are retried up to maximumRetries, then the instance fails with the last error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_exhausted() {
-    let server = server(100.0, 20.0);
+    let server = server(20.0, 20.0);
     let client = Client::new(&server.url());
     let objects = ondemand(
         "wg-retry",
