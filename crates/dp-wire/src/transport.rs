@@ -76,17 +76,28 @@ impl Transport {
         connect_timeout: Option<Duration>,
         read_timeout: Option<Duration>,
     ) -> Result<Response, TransportError> {
-        let reused = self.take_idle(target);
-        let mut sender = match reused {
-            Some(sender) => sender,
-            None => self.connect(target, connect_timeout).await?,
+        let response = match self.take_idle(target) {
+            Some(mut sender) => {
+                // A kept-alive connection the server has just closed hands the unsent request back: send it again on
+                // a fresh connection, without counting an attempt.
+                match with_timeout(read_timeout, sender.try_send_request(request)).await {
+                    None => return Err(TransportError::ReadTimeout),
+                    Some(Ok(response)) => (sender, response),
+                    Some(Err(mut error)) => match error.take_message() {
+                        Some(request) => {
+                            self.send_fresh(target, request, connect_timeout, read_timeout)
+                                .await?
+                        }
+                        None => return Err(TransportError::Closed(Box::new(error.into_error()))),
+                    },
+                }
+            }
+            None => {
+                self.send_fresh(target, request, connect_timeout, read_timeout)
+                    .await?
+            }
         };
-        let head = with_timeout(read_timeout, sender.send_request(request)).await;
-        let response = match head {
-            None => return Err(TransportError::ReadTimeout),
-            Some(Err(e)) => return Err(TransportError::Closed(Box::new(e))),
-            Some(Ok(response)) => response,
-        };
+        let (sender, response) = response;
         let (parts, mut body) = response.into_parts();
         let mut bytes = Vec::new();
         loop {
@@ -116,6 +127,27 @@ impl Transport {
         })
     }
 
+    async fn send_fresh(
+        &self,
+        target: &Target,
+        request: Request<Full<Bytes>>,
+        connect_timeout: Option<Duration>,
+        read_timeout: Option<Duration>,
+    ) -> Result<
+        (
+            SendRequest<Full<Bytes>>,
+            http::Response<hyper::body::Incoming>,
+        ),
+        TransportError,
+    > {
+        let mut sender = self.connect(target, connect_timeout).await?;
+        match with_timeout(read_timeout, sender.send_request(request)).await {
+            None => Err(TransportError::ReadTimeout),
+            Some(Err(e)) => Err(TransportError::Closed(Box::new(e))),
+            Some(Ok(response)) => Ok((sender, response)),
+        }
+    }
+
     fn take_idle(&self, target: &Target) -> Option<SendRequest<Full<Bytes>>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         match idle.take() {
@@ -132,7 +164,9 @@ impl Transport {
         connect_timeout: Option<Duration>,
     ) -> Result<SendRequest<Full<Bytes>>, TransportError> {
         let setup = async {
-            let tcp = TcpStream::connect((target.host.as_str(), target.port))
+            // An IPv6 literal comes bracketed from the URL (`[::1]`).
+            let host = target.host.trim_start_matches('[').trim_end_matches(']');
+            let tcp = TcpStream::connect((host, target.port))
                 .await
                 .map_err(|e| TransportError::Connect(Box::new(e)))?;
             let _ = tcp.set_nodelay(true);

@@ -395,3 +395,46 @@ async fn a_server_that_never_answers_the_handshake_hits_the_connect_timeout() {
         "a connect timeout is retried"
     );
 }
+
+#[tokio::test]
+async fn calls_share_one_kept_alive_connection() {
+    let server = Server::start(vec![]).await;
+    let client = client(&server.url, &[]);
+    for _ in 0..5 {
+        client
+            .call_json(op("ReportTaskProgress"), &report_task_progress())
+            .await
+            .unwrap();
+    }
+    assert_eq!((server.count(), server.connection_count()), (5, 1));
+    // `Connection: close` from the server ends the reuse.
+    let server = Server::start(vec![Action::ok("{}").with_header("Connection", "close"); 2]).await;
+    let client = crate::support::client(&server.url, &[]);
+    for _ in 0..2 {
+        client
+            .call_json(op("ReportTaskProgress"), &report_task_progress())
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.connection_count(), 2);
+}
+
+#[tokio::test]
+async fn ipv6_literal_endpoints() {
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        // No IPv6 loopback on this machine: nothing to test.
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let url = format!("http://[::1]:{port}");
+    let error = client(&url, &[("AWS_MAX_ATTEMPTS", "1")])
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    // Reaches the socket layer (refused), so the bracketed host was parsed and connected to.
+    assert_eq!(
+        error.to_string(),
+        format!("Could not connect to the endpoint URL: \"http://[::1]:{port}/\"")
+    );
+}

@@ -77,6 +77,8 @@ impl Recorded {
 pub struct Server {
     pub url: String,
     pub requests: Arc<Mutex<Vec<Recorded>>>,
+    /// TCP connections accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Chooses the action for a request (for servers that answer by path instead of by order).
@@ -151,7 +153,11 @@ impl Server {
                 });
             }
         });
-        Server { url, requests }
+        Server {
+            url,
+            requests,
+            connections: Default::default(),
+        }
     }
 
     /// Starts a server answering each request with `handler`'s action.
@@ -160,22 +166,33 @@ impl Server {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let recorded = requests.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = connections.clone();
         tokio::spawn(async move {
             // Bounded: a test never makes more than a few dozen connections.
             for _ in 0..200 {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let handler = handler.clone();
                 let recorded = recorded.clone();
                 tokio::spawn(serve(stream, handler, recorded));
             }
         });
-        Server { url, requests }
+        Server {
+            url,
+            requests,
+            connections,
+        }
     }
 
     pub fn recorded(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn count(&self) -> usize {
