@@ -13,6 +13,8 @@ pub const ACKNOWLEDGE_WINDOW: Duration = Duration::from_secs(120);
 pub const DEFAULT_PROGRESS_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// The default `retryDelay` of an activity.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(10 * 60);
+/// The longest duration the service waits for (longer periods in a definition are cut to it).
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 /// The default `maximumRetries` of an activity.
 pub const DEFAULT_MAXIMUM_RETRIES: u32 = 2;
 
@@ -49,7 +51,8 @@ impl Clock {
 
     /// The real time that a service duration takes.
     pub fn real(&self, service: Duration) -> Duration {
-        service.div_f64(self.scale)
+        Duration::try_from_secs_f64(service.as_secs_f64() / self.scale)
+            .map_or(MAX_DURATION, |d| d.min(MAX_DURATION))
     }
 
     /// The deadline that lies `service` (in service time) from now.

@@ -156,12 +156,14 @@ impl Cursor {
         if self.cron {
             self.next
         } else {
-            self.period.advance(self.next, 1)
+            self.period.advance(self.next, 1).unwrap_or(i64::MAX)
         }
     }
 
     fn exhausted(&self) -> bool {
-        self.remaining == Some(0) || self.end.is_some_and(|e| self.next >= e)
+        self.remaining == Some(0)
+            || self.end.is_some_and(|e| self.next >= e)
+            || self.period.advance(self.next, 1).is_none()
     }
 }
 
@@ -636,7 +638,12 @@ fn check_tags(tags: &[Tag]) -> Result<()> {
 fn period_field(def: &Definition, id: &str, key: &str, default: Duration) -> Duration {
     def.string(id, key)
         .and_then(|v| Period::parse(&v))
-        .map(|p| Duration::from_secs(p.min_seconds().max(0) as u64))
+        .map(|p| {
+            Duration::from_secs(
+                p.min_seconds()
+                    .clamp(0, clock::MAX_DURATION.as_secs() as i64) as u64,
+            )
+        })
         .unwrap_or(default)
 }
 
@@ -929,7 +936,10 @@ impl State {
                 if cursor.exhausted() || cursor.due() > now.epoch || made >= MAX_BACKFILL {
                     break;
                 }
-                let (at, end) = (cursor.next, cursor.period.advance(cursor.next, 1));
+                let at = cursor.next;
+                let Some(end) = cursor.period.advance(at, 1) else {
+                    break;
+                };
                 created.push(create_instance(p, name, at, Some(end), &def));
                 let cursor = &mut p.cursors[name];
                 cursor.next = end;

@@ -320,7 +320,12 @@ fn call(name: &str, args: &[Val]) -> Result<Val, ExprError> {
             "Months" => Period::Months(1),
             _ => Period::Months(12),
         };
-        Ok(Val::Time(period.advance(t, n)))
+        period
+            .advance(t, n)
+            .map(Val::Time)
+            .ok_or_else(|| ExprError {
+                message: format!("{name}: the result is outside the years 0001 to 9999"),
+            })
     };
     for unit in ["Minutes", "Hours", "Days", "Weeks", "Months", "Years"] {
         if name.strip_prefix("plus") == Some(unit) {

@@ -14,6 +14,11 @@ pub enum Period {
     Months(i64),
 }
 
+/// The earliest time handled, 0001-01-01T00:00:00.
+pub const MIN_TIME: i64 = -62_135_596_800;
+/// The latest time handled, 9999-12-31T23:59:59.
+pub const MAX_TIME: i64 = 253_402_300_799;
+
 impl Period {
     /// Parses `15 minutes`, `1 day`, `2 Weeks`, `1 month`.
     pub fn parse(s: &str) -> Option<Period> {
@@ -24,14 +29,20 @@ impl Period {
             return None;
         }
         let unit = unit.strip_suffix('s').unwrap_or(&unit);
-        Some(match unit {
-            "minute" => Period::Seconds(n * 60),
-            "hour" => Period::Seconds(n * 3600),
-            "day" => Period::Seconds(n * 86_400),
-            "week" => Period::Seconds(n * 7 * 86_400),
-            "month" => Period::Months(n),
-            "year" => Period::Months(n * 12),
+        let (factor, months) = match unit {
+            "minute" => (60, false),
+            "hour" => (3600, false),
+            "day" => (86_400, false),
+            "week" => (7 * 86_400, false),
+            "month" => (1, true),
+            "year" => (12, true),
             _ => return None,
+        };
+        let n = n.checked_mul(factor)?;
+        Some(if months {
+            Period::Months(n)
+        } else {
+            Period::Seconds(n)
         })
     }
 
@@ -39,16 +50,23 @@ impl Period {
     pub fn min_seconds(self) -> i64 {
         match self {
             Period::Seconds(s) => s,
-            Period::Months(m) => m * 28 * 86_400,
+            Period::Months(m) => m.saturating_mul(28 * 86_400),
         }
     }
 
-    /// `t` moved forward by `k` periods.
-    pub fn advance(self, t: i64, k: i64) -> i64 {
-        match self {
-            Period::Seconds(s) => t + s * k,
-            Period::Months(m) => add_months(t, m * k),
+    /// `t` moved by `k` periods; `None` outside the years 0001 to 9999.
+    pub fn advance(self, t: i64, k: i64) -> Option<i64> {
+        if !(MIN_TIME..=MAX_TIME).contains(&t) {
+            return None;
         }
+        let moved = match self {
+            Period::Seconds(s) => s.checked_mul(k).and_then(|d| t.checked_add(d))?,
+            Period::Months(m) => {
+                let months = m.checked_mul(k).filter(|m| m.abs() <= 12 * 10_000)?;
+                add_months(t, months)
+            }
+        };
+        (MIN_TIME..=MAX_TIME).contains(&moved).then_some(moved)
     }
 }
 
@@ -88,17 +106,24 @@ mod tests {
         check("0 days", None);
         check("day", None);
         check("1 fortnight", None);
+        check("999999999999999999 minutes", None);
+        assert_eq!(
+            Period::Seconds(86_400).advance(MAX_TIME, 1),
+            None,
+            "past year 9999"
+        );
+        assert_eq!(Period::Months(1).advance(0, i64::MAX), None, "overflow");
     }
 
     #[test]
     fn months_clamp() {
         let jan31 = dp_model::timestamp::parse("2024-01-31T10:00:00").unwrap();
         assert_eq!(
-            format_utc(Period::Months(1).advance(jan31, 1)),
+            format_utc(Period::Months(1).advance(jan31, 1).unwrap()),
             "2024-02-29T10:00:00"
         );
         assert_eq!(
-            format_utc(Period::Months(1).advance(jan31, 12)),
+            format_utc(Period::Months(1).advance(jan31, 12).unwrap()),
             "2025-01-31T10:00:00"
         );
     }

@@ -7,6 +7,7 @@ mod binary;
 mod concurrency;
 mod leases;
 mod operations;
+mod properties;
 mod schedules;
 mod support;
 mod wire;
