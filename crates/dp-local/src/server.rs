@@ -193,7 +193,14 @@ async fn handle(
             ))));
         }
     };
-    let answer = respond(&shared, &parts, &body).await;
+    // A bug in a handler answers InternalServiceError instead of dropping the connection (in builds that unwind).
+    let answer = CatchUnwind(Box::pin(respond(&shared, &parts, &body)))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ServiceError::internal(
+                "dp-local failed while handling this request",
+            ))
+        });
     Ok(match answer {
         Ok(bytes) => json_response(StatusCode::OK, bytes),
         Err(e) => error_response(&e),
@@ -238,6 +245,25 @@ async fn respond(
             }
         })?;
     crate::dispatch::call(&shared.engine, operation, body).await
+}
+
+/// Turns a panic while polling the inner future into an `Err`.
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 fn request_id() -> String {
