@@ -438,3 +438,26 @@ async fn ipv6_literal_endpoints() {
         format!("Could not connect to the endpoint URL: \"http://[::1]:{port}/\"")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_is_shared_across_tasks_and_threads() {
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    let server = Server::start(vec![]).await;
+    let client = std::sync::Arc::new(client(&server.url, &[]));
+    assert_send_sync(&*client);
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            // `tokio::spawn` on a multi-thread runtime requires the call's future to be Send.
+            tokio::spawn(async move {
+                client
+                    .call_json(op("ReportTaskProgress"), &report_task_progress())
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(server.count(), 4);
+}
