@@ -54,6 +54,15 @@ async fn configuration_errors_happen_before_any_request() {
     assert_eq!(error.exit_code(), 253);
 
     let error = error_of(
+        settings(&server.url),
+        env_with(&[("AWS_PROFILE", "nosuch")]),
+    )
+    .await;
+    assert_eq!(
+        error.to_string(),
+        "The config profile (nosuch) could not be found"
+    );
+    let error = error_of(
         Settings {
             profile: Some("nosuch".into()),
             ..settings(&server.url)
@@ -269,6 +278,18 @@ async fn no_sign_request_sends_no_credentials() {
     let request = &server.recorded()[0];
     assert!(request.header("authorization").is_none());
     assert!(request.header("x-amz-date").is_none());
+    // Unsigned requests to an explicit endpoint need no region.
+    let unsigned = Settings {
+        no_sign_request: true,
+        region: None,
+        ..crate::support::settings(&server.url)
+    };
+    Client::with_environment(unsigned, env_with_files("", "", &[]))
+        .unwrap()
+        .call_json(op("ListPipelines"), &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert_eq!(server.count(), 2);
 }
 
 #[tokio::test]
@@ -419,11 +440,22 @@ async fn instance_metadata_v2_on_a_loopback_endpoint() {
             imds.url.clone(),
         ),
     ]);
-    let client = Client::with_environment(settings(&service.url), env).unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    let client = Client::with_environment(settings(&service.url), env)
+        .unwrap()
+        .with_log_sink(std::sync::Arc::new(move |line: &str| {
+            sink.lock().unwrap().push_str(line)
+        }));
     client
         .call_json(op("ReportTaskProgress"), &report_task_progress())
         .await
         .unwrap();
+    let log = log.lock().unwrap().clone();
+    for secret in ["imdssecret", "imdstoken", "imds-session-token"] {
+        assert!(!log.contains(secret), "the debug log shows {secret}: {log}");
+    }
+    assert!(log.contains("Ec2InstanceMetadata"), "{log}");
     let auth = service.recorded()[0]
         .header("authorization")
         .unwrap()
