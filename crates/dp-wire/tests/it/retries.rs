@@ -355,3 +355,54 @@ async fn adaptive_mode_retries_like_standard_and_limits_after_throttling() {
         .unwrap_err();
     assert_eq!(server.count(), 3, "three attempts, as standard");
 }
+
+#[test]
+fn retry_quota_costs_and_refunds() {
+    use dp_wire::retry::RetryQuota;
+    let quota = RetryQuota::default();
+    assert_eq!(quota.available(), 500);
+    assert_eq!(
+        quota.acquire(false),
+        Some(5),
+        "a retry after an error costs 5"
+    );
+    assert_eq!(
+        quota.acquire(true),
+        Some(10),
+        "a retry after a timeout costs 10"
+    );
+    assert_eq!(quota.available(), 485);
+    quota.release(Some(10));
+    assert_eq!(
+        quota.available(),
+        495,
+        "a successful retry refunds its cost"
+    );
+    quota.release(None);
+    assert_eq!(quota.available(), 496, "a first-try success adds 1");
+    for _ in 0..10 {
+        quota.release(None);
+    }
+    assert_eq!(quota.available(), 500, "never above 500");
+    while quota.acquire(true).is_some() {}
+    assert_eq!(quota.available(), 0);
+    assert_eq!(quota.acquire(false), None, "no tokens, no retry");
+}
+
+#[tokio::test]
+async fn a_successful_retry_refunds_the_quota() {
+    let server = Server::start(vec![failure("500"), Action::ok("{}")]).await;
+    let client = client(&server.url, &[]);
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    assert_eq!(client.retry_tokens(), 500);
+    let server = Server::start(vec![failure("500"); 3]).await;
+    let client = crate::support::client(&server.url, &[]);
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    assert_eq!(client.retry_tokens(), 490, "two paid retries, no refund");
+}

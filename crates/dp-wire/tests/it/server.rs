@@ -175,6 +175,7 @@ impl Server {
                     return;
                 };
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
                 let recorded = recorded.clone();
                 tokio::spawn(serve(stream, handler, recorded));
@@ -225,9 +226,9 @@ where
                     "Content-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: req-1\r\nContent-Length: {}\r\n\r\n",
                     body.len()
                 ));
-                if stream.write_all(head.as_bytes()).await.is_err()
-                    || stream.write_all(body.as_bytes()).await.is_err()
-                    || stream.flush().await.is_err()
+                // One write: head and body in separate segments would meet the client's delayed ACK (Nagle).
+                head.push_str(&body);
+                if stream.write_all(head.as_bytes()).await.is_err() || stream.flush().await.is_err()
                 {
                     return;
                 }
