@@ -461,3 +461,135 @@ async fn the_client_is_shared_across_tasks_and_threads() {
     }
     assert_eq!(server.count(), 4);
 }
+
+/// The 13 awsJson1_1 error-response cases of Smithy's protocol tests (smithy-lang/smithy
+/// `smithy-aws-protocol-tests/model/awsJson1_1/errors.smithy`, Apache-2.0), as (id, status, header, body, code,
+/// message).
+#[test]
+fn smithy_aws_json_1_1_error_cases() {
+    const URI: &str = "http://internal.amazon.com/coral/com.amazon.coral.validate/";
+    let header_uri = format!("FooError:{URI}");
+    let header_uri_ns = format!("aws.protocoltests.json#FooError:{URI}");
+    let code_uri_ns = format!(r#"{{"code": "aws.protocoltests.json#FooError:{URI}"}}"#);
+    let type_uri_ns = format!(r#"{{"__type": "aws.protocoltests.json#FooError:{URI}"}}"#);
+    let cases: Vec<(&str, u16, Option<&str>, &str, &str, Option<&str>)> = vec![
+        (
+            "AwsJson11InvalidGreetingError",
+            400,
+            None,
+            r#"{"__type": "InvalidGreeting", "Message": "Hi"}"#,
+            "InvalidGreeting",
+            Some("Hi"),
+        ),
+        (
+            "AwsJson11ComplexError",
+            400,
+            None,
+            r#"{"__type": "ComplexError", "TopLevel": "Top level", "Nested": {"Foo": "bar"}}"#,
+            "ComplexError",
+            None,
+        ),
+        (
+            "AwsJson11EmptyComplexError",
+            400,
+            None,
+            r#"{"__type": "ComplexError"}"#,
+            "ComplexError",
+            None,
+        ),
+        (
+            "AwsJson11FooErrorUsingXAmznErrorType",
+            500,
+            Some("FooError"),
+            "",
+            "FooError",
+            Some("Internal Server Error"),
+        ),
+        (
+            "AwsJson11FooErrorUsingXAmznErrorTypeWithUri",
+            500,
+            Some(&header_uri),
+            "",
+            "FooError",
+            Some("Internal Server Error"),
+        ),
+        (
+            "AwsJson11FooErrorUsingXAmznErrorTypeWithUriAndNamespace",
+            500,
+            Some(&header_uri_ns),
+            "",
+            "FooError",
+            Some("Internal Server Error"),
+        ),
+        (
+            "AwsJson11FooErrorUsingCode",
+            500,
+            None,
+            r#"{"code": "FooError"}"#,
+            "FooError",
+            None,
+        ),
+        (
+            "AwsJson11FooErrorUsingCodeAndNamespace",
+            500,
+            None,
+            r#"{"code": "aws.protocoltests.json#FooError"}"#,
+            "FooError",
+            None,
+        ),
+        (
+            "AwsJson11FooErrorUsingCodeUriAndNamespace",
+            500,
+            None,
+            &code_uri_ns,
+            "FooError",
+            None,
+        ),
+        (
+            "AwsJson11FooErrorWithDunderType",
+            500,
+            None,
+            r#"{"__type": "FooError"}"#,
+            "FooError",
+            None,
+        ),
+        (
+            "AwsJson11FooErrorWithDunderTypeAndNamespace",
+            500,
+            None,
+            r#"{"__type": "aws.protocoltests.json#FooError"}"#,
+            "FooError",
+            None,
+        ),
+        (
+            "AwsJson11FooErrorWithDunderTypeUriAndNamespace",
+            500,
+            None,
+            &type_uri_ns,
+            "FooError",
+            None,
+        ),
+        (
+            "AwsJson11FooErrorWithNestedTypeProperty",
+            500,
+            None,
+            r#"{"__type": "aws.protocoltests.json#FooError", "ErrorDetails": [{"__type": "com.amazon.internal#ErrorDetails", "reason": "Some reason"}]}"#,
+            "FooError",
+            None,
+        ),
+    ];
+    assert_eq!(cases.len(), 13);
+    for (id, status, header, body, code, message) in cases {
+        let parsed = dp_wire::protocol::parse_error_parts(
+            StatusCode::from_u16(status).unwrap(),
+            header,
+            body.as_bytes(),
+            None,
+        );
+        assert_eq!(
+            (parsed.code.as_str(), parsed.message.as_deref()),
+            (code, message),
+            "{id}"
+        );
+    }
+}
