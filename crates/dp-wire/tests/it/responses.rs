@@ -472,7 +472,15 @@ fn smithy_aws_json_1_1_error_cases() {
     let header_uri_ns = format!("aws.protocoltests.json#FooError:{URI}");
     let code_uri_ns = format!(r#"{{"code": "aws.protocoltests.json#FooError:{URI}"}}"#);
     let type_uri_ns = format!(r#"{{"__type": "aws.protocoltests.json#FooError:{URI}"}}"#);
-    let cases: Vec<(&str, u16, Option<&str>, &str, &str, Option<&str>)> = vec![
+    type Case<'a> = (
+        &'a str,
+        u16,
+        Option<&'a str>,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case<'_>> = vec![
         (
             "AwsJson11InvalidGreetingError",
             400,
