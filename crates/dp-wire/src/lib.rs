@@ -4,7 +4,7 @@
 //! Every `dp` command that talks to the service goes through [`Client::call_json`]; Rust programs can use
 //! [`Client::call`] with the typed inputs and outputs of `dp_model`. This is the only crate of the workspace that
 //! knows HTTP, TLS, signing and credentials. It does not know clap or output formats, and it never prints a secret:
-//! credentials have no printable form here, and `--debug` output is redacted (see `log`).
+//! credentials have no printable form here, and `--debug` output is redacted (see [`log`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), dp_wire::Error> {
@@ -15,6 +15,22 @@
 //! println!("{output}");
 //! # Ok(()) }
 //! ```
+//!
+//! # How a call goes
+//!
+//! 1. The first call resolves the configuration once (`client.rs`): the profile files (`profile.rs`, parsed per the
+//!    SDKs' profile-file spec), the region (`--region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, profile), validated as a
+//!    host label, the endpoint (`--endpoint-url`, configured endpoints, then the ruleset in [`endpoint`]), the retry
+//!    policy ([`retry`]), TLS (rustls, loaded only for https) and the credential plan (`credentials.rs`: environment
+//!    and static profile keys directly; every other source through aws-config in `external.rs`).
+//! 2. Each attempt is framed (`POST /`, `X-Amz-Target`, `Content-Type`), signed afresh with aws-sigv4
+//!    ([`signing`]) at the clock-skew-corrected time ([`skew`]), sent over one kept-alive connection with connect and
+//!    read timeouts (`transport.rs`), and classified: success, or an error parsed by the awsJson rules ([`protocol`])
+//!    that is retried with backoff, quota and, in adaptive mode, the client rate limiter ([`rate_limiter`]).
+//! 3. Errors carry the AWS CLI's wording and exit code ([`Error`]).
+//!
+//! Only `client.rs`, `profile.rs`, `transport.rs`, `external.rs` and the log's time stamps touch the real clock,
+//! environment, files or network; the rest are pure functions, tested with published vectors.
 
 mod client;
 mod credentials;

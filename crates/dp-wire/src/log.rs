@@ -1,6 +1,6 @@
 //! `--debug` logging, redacted by construction.
 //!
-//! Every line dp-wire logs goes through [`DebugLog`], and every header or body goes through the redaction
+//! Every line dp-wire logs goes through `DebugLog`, and every header or body goes through the redaction
 //! functions here first: the `Authorization` signature and the session token are never printed, the access key id
 //! only masked, and the values of pipeline fields whose key starts with `*` (Data Pipeline's encrypted fields, such
 //! as `*password`) are replaced in body dumps. The secret key is never handed to this module at all.

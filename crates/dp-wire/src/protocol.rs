@@ -60,7 +60,7 @@ pub(crate) fn parse_error(response: &Response) -> ServiceError {
     parse_error_parts(response.status, header_code, &response.body, request_id)
 }
 
-/// [`parse_error`] on its parts.
+/// The error of a non-2xx response from its status, `X-Amzn-ErrorType` header, body and request id.
 pub fn parse_error_parts(
     status: StatusCode,
     header_code: Option<&str>,

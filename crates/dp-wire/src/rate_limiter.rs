@@ -61,7 +61,7 @@ impl Default for RateLimiterState {
     }
 }
 
-/// The rate after a throttle: the rate in force, cut by [`BETA`].
+/// The rate after a throttle: the rate in force, cut by a factor of 0.7.
 pub fn cubic_throttle(rate: f64) -> f64 {
     rate * BETA
 }
