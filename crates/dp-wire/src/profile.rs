@@ -473,6 +473,40 @@ pub(crate) mod tests {
         assert_eq!(errors, 10, "the error cases");
     }
 
+    /// The file-location cases of aws-runtime's `test-data/file-location-tests.json` (Apache-2.0) for Linux; the
+    /// five Windows cases (`USERPROFILE`, `HOMEDRIVE`, backslashes) do not apply to the platforms dp ships for.
+    #[test]
+    fn aws_runtime_file_location_vectors() {
+        let path = registry_file("aws-runtime-1.", "test-data/file-location-tests.json");
+        let suite: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut checked = 0;
+        for case in suite["tests"].as_array().unwrap() {
+            if case["platform"] != "linux" {
+                continue;
+            }
+            let name = case["name"].as_str().unwrap();
+            let vars = case["environment"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()));
+            let env = Environment::from_vars(vars);
+            assert_eq!(
+                env.config_file().to_str(),
+                case["configLocation"].as_str(),
+                "{name}"
+            );
+            assert_eq!(
+                env.credentials_file().to_str(),
+                case["credentialsLocation"].as_str(),
+                "{name}"
+            );
+            checked += 1;
+        }
+        assert_eq!(checked, 4);
+    }
+
     /// A file of a crate package in the cargo registry (the newest version matching `prefix`).
     pub(crate) fn registry_file(prefix: &str, file: &str) -> std::path::PathBuf {
         let cargo_home = std::env::var_os("CARGO_HOME")
