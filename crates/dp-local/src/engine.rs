@@ -1,6 +1,6 @@
 //! The service's state and rules: pipelines, definitions, instances, attempts and the task leases.
 //!
-//! All state sits behind one mutex; every operation is a short synchronous function over [`State`], so requests
+//! All state sits behind one mutex; every operation is a short synchronous function over the private `State`, so requests
 //! never observe a half-applied change. The only waiting happens outside the lock: a poller waits on its worker
 //! group's [`Notify`], and the timer task sleeps until the next lease, retry or schedule deadline. A task (an
 //! attempt) is taken from its worker group's queue under the lock, which is what makes every hand-out unique.
