@@ -68,3 +68,48 @@ fn rejects_bad_arguments() {
             && String::from_utf8_lossy(&help.stdout).starts_with("usage: dp-local")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_flag_replaces_the_example_keys() {
+    let file = std::env::temp_dir().join(format!("dp-local-creds-{}", std::process::id()));
+    std::fs::write(
+        &file,
+        "[ci]\naws_access_key_id = AKIDFROMFILE\naws_secret_access_key = fileSecret\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dp-local"))
+        .args(["--port", "0", "--credentials"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("dp-local starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let client = Client::new(line.trim_end());
+    let now = std::time::SystemTime::now();
+    let from_file = Signing::Keys {
+        access_key_id: "AKIDFROMFILE".into(),
+        secret: "fileSecret".into(),
+        time: now,
+    };
+    let listed = client
+        .call_with("ListPipelines", b"{}".to_vec(), from_file)
+        .await;
+    assert!(
+        listed.is_ok(),
+        "keys from the file are accepted: {listed:?}"
+    );
+    let example = client
+        .call_with("ListPipelines", b"{}".to_vec(), Signing::example())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        example.code, "UnrecognizedClientException",
+        "the example pair is no longer accepted"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_file(&file).unwrap();
+}
