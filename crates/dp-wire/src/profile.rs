@@ -507,6 +507,28 @@ pub(crate) mod tests {
         assert_eq!(checked, 4);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 5_000, ..Default::default() })]
+
+        /// Any text parses or fails with a line number inside the text; nothing panics.
+        #[test]
+        fn the_parser_never_panics(config in "[\\[\\] =#;a-z\\t\\r\\n-]{0,120}", credentials in "(?s).{0,60}") {
+            match ProfileSet::parse(&config, &credentials) {
+                Ok(set) => {
+                    for section in set.profiles().values() {
+                        for key in section.properties().keys() {
+                            proptest::prop_assert_eq!(key.clone(), key.to_ascii_lowercase());
+                        }
+                    }
+                }
+                Err((kind, error)) => {
+                    let text = if kind == FileKind::Config { &config } else { &credentials };
+                    proptest::prop_assert!(error.line >= 1 && error.line <= text.lines().count());
+                }
+            }
+        }
+    }
+
     /// A file of a crate package in the cargo registry (the newest version matching `prefix`).
     pub(crate) fn registry_file(prefix: &str, file: &str) -> std::path::PathBuf {
         let cargo_home = std::env::var_os("CARGO_HOME")
