@@ -769,7 +769,12 @@ impl State {
             if let Some(t) = p.instances.values().filter_map(|i| i.actual_start).max() {
                 fields.push(text("@latestRunTime", format_utc(t)));
             }
-            let unhealthy = p.instances.values().any(|i| i.status.is_failure());
+            let unhealthy = p.instances.values().any(|i| {
+                matches!(
+                    i.status,
+                    Status::Failed | Status::CascadeFailed | Status::TimedOut
+                )
+            });
             if p.state != PipelineState::Pending {
                 fields.push(text(
                     "@healthStatus",

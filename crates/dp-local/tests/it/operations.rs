@@ -574,7 +574,7 @@ async fn task_runner_calls_and_heartbeats() {
         ("runner-1", Some("wg"), 2)
     );
 
-    let id = running_pipeline(&client, "errors", ondemand("wg-err", vec![])).await;
+    running_pipeline(&client, "errors", ondemand("wg-err", vec![])).await;
     let task = poll_until_task(&client, "wg-err").await;
     let task_id = task["taskId"].as_str().unwrap();
     client
@@ -612,7 +612,6 @@ async fn task_runner_calls_and_heartbeats() {
             "TaskNotFoundException",
         )
         .await;
-    let _ = id;
 }
 
 /// Malformed requests get the service's protocol errors.
