@@ -65,7 +65,10 @@ fn command(program: &str, args: &[String]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
@@ -77,7 +80,9 @@ fn command(program: &str, args: &[String]) -> Command {
 
 fn time_once(program: &str, args: &[String]) -> Result<Duration> {
     let start = Instant::now();
-    let status = command(program, args).status().with_context(|| format!("running {program}"))?;
+    let status = command(program, args)
+        .status()
+        .with_context(|| format!("running {program}"))?;
     let elapsed = start.elapsed();
     if !status.success() {
         bail!("{program} {} failed: {status}", args.join(" "));
@@ -88,15 +93,25 @@ fn time_once(program: &str, args: &[String]) -> Result<Duration> {
 fn peak_rss_kib(program: &str, args: &[String]) -> Result<u64> {
     let mut full = vec!["-f".to_string(), "%M".to_string(), program.to_string()];
     full.extend(args.iter().cloned());
-    let out = command("/usr/bin/time", &full).stderr(Stdio::piped()).output().context("running /usr/bin/time (GNU time)")?;
+    let out = command("/usr/bin/time", &full)
+        .stderr(Stdio::piped())
+        .output()
+        .context("running /usr/bin/time (GNU time)")?;
     let text = String::from_utf8_lossy(&out.stderr);
-    text.lines().last().and_then(|l| l.trim().parse().ok()).with_context(|| format!("no RSS figure in {text:?}"))
+    text.lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .with_context(|| format!("no RSS figure in {text:?}"))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn cli(rounds: usize) -> Result<()> {
@@ -129,10 +144,21 @@ fn cli(rounds: usize) -> Result<()> {
     .collect();
     let mut aws_args = vec!["datapipeline".to_string()];
     aws_args.extend(args.iter().cloned());
-    let floor_args: Vec<String> = ["-s", "-o", "/dev/null", "-X", "POST", "-H", "Content-Type: application/x-amz-json-1.1", "-d", "{}", &url]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let floor_args: Vec<String> = [
+        "-s",
+        "-o",
+        "/dev/null",
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/x-amz-json-1.1",
+        "-d",
+        "{}",
+        &url,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
 
     // Warm-up: page caches, Python's bytecode cache, the server's threads.
     for _ in 0..2 {
@@ -140,7 +166,8 @@ fn cli(rounds: usize) -> Result<()> {
         time_once("aws", &aws_args)?;
         time_once("curl", &floor_args)?;
     }
-    let (mut t_dp, mut t_aws, mut t_floor, mut speedup, mut over_floor) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut t_dp, mut t_aws, mut t_floor, mut speedup, mut over_floor) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for _ in 0..rounds {
         let d = time_once(&dp, &args)?.as_secs_f64();
         let a = time_once("aws", &aws_args)?.as_secs_f64();
@@ -156,11 +183,28 @@ fn cli(rounds: usize) -> Result<()> {
     let rss_floor = peak_rss_kib("curl", &floor_args)?;
     println!("| contender | median wall time | peak RSS |");
     println!("|---|---|---|");
-    println!("| dp (release) | {:.2} ms | {} KiB |", median(t_dp) * 1e3, rss_dp);
-    println!("| aws datapipeline (v1) | {:.2} ms | {} KiB |", median(t_aws) * 1e3, rss_aws);
-    println!("| floor: curl, one loopback POST | {:.2} ms | {} KiB |", median(t_floor) * 1e3, rss_floor);
+    println!(
+        "| dp (release) | {:.2} ms | {} KiB |",
+        median(t_dp) * 1e3,
+        rss_dp
+    );
+    println!(
+        "| aws datapipeline (v1) | {:.2} ms | {} KiB |",
+        median(t_aws) * 1e3,
+        rss_aws
+    );
+    println!(
+        "| floor: curl, one loopback POST | {:.2} ms | {} KiB |",
+        median(t_floor) * 1e3,
+        rss_floor
+    );
     println!();
-    println!("rounds: {rounds}; median of per-round ratios: aws/dp = {:.1}x (target >= 150), dp/floor = {:.2}x (target <= 3); RSS aws/dp = {:.1}x (target >= 8)", median(speedup), median(over_floor), rss_aws as f64 / rss_dp as f64);
+    println!(
+        "rounds: {rounds}; median of per-round ratios: aws/dp = {:.1}x (target >= 150), dp/floor = {:.2}x (target <= 3); RSS aws/dp = {:.1}x (target >= 8)",
+        median(speedup),
+        median(over_floor),
+        rss_aws as f64 / rss_dp as f64
+    );
     Ok(())
 }
 
@@ -181,6 +225,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             }
             Ok(())
         }
-        Some(other) => bail!("unknown benchmark {other:?}: use cli [ROUNDS], shorthand, wire or local"),
+        Some(other) => {
+            bail!("unknown benchmark {other:?}: use cli [ROUNDS], shorthand, wire or local")
+        }
     }
 }
