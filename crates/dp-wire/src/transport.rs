@@ -46,9 +46,33 @@ pub(crate) enum TransportError {
     Closed(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// An HTTP proxy (`HTTPS_PROXY` / `HTTP_PROXY`): https targets are tunnelled with `CONNECT`, http requests are sent
+/// to it in absolute form.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Proxy {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// `Basic …` from the proxy URL's user info. A secret: never logged.
+    pub(crate) authorization: Option<String>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "** redacted **"),
+            )
+            .finish()
+    }
+}
+
 /// The connection keeper.
 pub(crate) struct Transport {
     tls: Option<tokio_rustls::TlsConnector>,
+    proxy: Option<Proxy>,
     idle: Mutex<Option<(Target, SendRequest<Full<Bytes>>)>>,
 }
 
@@ -62,8 +86,16 @@ impl std::fmt::Debug for Transport {
 
 impl Transport {
     pub(crate) fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Transport {
+        Transport::with_proxy(tls, None)
+    }
+
+    pub(crate) fn with_proxy(
+        tls: Option<Arc<rustls::ClientConfig>>,
+        proxy: Option<Proxy>,
+    ) -> Transport {
         Transport {
             tls: tls.map(tokio_rustls::TlsConnector::from),
+            proxy,
             idle: Mutex::new(None),
         }
     }
@@ -76,6 +108,32 @@ impl Transport {
         connect_timeout: Option<Duration>,
         read_timeout: Option<Duration>,
     ) -> Result<Response, TransportError> {
+        let mut request = request;
+        if let (Some(proxy), false) = (&self.proxy, target.tls) {
+            // Plain http through a proxy: the request line carries the absolute URL.
+            let path = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+                .to_string();
+            let authority = request
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}:{}", target.host, target.port));
+            *request.uri_mut() = format!("http://{authority}{path}")
+                .parse()
+                .map_err(|e: http::uri::InvalidUri| TransportError::Connect(Box::new(e)))?;
+            if let Some(authorization) = &proxy.authorization {
+                let value = http::HeaderValue::from_str(authorization)
+                    .map_err(|e| TransportError::Connect(Box::new(e)))?;
+                request
+                    .headers_mut()
+                    .insert(http::header::PROXY_AUTHORIZATION, value);
+            }
+        }
         let response = match self.take_idle(target) {
             Some(mut sender) => {
                 // A kept-alive connection the server has just closed hands the unsent request back: send it again on
@@ -166,20 +224,25 @@ impl Transport {
         let setup = async {
             // An IPv6 literal comes bracketed from the URL (`[::1]`).
             let host = target.host.trim_start_matches('[').trim_end_matches(']');
-            let tcp = TcpStream::connect((host, target.port))
+            let (connect_host, connect_port) = match &self.proxy {
+                Some(proxy) => (
+                    proxy.host.trim_start_matches('[').trim_end_matches(']'),
+                    proxy.port,
+                ),
+                None => (host, target.port),
+            };
+            let mut tcp = TcpStream::connect((connect_host, connect_port))
                 .await
                 .map_err(|e| TransportError::Connect(Box::new(e)))?;
             let _ = tcp.set_nodelay(true);
             if target.tls {
+                if let Some(proxy) = &self.proxy {
+                    tunnel(&mut tcp, target, proxy).await?;
+                }
                 let connector = self.tls.as_ref().ok_or_else(|| {
                     TransportError::Connect("TLS is not configured for this client".into())
                 })?;
-                let host = target
-                    .host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string();
-                let name = rustls::pki_types::ServerName::try_from(host)
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
                     .map_err(|e| TransportError::Connect(Box::new(e)))?;
                 let stream = connector
                     .connect(name, tcp)
@@ -194,6 +257,50 @@ impl Transport {
             None => Err(TransportError::ConnectTimeout),
             Some(result) => result,
         }
+    }
+}
+
+/// Opens a `CONNECT` tunnel to `target` through the proxy on `tcp`.
+async fn tunnel(tcp: &mut TcpStream, target: &Target, proxy: &Proxy) -> Result<(), TransportError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = format!("{}:{}", target.host, target.port);
+    let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
+    if let Some(authorization) = &proxy.authorization {
+        request.push_str(&format!("Proxy-Authorization: {authorization}\r\n"));
+    }
+    request.push_str("\r\n");
+    tcp.write_all(request.as_bytes())
+        .await
+        .map_err(|e| TransportError::Connect(Box::new(e)))?;
+    // The proxy answers with a head and nothing after it until the TLS handshake starts.
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 {
+            return Err(TransportError::Connect(
+                "the proxy's CONNECT response is too long".into(),
+            ));
+        }
+        let n = tcp
+            .read(&mut byte)
+            .await
+            .map_err(|e| TransportError::Connect(Box::new(e)))?;
+        if n == 0 {
+            return Err(TransportError::Connect(
+                "the proxy closed the connection during CONNECT".into(),
+            ));
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let status_line = head.lines().next().unwrap_or("");
+    let status = status_line.split_whitespace().nth(1).unwrap_or("");
+    if status.len() == 3 && status.starts_with('2') {
+        Ok(())
+    } else {
+        Err(TransportError::Connect(
+            format!("the proxy refused the tunnel: {status_line}").into(),
+        ))
     }
 }
 

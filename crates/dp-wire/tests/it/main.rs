@@ -6,6 +6,7 @@ mod config;
 mod configured_endpoints;
 mod endpoints;
 mod fuzz;
+mod proxy;
 mod responses;
 mod retries;
 mod secrets;

@@ -1,0 +1,210 @@
+//! HTTP proxies: plain http requests go to the proxy in absolute form, https is tunnelled with `CONNECT`, `NO_PROXY`
+//! bypasses, and proxy credentials are sent but never logged.
+
+use std::sync::{Arc, Mutex};
+
+use dp_wire::{Client, Settings};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::server::{Action, Server};
+use crate::support::{env_with, op, report_task_progress, settings};
+
+#[tokio::test]
+async fn plain_http_through_a_proxy() {
+    // The scripted server plays the proxy: it sees the absolute URL of a host that is never resolved.
+    let proxy = Server::start(vec![]).await;
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    let settings = Settings {
+        debug: true,
+        ..settings("http://dp.example:8080")
+    };
+    let client = Client::with_environment(
+        settings,
+        env_with(&[(
+            "HTTP_PROXY",
+            &proxy.url.replace("http://", "http://user:p%40ss@"),
+        )]),
+    )
+    .unwrap()
+    .with_log_sink(Arc::new(move |line: &str| {
+        sink.lock().unwrap().push_str(line)
+    }));
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    let request = &proxy.recorded()[0];
+    assert_eq!(request.path, "http://dp.example:8080/");
+    assert_eq!(request.header("host"), Some("dp.example:8080"));
+    // Basic base64("user:p@ss").
+    assert_eq!(
+        request.header("proxy-authorization"),
+        Some("Basic dXNlcjpwQHNz")
+    );
+    let jobs = vec![crate::sigv4::botocore_job(
+        "http://dp.example:8080/",
+        request,
+        None,
+        "us-east-1",
+    )];
+    assert_eq!(
+        crate::sigv4::botocore_disagreements(&jobs),
+        Vec::<String>::new(),
+        "signed for the target host"
+    );
+    let log = log.lock().unwrap().clone();
+    assert!(
+        !log.contains("dXNlcjpwQHNz") && !log.contains("p%40ss"),
+        "proxy credentials in the log: {log}"
+    );
+}
+
+/// A `CONNECT` proxy that tunnels to `127.0.0.1:<port of the requested authority>` and records request lines.
+async fn start_connect_proxy(status_line: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        for _ in 0..10 {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let line = head.lines().next().unwrap_or("").to_string();
+                record.lock().unwrap().push(line.clone());
+                let port: u16 = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                let _ = client
+                    .write_all(format!("{status_line}\r\n\r\n").as_bytes())
+                    .await;
+                if !status_line.contains(" 200 ") {
+                    return;
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+fn cert() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/tls/cert.pem")
+        .display()
+        .to_string()
+}
+
+#[tokio::test]
+async fn https_is_tunnelled_with_connect() {
+    let server = Server::start_tls(vec![Action::ok(r#"{"canceled":true}"#)]).await;
+    let (proxy, seen) = start_connect_proxy("HTTP/1.1 200 Connection established").await;
+    let settings = Settings {
+        ca_bundle: Some(cert().into()),
+        ..settings(&server.url)
+    };
+    let client = Client::with_environment(settings, env_with(&[("HTTPS_PROXY", &proxy)])).unwrap();
+    let output = client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    assert_eq!(output["canceled"], true);
+    let authority = server.url.trim_start_matches("https://").to_string();
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        [format!("CONNECT {authority} HTTP/1.1")]
+    );
+    assert_eq!(
+        server.count(),
+        1,
+        "the request reached the server through the tunnel"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_tunnel_is_a_connection_error() {
+    let (proxy, _) = start_connect_proxy("HTTP/1.1 407 Proxy Authentication Required").await;
+    let settings = Settings {
+        ca_bundle: Some(cert().into()),
+        ..settings("https://localhost:9")
+    };
+    let client = Client::with_environment(
+        settings,
+        env_with(&[("HTTPS_PROXY", &proxy), ("AWS_MAX_ATTEMPTS", "1")]),
+    )
+    .unwrap();
+    let error = client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "Could not connect to the endpoint URL: \"https://localhost:9/\""
+    );
+    let source = std::error::Error::source(&error)
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    assert!(source.contains("407"), "{source}");
+}
+
+#[tokio::test]
+async fn no_proxy_bypasses_the_proxy() {
+    let server = Server::start(vec![]).await;
+    // A proxy that refuses connections: using it would fail.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dead = format!("http://127.0.0.1:{port}");
+    for no_proxy in ["127.0.0.1", "example.com,127.0.0.1:1234", "*"] {
+        let client = Client::with_environment(
+            settings(&server.url),
+            env_with(&[("HTTP_PROXY", &dead), ("NO_PROXY", no_proxy)]),
+        )
+        .unwrap();
+        client
+            .call_json(op("ReportTaskProgress"), &report_task_progress())
+            .await
+            .unwrap();
+    }
+    assert_eq!(server.count(), 3);
+    let client = Client::with_environment(
+        settings(&server.url),
+        env_with(&[("http_proxy", &dead), ("AWS_MAX_ATTEMPTS", "1")]),
+    )
+    .unwrap();
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    let client = Client::with_environment(
+        settings(&server.url),
+        env_with(&[("HTTP_PROXY", "https://proxy.example:443")]),
+    )
+    .unwrap();
+    let error = client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap_err();
+    assert_eq!(error.exit_code(), 253, "{error}");
+}
