@@ -842,7 +842,10 @@ fn epoch_seconds() -> f64 {
 
 /// The proxy for `target` from `HTTPS_PROXY` / `HTTP_PROXY` (or their lower-case forms), unless `NO_PROXY` covers
 /// the host, as botocore (urllib3) reads them. Only `http://` proxy URLs are supported.
-fn proxy_for(env: &Environment, target: &Target) -> Result<Option<transport::Proxy>, Error> {
+pub(crate) fn proxy_for(
+    env: &Environment,
+    target: &Target,
+) -> Result<Option<transport::Proxy>, Error> {
     let url = if target.tls {
         env.get("HTTPS_PROXY").or_else(|| env.get("https_proxy"))
     } else {

@@ -31,7 +31,7 @@ use http_body_util::Full;
 use crate::error::{Error, ErrorKind};
 use crate::log::DebugLog;
 use crate::profile::Environment;
-use crate::transport::{Target, Transport, TransportError};
+use crate::transport::{Proxy, Target, Transport, TransportError};
 
 /// What the external resolution needs from the client.
 pub(crate) struct ExternalContext<'a> {
@@ -49,7 +49,11 @@ pub(crate) struct ExternalContext<'a> {
 /// Resolves credentials through aws-config.
 pub(crate) async fn resolve(context: ExternalContext<'_>) -> Result<Credentials, Error> {
     let http = SharedHttpClient::new(DpHttpClient {
-        transport: Arc::new(Transport::new(context.tls.clone())),
+        transports: Arc::new(Transports {
+            tls: context.tls.clone(),
+            env: context.env.clone(),
+            by_proxy: Default::default(),
+        }),
     });
     let mut config = ProviderConfig::without_region()
         .with_http_client(http)
@@ -187,10 +191,38 @@ fn environment_chain(
     Some(chain)
 }
 
-/// aws-config's HTTP client, backed by dp-wire's transport.
+/// aws-config's HTTP client, backed by dp-wire's transport (and its proxy rules, so STS and SSO calls go through
+/// the same proxy as the service calls).
 #[derive(Debug, Clone)]
 struct DpHttpClient {
-    transport: Arc<Transport>,
+    transports: Arc<Transports>,
+}
+
+/// One transport per proxy in use (`None`: direct), made on first use.
+struct Transports {
+    tls: Option<Arc<rustls::ClientConfig>>,
+    env: Environment,
+    by_proxy: std::sync::Mutex<Vec<(Option<Proxy>, Arc<Transport>)>>,
+}
+
+impl std::fmt::Debug for Transports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transports").finish_non_exhaustive()
+    }
+}
+
+impl Transports {
+    fn for_target(&self, target: &Target) -> Result<Arc<Transport>, ConnectorError> {
+        let proxy = crate::client::proxy_for(&self.env, target)
+            .map_err(|e| ConnectorError::user(e.to_string().into()))?;
+        let mut by_proxy = self.by_proxy.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, transport)) = by_proxy.iter().find(|(p, _)| *p == proxy) {
+            return Ok(transport.clone());
+        }
+        let transport = Arc::new(Transport::with_proxy(self.tls.clone(), proxy.clone()));
+        by_proxy.push((proxy, transport.clone()));
+        Ok(transport)
+    }
 }
 
 impl HttpClient for DpHttpClient {
@@ -200,7 +232,7 @@ impl HttpClient for DpHttpClient {
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         SharedHttpConnector::new(DpConnector {
-            transport: self.transport.clone(),
+            transports: self.transports.clone(),
             connect_timeout: settings.connect_timeout().or(Some(Duration::from_secs(5))),
             read_timeout: settings.read_timeout().or(Some(Duration::from_secs(30))),
         })
@@ -209,14 +241,14 @@ impl HttpClient for DpHttpClient {
 
 #[derive(Debug)]
 struct DpConnector {
-    transport: Arc<Transport>,
+    transports: Arc<Transports>,
     connect_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
 }
 
 impl HttpConnector for DpConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let transport = self.transport.clone();
+        let transports = self.transports.clone();
         let (connect_timeout, read_timeout) = (self.connect_timeout, self.read_timeout);
         HttpConnectorFuture::new(async move {
             let request = request
@@ -257,6 +289,7 @@ impl HttpConnector for DpConnector {
             let request = builder
                 .body(Full::new(bytes))
                 .map_err(|e| ConnectorError::user(Box::new(e)))?;
+            let transport = transports.for_target(&target)?;
             match transport
                 .round_trip(&target, request, connect_timeout, read_timeout)
                 .await

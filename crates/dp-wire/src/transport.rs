@@ -85,10 +85,6 @@ impl std::fmt::Debug for Transport {
 }
 
 impl Transport {
-    pub(crate) fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Transport {
-        Transport::with_proxy(tls, None)
-    }
-
     pub(crate) fn with_proxy(
         tls: Option<Arc<rustls::ClientConfig>>,
         proxy: Option<Proxy>,

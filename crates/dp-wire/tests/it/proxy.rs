@@ -208,3 +208,63 @@ async fn no_proxy_bypasses_the_proxy() {
         .unwrap_err();
     assert_eq!(error.exit_code(), 253, "{error}");
 }
+
+#[tokio::test]
+async fn credential_sources_use_the_proxy_too() {
+    // Instance metadata at a host that is never resolved, reached only through the proxy.
+    let expiration = dp_model::timestamp::format_utc(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 3600,
+    ) + "Z";
+    let credentials = format!(
+        r#"{{"Code":"Success","AccessKeyId":"AKIDPROXIEDIMDS","SecretAccessKey":"s","Token":"t","Expiration":"{expiration}"}}"#
+    );
+    let proxy = Server::start_with(Arc::new(move |request: &crate::server::Recorded| {
+        match (request.method.as_str(), request.path.as_str()) {
+            ("PUT", "http://imds.example/latest/api/token") => {
+                Action::ok("tok").with_header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+            }
+            ("GET", "http://imds.example/latest/meta-data/iam/security-credentials/") => {
+                Action::ok("role")
+            }
+            ("GET", "http://imds.example/latest/meta-data/iam/security-credentials/role") => {
+                Action::ok(&credentials)
+            }
+            _ => Action::status(404, "not found"),
+        }
+    }))
+    .await;
+    let service = Server::start(vec![]).await;
+    let home = crate::support::temp_dir("proxied-imds");
+    let env = dp_wire::Environment::from_vars([
+        ("HOME", home.display().to_string()),
+        (
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            "http://imds.example".to_string(),
+        ),
+        ("HTTP_PROXY", proxy.url.clone()),
+        ("NO_PROXY", "127.0.0.1".to_string()),
+    ]);
+    let client = Client::with_environment(settings(&service.url), env).unwrap();
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    let auth = service.recorded()[0]
+        .header("authorization")
+        .unwrap()
+        .to_string();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDPROXIEDIMDS/"),
+        "{auth}"
+    );
+    assert!(
+        proxy
+            .recorded()
+            .iter()
+            .all(|r| r.path.starts_with("http://imds.example/"))
+    );
+}
