@@ -252,6 +252,26 @@ fn unquoted_text(raw: &str) -> Cow<'_, str> {
     }
 }
 
+/// Whether `i` starts with `key WS* [@ WS*] =`, the start of the next key-value pair.
+fn starts_with_key_operator(i: &str) -> bool {
+    let b = i.as_bytes();
+    let mut p = b
+        .iter()
+        .position(|&c| !c.is_ascii() || !KEY_ASCII[usize::from(c)])
+        .unwrap_or(b.len());
+    let skip = |p: usize| {
+        p + b[p..]
+            .iter()
+            .take_while(|&&c| is_ascii_space(char::from(c)))
+            .count()
+    };
+    p = skip(p);
+    if b.get(p) == Some(&b'@') {
+        p = skip(p + 1);
+    }
+    b.get(p) == Some(&b'=')
+}
+
 /// One parse of one input.
 pub(crate) struct Parser<'a, 'l> {
     full: &'a str,
@@ -390,6 +410,19 @@ impl<'a, 'l> Parser<'a, 'l> {
         // Most commas after a first value start the next key, so the list is only built once an element is kept.
         let mut list = Vec::new();
         loop {
+            if !(self.resolve_files && self.loader.is_some()) && starts_with_key_operator(i) {
+                // Shortcut for the usual case, `key=…` after the comma: the reference would scan it as a second
+                // value, fail at the `=`, and rewind to this comma (the only one in between). Skipped when the
+                // failed value could name a file, because the reference reads that file before failing.
+                let at = self.offset(i);
+                let before = &self.full.as_bytes()[..at];
+                let comma = before
+                    .iter()
+                    .rposition(|&b| b == b',')
+                    .expect("the comma just consumed");
+                i = &self.full[comma..];
+                break;
+            }
             match self.second_element(i) {
                 Ok((rest, (element, done))) => {
                     if let Some(first) = first.take() {
