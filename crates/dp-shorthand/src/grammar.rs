@@ -14,12 +14,12 @@
 //!
 //! This module must not read files itself: `@=` values go through the caller's loader, if any.
 
+use std::borrow::Cow;
+
 use nom::error::{ErrorKind as NomErrorKind, ParseError};
 use nom::{IResult, Parser as _};
 
 use crate::error::{Error, ErrorKind};
-use std::borrow::Cow;
-
 use crate::{FileLoader, FileRef, Value};
 
 /// What the parser found where it failed.
@@ -30,7 +30,8 @@ pub(crate) enum Received {
     Nothing,
 }
 
-/// A failure inside the parser. `Syntax` is recoverable (list backtracking catches it); `File` is not.
+/// A failure inside the parser. `Syntax` is recoverable (list backtracking catches it); `Duplicate` and `File` are
+/// raised as nom failures, which nothing catches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Fail<'a> {
     Syntax {
