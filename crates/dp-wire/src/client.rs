@@ -118,6 +118,12 @@ impl Resolved {
     fn tls(&self) -> Result<Arc<rustls::ClientConfig>, Error> {
         self.tls
             .get_or_init(|| {
+                if !self.verify_tls {
+                    eprintln!(
+                        "warning: certificate verification is disabled (--no-verify-ssl): unverified HTTPS requests \
+                         are being made to credential endpoints. Adding certificate verification is strongly advised."
+                    );
+                }
                 transport::tls_config(self.ca_bundle.as_deref(), self.verify_tls)
                     .map(Arc::new)
                     .map_err(|e| e.to_string())

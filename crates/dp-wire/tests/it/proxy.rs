@@ -62,6 +62,14 @@ async fn plain_http_through_a_proxy() {
 
 /// A `CONNECT` proxy that tunnels to `127.0.0.1:<port of the requested authority>` and records request lines.
 async fn start_connect_proxy(status_line: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    start_connect_proxy_to(status_line, None).await
+}
+
+/// The same, tunnelling every `CONNECT` to `127.0.0.1:<upstream>` when given, whatever host was asked for.
+async fn start_connect_proxy_to(
+    status_line: &'static str,
+    upstream: Option<u16>,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -84,7 +92,7 @@ async fn start_connect_proxy(status_line: &'static str) -> (String, Arc<Mutex<Ve
                 let head = String::from_utf8_lossy(&head).to_string();
                 let line = head.lines().next().unwrap_or("").to_string();
                 record.lock().unwrap().push(line.clone());
-                let port: u16 = line
+                let requested: u16 = line
                     .split_whitespace()
                     .nth(1)
                     .and_then(|a| a.rsplit(':').next())
@@ -96,6 +104,7 @@ async fn start_connect_proxy(status_line: &'static str) -> (String, Arc<Mutex<Ve
                 if !status_line.contains(" 200 ") {
                     return;
                 }
+                let port = upstream.unwrap_or(requested);
                 let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await
                 else {
                     return;
@@ -266,5 +275,146 @@ async fn credential_sources_use_the_proxy_too() {
             .recorded()
             .iter()
             .all(|r| r.path.starts_with("http://imds.example/"))
+    );
+}
+
+#[tokio::test]
+async fn assume_role_with_source_profile_through_aws_config() {
+    // STS is a loopback TLS server reached through a CONNECT proxy, so sts.us-east-1.amazonaws.com is never resolved.
+    let sts_response = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleResult>
+    <AssumedRoleUser><AssumedRoleId>AROAEXAMPLE:dp</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/test/dp</Arn></AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>AKIDASSUMED</AccessKeyId>
+      <SecretAccessKey>assumedsecret</SecretAccessKey>
+      <SessionToken>assumedtoken</SessionToken>
+      <Expiration>2099-01-01T00:00:00Z</Expiration>
+    </Credentials>
+  </AssumeRoleResult>
+  <ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata>
+</AssumeRoleResponse>"#;
+    let sts = Server::start_tls(vec![
+        Action::ok(sts_response).with_header("Content-Type", "text/xml"),
+    ])
+    .await;
+    let sts_port: u16 = sts.url.rsplit(':').next().unwrap().parse().unwrap();
+    let (proxy, seen) =
+        start_connect_proxy_to("HTTP/1.1 200 Connection established", Some(sts_port)).await;
+    let service = Server::start(vec![]).await;
+    let home = crate::support::temp_dir("assume-role");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(
+        home.join(".aws/config"),
+        "[profile src]\naws_access_key_id = AKIDSOURCE\naws_secret_access_key = srcsecret\n\
+         [profile assumed]\nrole_arn = arn:aws:iam::123456789012:role/test\nsource_profile = src\nrole_session_name = dp\n",
+    )
+    .unwrap();
+    let env = dp_wire::Environment::from_vars([
+        ("HOME", home.display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        ("HTTPS_PROXY", proxy.clone()),
+    ]);
+    // The STS stand-in's certificate is for localhost, not for the STS host name.
+    let settings = Settings {
+        profile: Some("assumed".into()),
+        no_verify_ssl: true,
+        ..settings(&service.url)
+    };
+    let client = Client::with_environment(settings, env).unwrap();
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+
+    let service_request = &service.recorded()[0];
+    let auth = service_request.header("authorization").unwrap();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDASSUMED/"),
+        "{auth}"
+    );
+    assert_eq!(
+        service_request.header("x-amz-security-token"),
+        Some("assumedtoken")
+    );
+    let sts_request = &sts.recorded()[0];
+    let body = String::from_utf8_lossy(&sts_request.body).to_string();
+    assert!(
+        body.contains("Action=AssumeRole") && body.contains("RoleSessionName=dp"),
+        "{body}"
+    );
+    let sts_auth = sts_request.header("authorization").unwrap();
+    assert!(
+        sts_auth.contains("Credential=AKIDSOURCE/") && sts_auth.contains("/sts/aws4_request"),
+        "{sts_auth}"
+    );
+    assert!(
+        seen.lock().unwrap()[0].starts_with("CONNECT sts."),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn web_identity_through_aws_config() {
+    let sts_response = r#"<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <AssumeRoleWithWebIdentityResult>
+    <SubjectFromWebIdentityToken>subject</SubjectFromWebIdentityToken>
+    <AssumedRoleUser><AssumedRoleId>AROAEXAMPLE:web</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/web/s</Arn></AssumedRoleUser>
+    <Credentials>
+      <AccessKeyId>AKIDWEBIDENTITY</AccessKeyId>
+      <SecretAccessKey>websecret</SecretAccessKey>
+      <SessionToken>webtoken</SessionToken>
+      <Expiration>2099-01-01T00:00:00Z</Expiration>
+    </Credentials>
+  </AssumeRoleWithWebIdentityResult>
+  <ResponseMetadata><RequestId>r-2</RequestId></ResponseMetadata>
+</AssumeRoleWithWebIdentityResponse>"#;
+    let sts = Server::start_tls(vec![
+        Action::ok(sts_response).with_header("Content-Type", "text/xml"),
+    ])
+    .await;
+    let sts_port: u16 = sts.url.rsplit(':').next().unwrap().parse().unwrap();
+    let (proxy, _) =
+        start_connect_proxy_to("HTTP/1.1 200 Connection established", Some(sts_port)).await;
+    let service = Server::start(vec![]).await;
+    let home = crate::support::temp_dir("web-identity");
+    let token_file = home.join("token");
+    std::fs::write(&token_file, "web-identity-token-value").unwrap();
+    let env = dp_wire::Environment::from_vars([
+        ("HOME", home.display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            token_file.display().to_string(),
+        ),
+        (
+            "AWS_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/web".to_string(),
+        ),
+        ("AWS_ROLE_SESSION_NAME", "s".to_string()),
+        ("HTTPS_PROXY", proxy),
+    ]);
+    let settings = Settings {
+        no_verify_ssl: true,
+        ..settings(&service.url)
+    };
+    Client::with_environment(settings, env)
+        .unwrap()
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    let auth = service.recorded()[0]
+        .header("authorization")
+        .unwrap()
+        .to_string();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDWEBIDENTITY/"),
+        "{auth}"
+    );
+    let body = String::from_utf8_lossy(&sts.recorded()[0].body).to_string();
+    assert!(
+        body.contains("Action=AssumeRoleWithWebIdentity")
+            && body.contains("WebIdentityToken=web-identity-token-value"),
+        "{body}"
     );
 }
