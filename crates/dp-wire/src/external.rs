@@ -165,7 +165,23 @@ fn environment_chain(
         .get("AWS_EC2_METADATA_DISABLED")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if !imds_disabled {
-        let mut client = aws_config::imds::Client::builder().configure(config);
+        // botocore's defaults: one attempt with a one-second timeout, so a machine without IMDS learns that it has
+        // no credentials quickly (`AWS_METADATA_SERVICE_TIMEOUT`, `AWS_METADATA_SERVICE_NUM_ATTEMPTS`).
+        let timeout = env
+            .get("AWS_METADATA_SERVICE_TIMEOUT")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|t| t.is_finite() && *t > 0.0)
+            .unwrap_or(1.0);
+        let attempts = env
+            .get("AWS_METADATA_SERVICE_NUM_ATTEMPTS")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(1);
+        let mut client = aws_config::imds::Client::builder()
+            .configure(config)
+            .max_attempts(attempts)
+            .connect_timeout(Duration::from_secs_f64(timeout))
+            .read_timeout(Duration::from_secs_f64(timeout));
         if let Some(endpoint) = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
             client = client.endpoint(endpoint).ok()?;
         }

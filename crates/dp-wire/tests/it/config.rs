@@ -539,3 +539,28 @@ async fn fips_dual_stack_and_ignored_configured_endpoints() {
         );
     }
 }
+
+#[tokio::test]
+async fn unreachable_instance_metadata_means_no_credentials() {
+    let service = Server::start(vec![]).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let home = temp_dir("no-imds");
+    let env = Environment::from_vars([
+        ("HOME".to_string(), home.display().to_string()),
+        (
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT".to_string(),
+            format!("http://127.0.0.1:{port}"),
+        ),
+    ]);
+    let error = error_of(settings(&service.url), env).await;
+    assert_eq!(
+        error.to_string(),
+        "Unable to locate credentials. You can configure credentials by running \"aws configure\"."
+    );
+    assert_eq!(error.exit_code(), 253);
+    assert_eq!(service.count(), 0);
+}
