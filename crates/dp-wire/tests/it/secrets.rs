@@ -127,6 +127,14 @@ async fn debug_output_and_debug_impls_never_show_secrets() {
     );
     assert!(log.contains("** redacted"), "redaction markers are present");
     assert!(log.contains("retrying"), "retries are logged");
+    assert!(
+        log.contains("credentials=AKID…0042 (environment)"),
+        "environment keys are read directly: {log}"
+    );
+    assert!(
+        !log.contains("aws-config"),
+        "environment keys never start aws-config: {log}"
+    );
     assert_clean(&log, &signatures, "the debug log");
     assert_clean(
         &printed.join("\n"),
