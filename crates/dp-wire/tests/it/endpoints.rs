@@ -307,3 +307,69 @@ fn partitions_without_fips_or_dual_stack() {
         );
     }
 }
+
+/// Differential: dp's ruleset against the resolver generated into aws-sdk-datapipeline (the same ruleset, with the
+/// SDK's partition data), over every region kind × FIPS × dual-stack × custom endpoint. Covers the 25 cases the SDK
+/// generates from `endpoint-tests-1.json` and more.
+#[tokio::test]
+async fn agrees_with_aws_sdk_datapipeline() {
+    use aws_sdk_datapipeline::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
+    let regions = [
+        None,
+        Some("ap-northeast-1"),
+        Some("ap-southeast-2"),
+        Some("eu-west-1"),
+        Some("us-east-1"),
+        Some("us-west-2"),
+        Some("eu-central-1"),
+        Some("cn-north-1"),
+        Some("cn-northwest-1"),
+        Some("us-gov-east-1"),
+        Some("us-gov-west-1"),
+        Some("us-iso-east-1"),
+        Some("us-isob-east-1"),
+        Some("eu-isoe-west-1"),
+        Some("us-isof-south-1"),
+        Some("eusc-de-east-1"),
+        Some("aws-global"),
+        Some("aws-cn-global"),
+        Some("aws-us-gov-global"),
+        Some("mars-1"),
+        Some("us-east-1a"),
+        Some("xx-east-1"),
+    ];
+    let resolver = DefaultResolver::new();
+    let mut compared = 0;
+    for region in regions {
+        for use_fips in [false, true] {
+            for use_dual_stack in [false, true] {
+                for endpoint in [None, Some("https://example.com")] {
+                    let ours = resolve_endpoint(&EndpointParams {
+                        region: region.map(str::to_string),
+                        use_fips,
+                        use_dual_stack,
+                        endpoint: endpoint.map(str::to_string),
+                    });
+                    let params = Params::builder()
+                        .set_region(region.map(str::to_string))
+                        .use_fips(use_fips)
+                        .use_dual_stack(use_dual_stack)
+                        .set_endpoint(endpoint.map(str::to_string))
+                        .build()
+                        .unwrap();
+                    let theirs = resolver
+                        .resolve_endpoint(&params)
+                        .await
+                        .map(|e| e.url().to_string())
+                        .map_err(|e| e.to_string());
+                    assert_eq!(
+                        ours, theirs,
+                        "{region:?} fips={use_fips} dual_stack={use_dual_stack} endpoint={endpoint:?}"
+                    );
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 176);
+}
