@@ -92,7 +92,9 @@ pub(crate) async fn resolve(context: ExternalContext<'_>) -> Result<Credentials,
                 .await
         }
         None => {
-            let Some(chain) = environment_chain(context.env, &config, context.log) else {
+            let Some(chain) =
+                environment_chain(context.env, &config, context.tls.clone(), context.log)?
+            else {
                 return Err(Error::no_credentials());
             };
             chain.provide_credentials().await
@@ -119,12 +121,13 @@ pub(crate) async fn resolve(context: ExternalContext<'_>) -> Result<Credentials,
 
 /// Web identity, container and instance-metadata providers, each only when dp's environment allows it: a web
 /// identity token file and role, a container credentials URI, and IMDS unless `AWS_EC2_METADATA_DISABLED=true`.
-/// `None` when no source is left, so nothing is contacted.
+/// `None` when no source is left, so nothing is contacted; an error for an unusable container URI.
 fn environment_chain(
     env: &Environment,
     config: &ProviderConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
     log: &DebugLog,
-) -> Option<CredentialsProviderChain> {
+) -> Result<Option<CredentialsProviderChain>, Error> {
     let mut providers: Vec<(
         &'static str,
         aws_credential_types::provider::SharedCredentialsProvider,
@@ -150,16 +153,20 @@ fn environment_chain(
             aws_credential_types::provider::SharedCredentialsProvider::new(provider),
         ));
     }
-    if env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
-        || env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
-    {
-        let provider = aws_config::ecs::EcsCredentialsProvider::builder()
-            .configure(config)
-            .build();
-        providers.push((
-            "EcsContainer",
-            aws_credential_types::provider::SharedCredentialsProvider::new(provider),
-        ));
+    match crate::container::endpoint(env) {
+        None => {}
+        Some(Err(message)) => return Err(Error::new(ErrorKind::Credentials, message)),
+        Some(Ok(endpoint)) => {
+            let provider = crate::container::ContainerProvider {
+                endpoint,
+                // The container agent is a local address: no proxy.
+                transport: Arc::new(Transport::with_proxy(tls.clone(), None)),
+            };
+            providers.push((
+                "EcsContainer",
+                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            ));
+        }
     }
     let imds_disabled = env
         .get("AWS_EC2_METADATA_DISABLED")
@@ -183,7 +190,11 @@ fn environment_chain(
             .connect_timeout(Duration::from_secs_f64(timeout))
             .read_timeout(Duration::from_secs_f64(timeout));
         if let Some(endpoint) = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
-            client = client.endpoint(endpoint).ok()?;
+            client = client.endpoint(endpoint).map_err(|e| {
+                Error::config(format!(
+                    "Invalid AWS_EC2_METADATA_SERVICE_ENDPOINT {endpoint}: {e}"
+                ))
+            })?;
         }
         let provider = aws_config::imds::credentials::ImdsCredentialsProvider::builder()
             .configure(config)
@@ -199,12 +210,14 @@ fn environment_chain(
         format!("no static credentials: trying {names:?} (aws-config)")
     });
     let mut providers = providers.into_iter();
-    let (name, first) = providers.next()?;
+    let Some((name, first)) = providers.next() else {
+        return Ok(None);
+    };
     let mut chain = CredentialsProviderChain::first_try(name, first);
     for (name, provider) in providers {
         chain = chain.or_else(name, provider);
     }
-    Some(chain)
+    Ok(Some(chain))
 }
 
 /// aws-config's HTTP client, backed by dp-wire's transport (and its proxy rules, so STS and SSO calls go through

@@ -33,6 +33,7 @@
 //! environment, files or network; the rest are pure functions, tested with published vectors.
 
 mod client;
+pub mod container;
 mod credentials;
 pub mod endpoint;
 mod error;

@@ -564,3 +564,85 @@ async fn unreachable_instance_metadata_means_no_credentials() {
     assert_eq!(error.exit_code(), 253);
     assert_eq!(service.count(), 0);
 }
+
+#[tokio::test]
+async fn container_credentials_with_a_token() {
+    let expiration = dp_model::timestamp::format_utc(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 3600,
+    ) + "Z";
+    let body = format!(
+        r#"{{"AccessKeyId":"AKIDCONTAINER","SecretAccessKey":"containersecret","Token":"containertoken","Expiration":"{expiration}"}}"#
+    );
+    let agent = Server::start(vec![Action::status(500, "busy"), Action::ok(&body)]).await;
+    let service = Server::start(vec![]).await;
+    let home = temp_dir("container");
+    let token_file = home.join("token");
+    std::fs::write(&token_file, "token-from-file\n").unwrap();
+    let env = Environment::from_vars([
+        ("HOME".to_string(), home.display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI".to_string(),
+            format!("{}/v1/credentials", agent.url),
+        ),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE".to_string(),
+            token_file.display().to_string(),
+        ),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN".to_string(),
+            "ignored-when-the-file-is-set".to_string(),
+        ),
+    ]);
+    let client = Client::with_environment(settings(&service.url), env).unwrap();
+    client
+        .call_json(op("ReportTaskProgress"), &report_task_progress())
+        .await
+        .unwrap();
+    let agent_requests = agent.recorded();
+    assert_eq!(agent_requests.len(), 2, "a 500 from the agent is retried");
+    assert_eq!(agent_requests[1].method, "GET");
+    assert_eq!(agent_requests[1].path, "/v1/credentials");
+    assert_eq!(
+        agent_requests[1].header("authorization"),
+        Some("token-from-file")
+    );
+    let auth = service.recorded()[0]
+        .header("authorization")
+        .unwrap()
+        .to_string();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDCONTAINER/"),
+        "{auth}"
+    );
+    assert_eq!(
+        service.recorded()[0].header("x-amz-security-token"),
+        Some("containertoken")
+    );
+}
+
+#[tokio::test]
+async fn container_full_uris_outside_the_allow_list_are_refused() {
+    let service = Server::start(vec![]).await;
+    let home = temp_dir("container-refused");
+    // A TEST-NET address: refused by the allow-list before any connection is attempted.
+    let env = Environment::from_vars([
+        ("HOME", home.display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://192.0.2.10/creds".to_string(),
+        ),
+    ]);
+    let error = error_of(settings(&service.url), env).await;
+    assert_eq!(error.exit_code(), 253);
+    assert!(
+        error.to_string().contains("Unsupported host '192.0.2.10'"),
+        "{error}"
+    );
+    assert_eq!(service.count(), 0);
+}
