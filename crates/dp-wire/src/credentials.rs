@@ -1,6 +1,6 @@
 //! Where the signing credentials come from: the environment and static profile keys are read here directly; every
-//! other source (assume role, `credential_process`, SSO, web identity, container, IMDS) is delegated to aws-config,
-//! which is only set up when one of them is actually needed.
+//! other source (assume role, `credential_process`, SSO, web identity, container, IMDS) is resolved in
+//! `external.rs`, mostly by aws-config, which is only set up when one of them is actually needed.
 //!
 //! This module decides the order (botocore's and aws-config's: environment unless `--profile` was given, then the
 //! profile, then web identity, container and instance metadata) and never prints a credential.

@@ -1,9 +1,9 @@
-//! Credential sources beyond environment variables and static profile keys, delegated to aws-config: assume role
-//! (`role_arn` with `source_profile` or `credential_source`), `credential_process`, SSO, web identity, container
-//! (ECS / EKS Pod Identity) and IMDSv2.
+//! Credential sources beyond environment variables and static profile keys: assume role (`role_arn` with
+//! `source_profile` or `credential_source`), `credential_process`, SSO, web identity and IMDSv2 through aws-config,
+//! and container credentials (ECS / EKS Pod Identity) through `container.rs`, chained in the SDKs' order.
 //!
 //! aws-config is only touched from here, and only when the cheap sources found nothing, so start-up never pays for
-//! it. Its HTTP calls (STS, SSO, IMDS, container endpoints) go through dp-wire's own [`Transport`], so dp has one
+//! it. Its HTTP calls (STS, SSO, IMDS) go through dp-wire's own [`Transport`] and proxy rules, so dp has one
 //! HTTP and TLS stack; aws-config's default HTTPS client (aws-lc-rs) is not compiled in. Nothing here logs a
 //! credential or a token; aws-config wraps `credential_process` command lines as sensitive itself.
 
