@@ -202,7 +202,7 @@ fn environment_chain(
             .build();
         providers.push((
             "Ec2InstanceMetadata",
-            aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            aws_credential_types::provider::SharedCredentialsProvider::new(ImdsOrNothing(provider)),
         ));
     }
     let names: Vec<&str> = providers.iter().map(|(n, _)| *n).collect();
@@ -218,6 +218,28 @@ fn environment_chain(
         chain = chain.or_else(name, provider);
     }
     Ok(Some(chain))
+}
+
+/// The instance-metadata provider, with every failure reported as "no credentials here": off EC2 the metadata
+/// address answers with an error or not at all, and botocore then says `Unable to locate credentials`, not why the
+/// last source in the chain failed. The cause is still in the `--debug` log through aws-config's own logging.
+#[derive(Debug)]
+struct ImdsOrNothing(aws_config::imds::credentials::ImdsCredentialsProvider);
+
+impl ProvideCredentials for ImdsOrNothing {
+    fn provide_credentials<'a>(
+        &'a self,
+    ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            self.0.provide_credentials().await.map_err(|e| match e {
+                CredentialsError::CredentialsNotLoaded(_) => e,
+                other => CredentialsError::not_loaded(other),
+            })
+        })
+    }
 }
 
 /// aws-config's HTTP client, backed by dp-wire's transport (and its proxy rules, so STS and SSO calls go through

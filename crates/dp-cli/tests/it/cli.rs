@@ -252,3 +252,45 @@ fn completion_scripts_name_every_command() {
         );
     }
 }
+
+/// Off EC2, the metadata address answers with an error; the chain then ends in "no credentials", as in botocore.
+/// The metadata endpoint is pointed at a loopback server that refuses everything, so nothing leaves the machine.
+#[test]
+fn failing_instance_metadata_means_no_credentials() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_dp"))
+        .args([
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            "http://127.0.0.1:1",
+        ])
+        .env_clear()
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("HOME", "/nonexistent")
+        .env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &endpoint)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(253), "{stderr}");
+    assert_eq!(
+        stderr,
+        "\nUnable to locate credentials. You can configure credentials by running \"aws configure\".\n"
+    );
+}
