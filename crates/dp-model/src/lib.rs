@@ -16,6 +16,7 @@
 //! ```
 
 mod generated;
+pub mod printable;
 pub mod pyrepr;
 pub mod timestamp;
 pub mod validate;

@@ -127,11 +127,14 @@ pub fn string_repr(s: &str) -> String {
                 out.push('\\');
                 out.push(c);
             }
-            c if !is_printable(c) => {
+            c if (c as u32) < 0x20 || c as u32 == 0x7F => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if (c as u32) > 0x7F && !crate::printable::is_printable(c) => {
                 let v = c as u32;
-                if v < 0x100 {
+                if v <= 0xFF {
                     out.push_str(&format!("\\x{v:02x}"));
-                } else if v < 0x10000 {
+                } else if v <= 0xFFFF {
                     out.push_str(&format!("\\u{v:04x}"));
                 } else {
                     out.push_str(&format!("\\U{v:08x}"));
@@ -142,19 +145,6 @@ pub fn string_repr(s: &str) -> String {
     }
     out.push(quote);
     out
-}
-
-/// An approximation of Python's `str.isprintable` for one character: control, format, separator (other than
-/// space), surrogate and private-use characters are not printable.
-fn is_printable(c: char) -> bool {
-    let v = c as u32;
-    !(v < 0x20
-        || (0x7F..=0xA0).contains(&v)
-        || v == 0xAD
-        || matches!(v, 0x1680 | 0x2000..=0x200F | 0x2028..=0x202F | 0x205F..=0x2064 | 0x3000 | 0xFEFF)
-        || (0xE000..=0xF8FF).contains(&v)
-        || (0xFFF9..=0xFFFB).contains(&v)
-        || v >= 0xF0000)
 }
 
 #[cfg(test)]

@@ -15,7 +15,6 @@
 //! function argument is an error here, where jmespath.py hands an object to the formatter (which then fails
 //! for JSON, and prints its memory address in text).
 
-mod printable;
 pub mod pyfmt;
 pub mod query;
 mod table;

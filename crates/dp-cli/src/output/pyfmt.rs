@@ -7,57 +7,7 @@
 use serde_json::{Number, Value};
 use std::fmt::Write as _;
 
-/// `repr(float)` / `str(float)` of CPython (shortest round-trip digits, `repr` style exponent rules).
-pub fn float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".to_string();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.to_string();
-    }
-    let mut out = String::new();
-    if f.is_sign_negative() {
-        out.push('-');
-    }
-    // Rust's `{:e}` prints the shortest round-trip digits, like CPython's repr: "1.5e-7", "1e16", "0e0".
-    let sci = format!("{:e}", f.abs());
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    // CPython's decpt: value = 0.DIGITS * 10^decpt.
-    let decpt = exponent + 1;
-    if decpt > -4 && decpt <= 16 {
-        if decpt <= 0 {
-            out.push_str("0.");
-            for _ in 0..(-decpt) {
-                out.push('0');
-            }
-            out.push_str(&digits);
-        } else {
-            let decpt = decpt as usize;
-            if digits.len() <= decpt {
-                out.push_str(&digits);
-                for _ in digits.len()..decpt {
-                    out.push('0');
-                }
-                out.push_str(".0");
-            } else {
-                out.push_str(&digits[..decpt]);
-                out.push('.');
-                out.push_str(&digits[decpt..]);
-            }
-        }
-    } else {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        let e = decpt - 1;
-        let _ = write!(out, "e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs());
-    }
-    out
-}
+pub use dp_model::pyrepr::float_repr;
 
 /// Python `str()` of a JSON number (int stays int, float uses `repr`).
 pub fn number_str(n: &Number) -> String {
@@ -70,92 +20,14 @@ pub fn number_str(n: &Number) -> String {
     }
 }
 
-/// Python `str()` of a scalar: `None`, `True`, `False`, numbers, strings unchanged.
-///
-/// Containers are spelled with Python's `repr` (they never reach `str()` in the formatters, but the
-/// function is total).
+/// Python `str()` of a value: `None`, `True`, `False`, numbers, strings unchanged, containers as `repr`.
 pub fn py_str(v: &Value) -> String {
-    match v {
-        Value::Null => "None".to_string(),
-        Value::Bool(true) => "True".to_string(),
-        Value::Bool(false) => "False".to_string(),
-        Value::Number(n) => number_str(n),
-        Value::String(s) => s.clone(),
-        _ => py_repr(v),
-    }
+    dp_model::pyrepr::str(v)
 }
 
 /// Python `repr()` of a JSON value as it appears in Python error messages (`{'a': 1}`, `['x']`).
 pub fn py_repr(v: &Value) -> String {
-    let mut out = String::new();
-    write_repr(&mut out, v);
-    out
-}
-
-fn write_repr(out: &mut String, v: &Value) {
-    match v {
-        Value::String(s) => write_str_repr(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_repr(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_str_repr(out, k);
-                out.push_str(": ");
-                write_repr(out, item);
-            }
-            out.push('}');
-        }
-        other => out.push_str(&py_str(other)),
-    }
-}
-
-/// Python `repr(str)`: single quotes unless the text holds a `'` and no `"`.
-fn write_str_repr(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if (c as u32) > 0x7f && !super::printable::is_printable(c) => {
-                let v = c as u32;
-                let _ = if v <= 0xff {
-                    write!(out, "\\x{v:02x}")
-                } else if v <= 0xffff {
-                    write!(out, "\\u{v:04x}")
-                } else {
-                    write!(out, "\\U{v:08x}")
-                };
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
+    dp_model::pyrepr::repr(v)
 }
 
 /// `json.dumps(value, indent=4, ensure_ascii=False)` — the AWS CLI's JSON output (without the final newline).
