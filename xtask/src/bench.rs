@@ -36,10 +36,10 @@ fn start_server() -> Result<String> {
                         if l.is_empty() {
                             break;
                         }
-                        if let Some((k, v)) = l.split_once(':') {
-                            if k.eq_ignore_ascii_case("content-length") {
-                                len = v.trim().parse().unwrap_or(0);
-                            }
+                        if let Some((k, v)) = l.split_once(':')
+                            && k.eq_ignore_ascii_case("content-length")
+                        {
+                            len = v.trim().parse().unwrap_or(0);
                         }
                     }
                     let mut body = vec![0; len];

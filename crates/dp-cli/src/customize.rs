@@ -321,15 +321,16 @@ pub fn add_to_params(
                 if let Some(text) = one("pipeline-definition")? {
                     let parsed = parse_json("pipeline-definition", &text)?;
                     params.insert("pipelineObjects".into(), definition_to_objects(&parsed)?);
-                    if !params.contains_key("parameterObjects") {
-                        if let Some(p) = definition_to_parameters(&parsed)? {
-                            params.insert("parameterObjects".into(), p);
-                        }
+                    if !params.contains_key("parameterObjects")
+                        && let Some(p) = definition_to_parameters(&parsed)?
+                    {
+                        params.insert("parameterObjects".into(), p);
                     }
-                    if !explicit_values && !params.contains_key("parameterValues") {
-                        if let Some(v) = definition_to_values(&parsed)? {
-                            params.insert("parameterValues".into(), v);
-                        }
+                    if !explicit_values
+                        && !params.contains_key("parameterValues")
+                        && let Some(v) = definition_to_values(&parsed)?
+                    {
+                        params.insert("parameterValues".into(), v);
                     }
                 }
             }

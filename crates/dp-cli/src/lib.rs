@@ -127,13 +127,11 @@ fn join_hyphen_values(args: Vec<OsString>) -> Vec<OsString> {
         let text = arg.to_string_lossy();
         let value_like = text.starts_with('-')
             && (text.contains(char::is_whitespace) || text.parse::<f64>().is_ok());
-        if value_like {
-            if let Some(prev) = out.last_mut() {
-                let p = prev.to_string_lossy().into_owned();
-                if p.starts_with("--") && !p.contains('=') && p.len() > 2 {
-                    *prev = OsString::from(format!("{p}={text}"));
-                    continue;
-                }
+        if value_like && let Some(prev) = out.last_mut() {
+            let p = prev.to_string_lossy().into_owned();
+            if p.starts_with("--") && !p.contains('=') && p.len() > 2 {
+                *prev = OsString::from(format!("{p}={text}"));
+                continue;
             }
         }
         out.push(arg);
@@ -163,7 +161,7 @@ fn clap_error(e: clap::Error) -> CliError {
                 Some(ContextValue::String(s)) => s.clone(),
                 _ => String::new(),
             };
-            let mut msg = format!("argument command: Invalid choice, valid choices are:\n\n");
+            let mut msg = "argument command: Invalid choice, valid choices are:\n\n".to_string();
             for op in dp_model::operations() {
                 msg.push_str(&format!("{}\n", op.cli_name));
             }
@@ -224,13 +222,12 @@ fn missing_required(inv: &Invocation) -> Vec<String> {
         .unwrap_or_default()
         .iter()
         .filter(|m| m.required && !inv.values.iter().any(|(g, _)| g.name == m.name))
-        .map(|m| match customize::provided_by_custom(op.name, m.name) {
+        .filter_map(|m| match customize::provided_by_custom(op.name, m.name) {
             // dp keeps the API's own option beside the CLI's custom one: either satisfies the requirement.
             Some(custom) if inv.custom.iter().any(|(n, _)| *n == custom) => None,
             Some(custom) => Some(format!("--{custom}")),
             None => Some(format!("--{}", cli::option_name(op, m))),
         })
-        .flatten()
         .collect()
 }
 
@@ -284,10 +281,10 @@ fn run_operation(
         )));
     }
     let mut input = params::build_input(inv)?;
-    if let (Some(size), Some(p)) = (page_size, &op.paginator) {
-        if let Some(limit) = p.limit_key {
-            input[limit] = Value::from(size);
-        }
+    if let (Some(size), Some(p)) = (page_size, &op.paginator)
+        && let Some(limit) = p.limit_key
+    {
+        input[limit] = Value::from(size);
     }
     let client = dp_wire::Client::new(wire_settings(settings))?;
     let format = output_format(settings, &client);
@@ -438,7 +435,6 @@ fn wire_settings(s: &GlobalSettings) -> dp_wire::Settings {
         connect_timeout: s.connect_timeout,
         read_timeout: s.read_timeout,
         debug: s.debug,
-        ..Default::default()
     }
 }
 
@@ -447,10 +443,10 @@ fn output_format(s: &GlobalSettings, client: &dp_wire::Client) -> String {
     if let Some(o) = &s.output {
         return o.clone();
     }
-    if let Ok(o) = std::env::var("AWS_DEFAULT_OUTPUT") {
-        if !o.is_empty() {
-            return o;
-        }
+    if let Ok(o) = std::env::var("AWS_DEFAULT_OUTPUT")
+        && !o.is_empty()
+    {
+        return o;
     }
     client
         .profile_setting("output")

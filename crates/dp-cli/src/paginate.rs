@@ -21,24 +21,24 @@ pub struct PageOptions {
 /// Decodes a `--starting-token` as botocore does: base64 JSON, else the legacy `marker___skip`, else the whole
 /// token is the marker.
 pub fn decode_token(token: &str) -> (Option<String>, usize) {
-    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(token) {
-        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&bytes) {
-            let skip = map
-                .get("boto_truncate_amount")
-                .and_then(Value::as_u64)
-                .unwrap_or(0) as usize;
-            let marker = match map.get("marker") {
-                Some(Value::String(s)) if s != "None" => Some(s.clone()),
-                _ => None,
-            };
-            return (marker, skip);
-        }
+    if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(token)
+        && let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&bytes)
+    {
+        let skip = map
+            .get("boto_truncate_amount")
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize;
+        let marker = match map.get("marker") {
+            Some(Value::String(s)) if s != "None" => Some(s.clone()),
+            _ => None,
+        };
+        return (marker, skip);
     }
     let parts: Vec<&str> = token.split("___").collect();
-    if parts.len() == 2 {
-        if let Ok(skip) = parts[1].parse::<usize>() {
-            return (Some(parts[0].to_string()).filter(|m| m != "None"), skip);
-        }
+    if parts.len() == 2
+        && let Ok(skip) = parts[1].parse::<usize>()
+    {
+        return (Some(parts[0].to_string()).filter(|m| m != "None"), skip);
     }
     (Some(token.to_string()), 0)
 }
@@ -109,30 +109,30 @@ pub fn paginate(
                 .map_or(0, Vec::len)
         };
         if first {
-            if options.skip > 0 {
-                if let Some(Value::Array(items)) = page.get_mut(paginator.result_key) {
-                    let n = options.skip.min(items.len());
-                    items.drain(..n);
-                }
+            if options.skip > 0
+                && let Some(Value::Array(items)) = page.get_mut(paginator.result_key)
+            {
+                let n = options.skip.min(items.len());
+                items.drain(..n);
             }
             first = false;
         }
         let count = items_of(&page);
-        if let Some(max) = options.max_items {
-            if total + count > max {
-                let keep = max - total;
-                if let Some(Value::Array(items)) = page.get_mut(paginator.result_key) {
-                    items.truncate(keep);
-                }
-                let skip = if next_marker == options.start_marker {
-                    options.skip
-                } else {
-                    0
-                };
-                resume = Some(encode_token(next_marker.as_deref(), Some(keep + skip)));
-                pages.push(page);
-                break;
+        if let Some(max) = options.max_items
+            && total + count > max
+        {
+            let keep = max - total;
+            if let Some(Value::Array(items)) = page.get_mut(paginator.result_key) {
+                items.truncate(keep);
             }
+            let skip = if next_marker == options.start_marker {
+                options.skip
+            } else {
+                0
+            };
+            resume = Some(encode_token(next_marker.as_deref(), Some(keep + skip)));
+            pages.push(page);
+            break;
         }
         total += count;
         let more = paginator

@@ -15,6 +15,7 @@
 //! assert_eq!(names, ["taskId", "fields"]);
 //! ```
 
+#[allow(clippy::derivable_impls)]
 mod generated;
 pub mod printable;
 pub mod pyrepr;

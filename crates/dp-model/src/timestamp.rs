@@ -8,13 +8,12 @@
 /// optional fractional seconds and an optional zone `Z`, `±HH:MM`, `±HHMM` or `±HH`.
 pub fn parse(s: &str) -> Option<i64> {
     let s = s.trim();
-    if let Ok(n) = s.parse::<f64>() {
-        if n.is_finite()
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+')
-        {
-            return Some(n.trunc() as i64);
-        }
+    if let Ok(n) = s.parse::<f64>()
+        && n.is_finite()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+')
+    {
+        return Some(n.trunc() as i64);
     }
     let b = s.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<i64> {

@@ -227,15 +227,15 @@ fn invalid_type(problems: &mut Vec<Problem>, name: &str, value: &Value, valid_ty
 }
 
 fn length_checks(shape: &Shape, length: usize, name: &str, problems: &mut Vec<Problem>) {
-    if let Some(min) = shape.min {
-        if (length as i64) < min {
-            push(problems, name, ProblemKind::TooShort { length, min });
-        }
+    if let Some(min) = shape.min
+        && (length as i64) < min
+    {
+        push(problems, name, ProblemKind::TooShort { length, min });
     }
-    if let Some(max) = shape.max {
-        if (length as i64) > max {
-            push(problems, name, ProblemKind::TooLong { length, max });
-        }
+    if let Some(max) = shape.max
+        && (length as i64) > max
+    {
+        push(problems, name, ProblemKind::TooLong { length, max });
     }
 }
 
@@ -315,18 +315,18 @@ fn walk(shape: &Shape, value: &Value, name: &str, problems: &mut Vec<Problem>) {
                     },
                 );
             }
-            if let Some(pattern) = &shape.pattern {
-                if let Some((index, character)) = pattern.first_violation(s) {
-                    push(
-                        problems,
-                        name,
-                        ProblemKind::InvalidCharacter {
-                            index,
-                            character,
-                            allowed: pattern.describe(),
-                        },
-                    );
-                }
+            if let Some(pattern) = &shape.pattern
+                && let Some((index, character)) = pattern.first_violation(s)
+            {
+                push(
+                    problems,
+                    name,
+                    ProblemKind::InvalidCharacter {
+                        index,
+                        character,
+                        allowed: pattern.describe(),
+                    },
+                );
             }
         }
         ShapeKind::Integer | ShapeKind::Long => {
@@ -393,28 +393,28 @@ fn range_checks(
     name: &str,
     problems: &mut Vec<Problem>,
 ) {
-    if let Some(min) = shape.min {
-        if number < min as f64 {
-            push(
-                problems,
-                name,
-                ProblemKind::BelowMinimum {
-                    value: value.clone(),
-                    min,
-                },
-            );
-        }
+    if let Some(min) = shape.min
+        && number < min as f64
+    {
+        push(
+            problems,
+            name,
+            ProblemKind::BelowMinimum {
+                value: value.clone(),
+                min,
+            },
+        );
     }
-    if let Some(max) = shape.max {
-        if number > max as f64 {
-            push(
-                problems,
-                name,
-                ProblemKind::AboveMaximum {
-                    value: value.clone(),
-                    max,
-                },
-            );
-        }
+    if let Some(max) = shape.max
+        && number > max as f64
+    {
+        push(
+            problems,
+            name,
+            ProblemKind::AboveMaximum {
+                value: value.clone(),
+                max,
+            },
+        );
     }
 }
