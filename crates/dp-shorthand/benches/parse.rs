@@ -71,13 +71,16 @@ fn main() {
     }
 }
 
-/// The median wall time of `runs` calls of `f`.
-fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
+/// The median wall time of one call of `f`, over `runs` samples of `reps` calls each (so that a sample is long
+/// enough for the clock, even for one item).
+fn median_time(runs: usize, reps: u32, mut f: impl FnMut()) -> Duration {
     let mut times: Vec<Duration> = (0..runs)
         .map(|_| {
             let start = Instant::now();
-            f();
-            start.elapsed()
+            for _ in 0..reps {
+                f();
+            }
+            start.elapsed() / reps
         })
         .collect();
     times.sort();
@@ -119,16 +122,17 @@ fn compare_with_python() {
         let n = row["items"].as_u64().unwrap_or_default() as usize;
         let python_secs = row["median_s"].as_f64().unwrap_or(f64::NAN);
         let args = items(n);
-        let runs = (200_000 / n).clamp(20, 20_000);
+        let reps = (1_000 / n).max(1) as u32;
+        let runs = (200_000 / (n * reps as usize)).clamp(20, 2_000);
         let rust = match variant {
-            "parse" => median_time(runs, || {
+            "parse" => median_time(runs, reps, || {
                 let parsed: Vec<_> = args
                     .iter()
                     .map(|a| dp_shorthand::parse(a).expect("valid item"))
                     .collect();
                 std::hint::black_box(parsed);
             }),
-            _ => median_time(runs, || {
+            _ => median_time(runs, reps, || {
                 let list = args
                     .iter()
                     .map(|a| dp_shorthand::parse(a).expect("valid item"))

@@ -151,16 +151,19 @@ const FIRST_FOLLOW: Class = (&FIRST_FOLLOW_ASCII, is_first_follow);
 const SECOND_FOLLOW: Class = (&SECOND_FOLLOW_ASCII, is_second_follow);
 
 /// An unquoted value: `(\\,|[START])(\\,|[FOLLOW])*`, the escaped comma preferred at every step.
-fn unquoted(follow: Class) -> impl Fn(&str) -> PResult<'_, &str> {
+/// Gives the text and whether it holds a `\\,` escape.
+fn unquoted(follow: Class) -> impl Fn(&str) -> PResult<'_, (&str, bool)> {
     move |i: &str| {
         let bytes = i.as_bytes();
         let (ascii, full) = follow;
         // The first step uses START, every later one `follow`; `\\,` counts as one step in both.
         let mut pos = 0;
         let mut class = START;
+        let mut escaped = false;
         while let Some(&b) = bytes.get(pos) {
             if b == b'\\' && bytes.get(pos + 1) == Some(&b',') {
                 pos += 2;
+                escaped = true;
             } else if b < 128 {
                 if !class.0[usize::from(b)] {
                     break;
@@ -178,7 +181,7 @@ fn unquoted(follow: Class) -> impl Fn(&str) -> PResult<'_, &str> {
         if pos == 0 {
             return syntax("<none>", Received::Nothing, i);
         }
-        Ok((&i[pos..], &i[..pos]))
+        Ok((&i[pos..], (&i[..pos], escaped)))
     }
 }
 
@@ -217,7 +220,7 @@ fn quoted(quote: char, name: &'static str) -> impl Fn(&str) -> PResult<'_, &str>
 /// The text of a scalar as written, before escapes are processed; turned into a `String` only when kept.
 #[derive(Clone, Copy)]
 enum Raw<'a> {
-    Unquoted(&'a str),
+    Unquoted(&'a str, bool),
     Quoted(char, &'a str),
 }
 
@@ -226,7 +229,7 @@ impl<'a> Raw<'a> {
     /// trailing whitespace. Text without escapes is borrowed.
     fn text(self) -> Cow<'a, str> {
         match self {
-            Raw::Unquoted(raw) => unquoted_text(raw),
+            Raw::Unquoted(raw, escaped) => unquoted_text(raw, escaped),
             Raw::Quoted(quote, inner) if inner.contains('\\') => {
                 let escaped = if quote == '\'' { "\\'" } else { "\\\"" };
                 Cow::Owned(
@@ -241,15 +244,18 @@ impl<'a> Raw<'a> {
 }
 
 /// Turns the text of an unquoted value into the value: `\,` becomes `,`, trailing whitespace goes.
-fn unquoted_text(raw: &str) -> Cow<'_, str> {
-    if raw.as_bytes().contains(&b'\\') && raw.contains("\\,") {
-        Cow::Owned(
+fn unquoted_text(raw: &str, escaped: bool) -> Cow<'_, str> {
+    if escaped {
+        return Cow::Owned(
             raw.replace("\\,", ",")
                 .trim_end_matches(is_unicode_space)
                 .to_owned(),
-        )
-    } else {
-        Cow::Borrowed(raw.trim_end_matches(is_unicode_space))
+        );
+    }
+    match raw.as_bytes().last() {
+        // The usual last character is ASCII and not whitespace: nothing to strip.
+        Some(&b) if b.is_ascii() && !is_unicode_space(char::from(b)) => Cow::Borrowed(raw),
+        _ => Cow::Borrowed(raw.trim_end_matches(is_unicode_space)),
     }
 }
 
@@ -537,7 +543,7 @@ impl<'a, 'l> Parser<'a, 'l> {
                 .map(|q| Raw::Quoted('"', q))
                 .parse(i)?,
             _ => match unquoted(FIRST_FOLLOW)(i) {
-                Ok((rest, raw)) => (rest, Raw::Unquoted(raw)),
+                Ok((rest, (raw, escaped))) => (rest, Raw::Unquoted(raw, escaped)),
                 // No match is the empty value, and the empty value is never a file reference.
                 Err(_) => return Ok((i, Value::String(Cow::Borrowed("")))),
             },
@@ -555,13 +561,14 @@ impl<'a, 'l> Parser<'a, 'l> {
                 .map(|q| Raw::Quoted('"', q))
                 .parse(i),
             _ => match unquoted(SECOND_FOLLOW)(i) {
-                Ok((rest, raw)) => Ok((rest, Raw::Unquoted(raw))),
+                Ok((rest, (raw, escaped))) => Ok((rest, Raw::Unquoted(raw, escaped))),
                 Err(_) => syntax("<second>", Received::Nothing, i),
             },
         }
     }
 
     /// `_resolve_paramfiles`: after `@=`, a value naming a local file becomes the file's content.
+    #[inline]
     fn resolve(
         &mut self,
         text: Cow<'a, str>,
