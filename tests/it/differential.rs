@@ -298,6 +298,18 @@ cases! {
     list_runs_json: ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--output", "json"];
     list_runs_table: ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--output", "table"];
     list_runs_bad_status: ["list-runs", "--pipeline-id", "df-0001", "--status", "bogus"];
+    rtp_at_file: ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue@=file://v.txt"] files [("v.txt", "from-file\n")];
+    rtp_at_file_nested: ["validate-pipeline-definition", "--pipeline-id", "p", "--pipeline-objects", "id=A,name=A,fields@=[{key=k,stringValue=file://v.txt}]"] files [("v.txt", "x")];
+    rtp_at_missing_file: ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue@=file://nope.txt"];
+    rtp_equals_file_is_literal: ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue=file://v.txt"] files [("v.txt", "x")];
+    list_pipelines_garbage_token: ["list-pipelines", "--starting-token", "garbage"];
+    list_pipelines_legacy_token: ["list-pipelines", "--starting-token", "m1___1"];
+    list_pipelines_cli_input_marker: ["list-pipelines", "--cli-input-json", r#"{"marker": "m1"}"#];
+    list_pipelines_yaml_not_in_v1: ["list-pipelines", "--output", "text", "--max-items", "1"];
+    describe_objects_text: ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "Default", "@a_2", "--output", "text"];
+    describe_objects_table: ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "@a_1", "@a_2", "--output", "table"];
+    describe_objects_query: ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "@a_1", "@a_2", "--query", "pipelineObjects[].fields[?key=='@status'].stringValue | []"];
+    poll_for_task_query_text: ["poll-for-task", "--worker-group", "wg", "--query", "taskObject.[taskId, attemptId]", "--output", "text"];
     query_objects_page_size: ["query-objects", "--pipeline-id", "df-0001", "--sphere", "INSTANCE", "--page-size", "2", "--max-items", "2"];
 }
 
@@ -352,4 +364,64 @@ fn list_runs_missing_fields_are_printed() {
 
 ";
     assert_eq!(ours.stdout, expected);
+}
+
+/// `--no-sign-request`: both clients send the same unsigned request.
+#[test]
+fn no_sign_request_sends_no_signature() {
+    let server = Server::start(fake_service);
+    let dir = std::env::temp_dir();
+    let args = [
+        "report-task-progress",
+        "--task-id",
+        "t",
+        "--no-sign-request",
+    ];
+    let theirs = aws(&server.url, &args, &dir);
+    let their_requests = server.take();
+    let ours = dp(&server.url, &args, &dir);
+    let our_requests = server.take();
+    assert_eq!(
+        (ours.code, ours.stdout.as_str()),
+        (theirs.code, theirs.stdout.as_str()),
+        "{}",
+        ours.stderr
+    );
+    assert_eq!(our_requests.len(), 1);
+    assert_eq!(their_requests.len(), 1);
+    for r in our_requests.iter().chain(&their_requests) {
+        assert_eq!(
+            r.header("authorization"),
+            None,
+            "an unsigned request carries no Authorization header"
+        );
+    }
+    assert_eq!(our_requests[0].json(), their_requests[0].json());
+}
+
+/// Paginated text output with `--query`: the reference prints a stray `None` line before the token (quirk 16);
+/// dp prints the queried items and the token line only.
+#[test]
+fn paginated_text_query_has_no_stray_none() {
+    let server = Server::start(fake_service);
+    let dir = std::env::temp_dir();
+    let args = [
+        "list-pipelines",
+        "--max-items",
+        "1",
+        "--output",
+        "text",
+        "--query",
+        "pipelineIdList[].id",
+    ];
+    let theirs = aws(&server.url, &args, &dir);
+    let ours = dp(&server.url, &args, &dir);
+    assert_eq!(
+        theirs.stdout, "df-1\nNone\n",
+        "the reference's quirk changed"
+    );
+    assert_eq!(
+        ours.stdout,
+        "df-1\nNEXTTOKEN\teyJtYXJrZXIiOiBudWxsLCAiYm90b190cnVuY2F0ZV9hbW91bnQiOiAxfQ==\n"
+    );
 }

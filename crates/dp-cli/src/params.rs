@@ -112,6 +112,17 @@ fn scalar(shape: &Shape, option: &str, token: &str) -> Result<Value, CliError> {
     }
 }
 
+/// Parses one shorthand argument, reading the files that `@=` values name as the reference does. A file that
+/// cannot be read is reported on its own, like a paramfile; every other error after the option's name.
+fn parse_shorthand<'a>(option: &str, text: &'a str) -> Result<dp_shorthand::Value<'a>, CliError> {
+    dp_shorthand::parse_with_files(text, &mut |file| dp_shorthand::load_file(file)).map_err(|e| {
+        match e.kind() {
+            dp_shorthand::ErrorKind::FileLoad { .. } => CliError::usage(e.to_string()),
+            _ => CliError::usage(format!("Error parsing parameter '--{option}': {e}")),
+        }
+    })
+}
+
 fn shorthand(
     member: &Member,
     option: &str,
@@ -125,7 +136,7 @@ fn shorthand(
         };
         let mut items = Vec::with_capacity(tokens.len());
         for (i, token) in tokens.iter().enumerate() {
-            let tree = dp_shorthand::parse(token).map_err(|e| wrap(e.to_string()))?;
+            let tree = parse_shorthand(option, token)?;
             items.push(
                 dp_shorthand::to_json(&tree, item_shape, &format!("{}[{i}]", member.name))
                     .map_err(|e| wrap(e.to_string()))?,
@@ -133,7 +144,7 @@ fn shorthand(
         }
         Ok(Value::Array(items))
     } else {
-        let tree = dp_shorthand::parse(&tokens[0]).map_err(|e| wrap(e.to_string()))?;
+        let tree = parse_shorthand(option, &tokens[0])?;
         dp_shorthand::to_json(&tree, member.shape, member.name).map_err(|e| wrap(e.to_string()))
     }
 }
@@ -180,7 +191,7 @@ pub fn member_value(
                         let wrap = |e: String| {
                             CliError::usage(format!("Error parsing parameter '--{option}': {e}"))
                         };
-                        let tree = dp_shorthand::parse(&text).map_err(|e| wrap(e.to_string()))?;
+                        let tree = parse_shorthand(option, &text)?;
                         return dp_shorthand::to_json(&tree, item_shape, member.name)
                             .map_err(|e| wrap(e.to_string()));
                     }
