@@ -9,8 +9,30 @@ use dp_wire::{Client, Environment, Settings};
 pub const ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
 pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
+/// Removes the directories that earlier runs of this test binary left behind (their process is gone); the test
+/// harness has no end-of-run hook, so each run cleans up after the previous ones.
+fn remove_stale_dirs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix("dp-wire-it-") else {
+                continue;
+            };
+            let pid = rest.split('-').next().unwrap_or_default();
+            if pid.parse::<u32>().is_ok() && !std::path::Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
+
 /// A fresh empty directory under the system temp dir.
 pub fn temp_dir(label: &str) -> PathBuf {
+    remove_stale_dirs();
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "dp-wire-it-{}-{label}-{}",
