@@ -44,6 +44,13 @@ pub fn fake_service(rec: &Recorded, _index: usize) -> Reply {
                 {"key": "type", "stringValue": "ShellCommandActivity"},
                 {"key": "command", "stringValue": "echo hello"},
                 {"key": "runsOn", "refValue": "Ec2"}]}}}})),
+        "DescribePipelines" if body["pipelineIds"][0] == "df-wide" => {
+            text(json!({"pipelineDescriptionList": [{
+            "pipelineId": "df-wide-111111111111111111111111111111", "name": "a pipeline with a rather long name for tables",
+            "description": "Ünïcödé descriptions, 日本語 text and ambiguous-width characters: é ß € ° ─",
+            "fields": [{"key": "@pipelineState", "stringValue": "SCHEDULED"}, {"key": "note", "stringValue": "tab\there"}],
+            "tags": []}]}))
+        }
         "DescribePipelines" => text(json!({"pipelineDescriptionList": [{
             "pipelineId": "df-0001", "name": "demo", "description": "a demo",
             "fields": [{"key": "@pipelineState", "stringValue": "SCHEDULED"}, {"key": "uniqueId", "stringValue": "u1"},
@@ -251,6 +258,9 @@ cases! {
     describe_pipelines: ["describe-pipelines", "--pipeline-ids", "df-0001", "df-0002"];
     describe_pipelines_text: ["describe-pipelines", "--pipeline-ids", "df-0001", "--output", "text"];
     describe_pipelines_table: ["describe-pipelines", "--pipeline-ids", "df-0001", "--output", "table"];
+    describe_pipelines_wide_table: ["describe-pipelines", "--pipeline-ids", "df-wide", "--output", "table"];
+    describe_pipelines_wide_text: ["describe-pipelines", "--pipeline-ids", "df-wide", "--output", "text"];
+    describe_pipelines_wide_json: ["describe-pipelines", "--pipeline-ids", "df-wide"];
     describe_pipelines_commas: ["describe-pipelines", "--pipeline-ids", "df-1,df-2"];
     describe_objects: ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "Default", "--evaluate-expressions"];
     evaluate_expression: ["evaluate-expression", "--pipeline-id", "df-0001", "--object-id", "Act", "--expression", "#{@scheduledStartTime}"];
