@@ -435,3 +435,71 @@ fn paginated_text_query_has_no_stray_none() {
         "df-1\nNEXTTOKEN\teyJtYXJrZXIiOiBudWxsLCAiYm90b190cnVuY2F0ZV9hbW91bnQiOiAxfQ==\n"
     );
 }
+
+/// `--debug` never prints a secret: the secret key, the session token, the signature, or the value of a `*` field,
+/// over a success, a service error and a retried 500. Everything dp prints is searched.
+#[test]
+fn debug_output_keeps_secrets() {
+    let server = Server::start(fake_service);
+    let dir = std::env::temp_dir();
+    let cases: [&[&str]; 3] = [
+        &[
+            "validate-pipeline-definition",
+            "--pipeline-id",
+            "p",
+            "--pipeline-objects",
+            "id=A,name=A,fields=[{key=*password,stringValue=SENTINEL-PASSWORD}]",
+        ],
+        &["report-task-progress", "--task-id", "missing"],
+        &["report-task-progress", "--task-id", "boom"],
+    ];
+    for args in cases {
+        let mut cmd = std::process::Command::new(crate::harness::workspace_bin("dp"));
+        cmd.args(args)
+            .args(["--debug", "--endpoint-url", &server.url])
+            .env_clear()
+            .env("AWS_ACCESS_KEY_ID", crate::harness::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", crate::harness::SECRET_KEY)
+            .env("AWS_SESSION_TOKEN", "SENTINEL-SESSION-TOKEN")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .current_dir(&dir);
+        let out = cmd.output().unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let signatures: Vec<String> = server
+            .take()
+            .iter()
+            .filter_map(|r| {
+                r.header("authorization")
+                    .and_then(|a| a.split("Signature=").nth(1))
+                    .map(String::from)
+            })
+            .collect();
+        assert!(!signatures.is_empty(), "{args:?} sent nothing");
+        assert!(
+            printed.contains("DEBUG"),
+            "{args:?}: --debug printed no log"
+        );
+        for secret in [
+            crate::harness::SECRET_KEY,
+            "SENTINEL-SESSION-TOKEN",
+            "SENTINEL-PASSWORD",
+            crate::harness::ACCESS_KEY,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(signatures)
+        {
+            assert!(
+                !printed.contains(&secret),
+                "{args:?}: --debug printed {secret}:\n{printed}"
+            );
+        }
+    }
+}
