@@ -25,13 +25,22 @@ fuzz_target!(|input: &str| {
             let text = render(&value);
             match parse(&text) {
                 Ok(again) => assert_eq!(again, value, "render gave {text:?} for {input:?}"),
-                Err(e) => assert!(has_unwritable_string(&value), "render gave {text:?} for {input:?}: {e}"),
+                Err(e) => assert!(
+                    has_unwritable_string(&value),
+                    "render gave {text:?} for {input:?}: {e}"
+                ),
             }
-            let fields = dp_model::operation("ReportTaskProgress").and_then(|o| o.input).and_then(|s| s.member("fields"));
+            let fields = dp_model::operation("ReportTaskProgress")
+                .and_then(|o| o.input)
+                .and_then(|s| s.member("fields"));
             let _ = to_json(&Value::List(vec![value]), fields.unwrap().shape, "fields");
         }
         Err(e) => {
-            assert!(e.offset() <= input.chars().count() + 1, "offset {} for {input:?}", e.offset());
+            assert!(
+                e.offset() <= input.chars().count() + 1,
+                "offset {} for {input:?}",
+                e.offset()
+            );
             let _ = e.to_string();
         }
     }
