@@ -166,6 +166,7 @@ mod tests {
         check(json!("it's"), "\"it's\"");
         check(json!("a'b\"c"), "'a\\'b\"c'");
         check(json!("tab\there\u{1}"), "'tab\\there\\x01'");
+        check(json!("\u{ffff}\u{ad}\u{2028}é"), "'\\uffff\\xad\\u2028é'");
         check(json!(true), "True");
         check(json!(null), "None");
         check(json!(12), "12");
