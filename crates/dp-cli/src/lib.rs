@@ -10,6 +10,7 @@ pub mod cli;
 pub mod customize;
 pub mod error;
 pub mod help;
+pub mod hints;
 pub mod list_runs;
 pub mod output;
 pub mod paginate;

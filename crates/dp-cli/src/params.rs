@@ -118,7 +118,10 @@ fn parse_shorthand<'a>(option: &str, text: &'a str) -> Result<dp_shorthand::Valu
     dp_shorthand::parse_with_files(text, &mut |file| dp_shorthand::load_file(file)).map_err(|e| {
         match e.kind() {
             dp_shorthand::ErrorKind::FileLoad { .. } => CliError::usage(e.to_string()),
-            _ => CliError::usage(format!("Error parsing parameter '--{option}': {e}")),
+            _ => CliError::usage(match crate::hints::shorthand(&e) {
+                Some(hint) => format!("Error parsing parameter '--{option}': {e}\n{hint}"),
+                None => format!("Error parsing parameter '--{option}': {e}"),
+            }),
         }
     })
 }
@@ -269,7 +272,19 @@ pub fn build_input(inv: &Invocation) -> Result<Value, CliError> {
     }
     let value = Value::Object(params);
     if let Some(shape) = op.input {
-        dp_model::validate::validate(shape, &value).map_err(|r| CliError::usage(r.to_string()))?;
+        dp_model::validate::validate(shape, &value).map_err(|report| {
+            let from_paramfile = inv.values.iter().any(|(_, raw)| match raw {
+                RawValue::One(t) => t.starts_with("file://"),
+                RawValue::Many(ts) => ts.len() == 1 && ts[0].starts_with("file://"),
+                RawValue::Flag(_) => false,
+            });
+            let mut message = report.to_string();
+            for hint in crate::hints::validation(&report, from_paramfile) {
+                message.push('\n');
+                message.push_str(hint);
+            }
+            CliError::usage(message)
+        })?;
     }
     Ok(value)
 }

@@ -294,3 +294,62 @@ fn failing_instance_metadata_means_no_credentials() {
         "\nUnable to locate credentials. You can configure credentials by running \"aws configure\".\n"
     );
 }
+
+#[test]
+fn hints_follow_the_reference_messages() {
+    check(
+        "hint-leading-space",
+        &[
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--fields",
+            " key=a",
+        ],
+        252,
+    );
+    check(
+        "hint-emoji",
+        &[
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--fields",
+            "key=😀",
+        ],
+        252,
+    );
+    check(
+        "hint-empty-before-brace",
+        &[
+            "validate-pipeline-definition",
+            "--pipeline-id",
+            "p",
+            "--pipeline-objects",
+            "id=a,name=a,fields=[{key=}]",
+        ],
+        252,
+    );
+    check(
+        "hint-trailing-space",
+        &[
+            "validate-pipeline-definition",
+            "--pipeline-id",
+            "p",
+            "--pipeline-objects",
+            "id=a,name=a,fields=[] ",
+        ],
+        252,
+    );
+    check(
+        "hint-comma-list",
+        &[
+            "report-task-progress",
+            "--task-id",
+            "t",
+            "--fields",
+            "key=a,stringValue=b,c",
+        ],
+        252,
+    );
+}
