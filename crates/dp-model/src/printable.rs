@@ -135,10 +135,11 @@ const NON_PRINTABLE: &[(u32, u32)] = &[
     (0x2EBE1, 0x2F7FF), (0x2FA1E, 0x2FFFF), (0x3134B, 0xE00FF), (0xE01F0, 0x10FFFF),
 ];
 
-/// Python's `str.isprintable()` for one character.
-pub fn is_printable(c: char) -> bool {
+/// Whether `c` falls in one of the sorted, disjoint inclusive code-point `ranges` (binary search). Shared by the
+/// Unicode property tables of the workspace.
+pub fn in_ranges(ranges: &[(u32, u32)], c: char) -> bool {
     let cp = c as u32;
-    NON_PRINTABLE
+    ranges
         .binary_search_by(|&(lo, hi)| {
             if hi < cp {
                 std::cmp::Ordering::Less
@@ -148,5 +149,10 @@ pub fn is_printable(c: char) -> bool {
                 std::cmp::Ordering::Equal
             }
         })
-        .is_err()
+        .is_ok()
+}
+
+/// Python's `str.isprintable()` for one character.
+pub fn is_printable(c: char) -> bool {
+    !in_ranges(NON_PRINTABLE, c)
 }

@@ -164,18 +164,10 @@ const WIDE: &[(u32, u32)] = &[
 
 /// Width of one character: 2 for East-Asian W, F and A, otherwise 1.
 pub fn char_width(c: char) -> usize {
-    let cp = c as u32;
-    match WIDE.binary_search_by(|&(lo, hi)| {
-        if hi < cp {
-            std::cmp::Ordering::Less
-        } else if lo > cp {
-            std::cmp::Ordering::Greater
-        } else {
-            std::cmp::Ordering::Equal
-        }
-    }) {
-        Ok(_) => 2,
-        Err(_) => 1,
+    if dp_model::printable::in_ranges(WIDE, c) {
+        2
+    } else {
+        1
     }
 }
 
