@@ -36,6 +36,11 @@ impl Clock {
         }
     }
 
+    /// The time scale.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
     /// Now, as whole epoch seconds (for timestamps).
     pub fn epoch_seconds(&self) -> i64 {
         SystemTime::now()

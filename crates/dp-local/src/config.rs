@@ -4,6 +4,7 @@
 //! the credentials file but never prints a secret (the `Debug` of [`Credential`] redacts it).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
@@ -66,6 +67,15 @@ pub struct Config {
     pub auth: bool,
     /// How long poll-for-task waits for a task before answering with none, in service time (90 s by default).
     pub poll_timeout: Duration,
+    /// The SQLite state file; `None` (the default) keeps the state in memory only.
+    pub state: Option<PathBuf>,
+    /// With `state`, use the time scale stored in the file rather than `time_scale` (the binary sets this when
+    /// `--time-scale` is not given).
+    pub restore_time_scale: bool,
+    /// A connection that has not sent a complete request head within this time is closed (30 s by default).
+    pub header_timeout: Duration,
+    /// The most connections served at once; more wait in the listen queue until one closes (1024 by default).
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -76,24 +86,40 @@ impl Default for Config {
             credentials: vec![Credential::example()],
             auth: true,
             poll_timeout: Duration::from_secs(90),
+            state: None,
+            restore_time_scale: false,
+            header_timeout: Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
 
 /// The binary's usage text.
 pub const USAGE: &str = "\
-usage: dp-local [--port PORT] [--time-scale N] [--poll-timeout SECONDS] [--no-auth] [--credentials FILE]
+usage: dp-local [--state PATH] [--port PORT] [--time-scale N] [--poll-timeout SECONDS] [--no-auth]
+                [--credentials FILE] [--header-timeout SECONDS] [--max-connections N]
+       dp-local export --state PATH > dump.json
+       dp-local import --state PATH < dump.json
 
 Serves the AWS Data Pipeline API on http://127.0.0.1:PORT and prints that URL as the first line of stdout.
 
-  --port PORT             TCP port on 127.0.0.1; 0 (the default) picks a free one
-  --time-scale N          run every service duration N times faster (default 1)
-  --poll-timeout SECONDS  poll-for-task long-poll limit in service seconds (default 90)
-  --no-auth               accept requests without verifying their SigV4 signature
-  --credentials FILE      accept the keys of an AWS shared-credentials file (every section with
-                          aws_access_key_id and aws_secret_access_key) instead of the example pair
-                          AKIDEXAMPLE / wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
-  -h, --help              print this help
+  --state PATH               keep all state in this SQLite file (created if missing) and answer a change
+                             only once it is saved; without it the state is in memory only
+  --port PORT                TCP port on 127.0.0.1; 0 (the default) picks a free one
+  --time-scale N             run every service duration N times faster (default 1, or the one stored in
+                             the --state file)
+  --poll-timeout SECONDS     poll-for-task long-poll limit in service seconds (default 90)
+  --no-auth                  accept requests without verifying their SigV4 signature
+  --credentials FILE         accept the keys of an AWS shared-credentials file (every section with
+                             aws_access_key_id and aws_secret_access_key) instead of the example pair
+                             AKIDEXAMPLE / wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY
+  --header-timeout SECONDS   close a connection that sends no complete request head within this time
+                             (default 30)
+  --max-connections N        serve at most N connections at once; more wait until one closes (default 1024)
+  -h, --help                 print this help
+
+export writes the state file's rows as JSON to stdout; import loads such a dump into a new state file.
+A state file is served by one dp-local at a time; stop it before export.
 ";
 
 /// What the binary's arguments ask for.
@@ -103,19 +129,32 @@ pub enum Invocation {
     Serve(Config),
     /// Print [`USAGE`].
     Help,
+    /// Write the state file at this path as JSON to stdout.
+    Export(PathBuf),
+    /// Read JSON from stdin into a new state file at this path.
+    Import(PathBuf),
 }
 
 impl Config {
     /// Builds the settings from the binary's arguments (without the program name).
     pub fn from_args<I: IntoIterator<Item = String>>(args: I) -> Result<Invocation, Error> {
         let mut config = Config::default();
-        let mut args = args.into_iter();
+        let mut args = args.into_iter().peekable();
+        let command = match args.peek().map(String::as_str) {
+            Some(c @ ("export" | "import")) => {
+                let c = c.to_string();
+                args.next();
+                Some(c)
+            }
+            _ => None,
+        };
+        let mut time_scale_given = false;
         while let Some(arg) = args.next() {
             let (name, inline) = match arg.split_once('=') {
                 Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
                 _ => (arg.clone(), None),
             };
-            let value = |args: &mut I::IntoIter| -> Result<String, Error> {
+            let value = |args: &mut std::iter::Peekable<I::IntoIter>| -> Result<String, Error> {
                 inline.clone().or_else(|| args.next()).ok_or_else(|| {
                     Error::new(
                         ErrorKind::Usage,
@@ -134,7 +173,33 @@ impl Config {
                         )
                     })?;
                 }
+                "--state" => config.state = Some(PathBuf::from(value(&mut args)?)),
+                "--header-timeout" => {
+                    let v = value(&mut args)?;
+                    let secs: f64 = v
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Usage,
+                                format!("--header-timeout expects seconds (> 0), got {v:?}"),
+                            )
+                        })?;
+                    config.header_timeout = Duration::from_secs_f64(secs);
+                }
+                "--max-connections" => {
+                    let v = value(&mut args)?;
+                    config.max_connections =
+                        v.parse().ok().filter(|n: &usize| *n > 0).ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Usage,
+                                format!("--max-connections expects a positive number, got {v:?}"),
+                            )
+                        })?;
+                }
                 "--time-scale" => {
+                    time_scale_given = true;
                     let v = value(&mut args)?;
                     config.time_scale = v
                         .parse()
@@ -185,7 +250,23 @@ impl Config {
                 }
             }
         }
-        Ok(Invocation::Serve(config))
+        config.restore_time_scale = !time_scale_given;
+        match command.as_deref() {
+            None => Ok(Invocation::Serve(config)),
+            Some(c) => {
+                let path = config.state.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Usage,
+                        format!("dp-local {c} needs --state PATH\n\n{USAGE}"),
+                    )
+                })?;
+                Ok(if c == "export" {
+                    Invocation::Export(path)
+                } else {
+                    Invocation::Import(path)
+                })
+            }
+        }
     }
 }
 

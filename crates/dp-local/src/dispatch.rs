@@ -2,7 +2,8 @@
 //!
 //! One generic path serves every operation: the body is checked against the operation's input shape from
 //! dp-model (the constraints the service enforces), decoded into the generated input type, handed to the
-//! engine, and the output is encoded. This module does not know HTTP or signatures.
+//! engine, and the output is encoded once the engine's changes are durable. This module does not know HTTP or
+//! signatures.
 
 use dp_model::validate::{ProblemKind, validate};
 use dp_model::{Operation, ShapeKind};
@@ -13,8 +14,19 @@ use serde_json::Value;
 use crate::engine::Engine;
 use crate::error::ServiceError;
 
-/// Answers one call of `operation` with `body`.
+/// Answers one call of `operation` with `body`, once every change it made or saw is durable.
 pub async fn call(
+    engine: &Engine,
+    operation: &'static Operation,
+    body: &[u8],
+) -> Result<Vec<u8>, ServiceError> {
+    let answer = apply(engine, operation, body).await;
+    // Also after a read or an error: what it reports must not be lost by a crash before the writer catches up.
+    engine.durable().await?;
+    answer
+}
+
+async fn apply(
     engine: &Engine,
     operation: &'static Operation,
     body: &[u8],

@@ -6,7 +6,10 @@
 //! attempt) is taken from its worker group's queue under the lock, which is what makes every hand-out unique.
 //! This module knows nothing of HTTP or signatures.
 
+mod records;
+
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -17,9 +20,11 @@ use tokio::sync::Notify;
 
 use crate::clock::{self, Clock};
 use crate::definition::{self, Definition, ScheduleType};
-use crate::error::ServiceError;
+use crate::error::{Error, ServiceError};
 use crate::expr::{self, Context, FieldValue};
 use crate::schedule::Period;
+use crate::store::{Batch, Row, Store, Table, Writer};
+use records::Origin;
 
 type Result<T> = std::result::Result<T, ServiceError>;
 
@@ -121,6 +126,8 @@ struct Instance {
     cascade: bool,
     error: Option<ErrorInfo>,
     definition: Arc<Definition>,
+    /// Which activation's definition `definition` is (its row is `active/N`).
+    activation: u32,
 }
 
 #[derive(Debug)]
@@ -181,6 +188,8 @@ struct Pipeline {
     latest_version: u32,
     active: Option<Arc<Definition>>,
     active_version: u32,
+    /// How many times the pipeline was activated; the active definition is stored as `active/N`.
+    activation: u32,
     first_activation: Option<i64>,
     last_activation: Option<i64>,
     last_deactivation: Option<i64>,
@@ -247,9 +256,72 @@ struct State {
     timers_changed: bool,
     runners: IndexMap<String, Runner>,
     woken: HashSet<String>,
+    dirty: Dirty,
 }
 
-/// The service: state behind a mutex, plus the wake-up machinery for pollers and the timer task.
+/// The rows an operation changed, collected while it runs when the state is kept in a store.
+#[derive(Debug, Default)]
+struct Dirty {
+    enabled: bool,
+    pipelines: IndexMap<String, ()>,
+    definitions: IndexMap<(String, String), ()>,
+    instances: IndexMap<(String, String), ()>,
+    attempts: IndexMap<(String, String), ()>,
+    tasks: Vec<(String, String, String)>,
+    runners: IndexMap<String, ()>,
+}
+
+impl Dirty {
+    fn pipeline(&mut self, pid: &str) {
+        if self.enabled {
+            self.pipelines.insert(pid.to_string(), ());
+        }
+    }
+
+    fn definition(&mut self, pid: &str, name: String) {
+        if self.enabled {
+            self.definitions.insert((pid.to_string(), name), ());
+        }
+    }
+
+    fn instance(&mut self, pid: &str, iid: &str) {
+        if self.enabled {
+            self.instances
+                .insert((pid.to_string(), iid.to_string()), ());
+        }
+    }
+
+    fn attempt(&mut self, pid: &str, aid: &str) {
+        if self.enabled {
+            self.attempts.insert((pid.to_string(), aid.to_string()), ());
+        }
+    }
+
+    fn task(&mut self, task_id: &str, pid: &str, aid: &str) {
+        if self.enabled {
+            self.tasks
+                .push((task_id.to_string(), pid.to_string(), aid.to_string()));
+        }
+    }
+
+    fn runner(&mut self, id: &str) {
+        if self.enabled {
+            self.runners.insert(id.to_string(), ());
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pipelines.is_empty()
+            && self.definitions.is_empty()
+            && self.instances.is_empty()
+            && self.attempts.is_empty()
+            && self.tasks.is_empty()
+            && self.runners.is_empty()
+    }
+}
+
+/// The service: state behind a mutex, plus the wake-up machinery for pollers and the timer task, and the writer
+/// of the state file when there is one.
 #[derive(Debug)]
 pub struct Engine {
     clock: Clock,
@@ -257,7 +329,14 @@ pub struct Engine {
     state: Mutex<State>,
     groups: Mutex<HashMap<String, Arc<Notify>>>,
     timer: Notify,
+    origin: Origin,
+    /// The sequence number of the last batch handed to the writer (written under the state lock).
+    sent: AtomicU64,
+    writer: Option<Writer>,
 }
+
+/// The meta row that keeps the time scale.
+const TIME_SCALE_ROW: &str = "timeScale";
 
 /// What an operation sees of the clock, read once per operation.
 #[derive(Debug, Clone, Copy)]
@@ -293,7 +372,7 @@ const UPPER_ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const TOKEN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 impl Engine {
-    /// An empty service.
+    /// An empty service that keeps its state in memory.
     pub fn new(clock: Clock, poll_timeout: Duration) -> Self {
         Engine {
             clock,
@@ -301,7 +380,88 @@ impl Engine {
             state: Mutex::new(State::default()),
             groups: Mutex::new(HashMap::new()),
             timer: Notify::new(),
+            origin: Origin::now(),
+            sent: AtomicU64::new(0),
+            writer: None,
         }
+    }
+
+    /// The service kept in `store`: its state is loaded (lease deadlines as stored instants, so time spent down
+    /// counts), and every later change is written before the request that made it is answered. The time scale
+    /// is `time_scale`, or the stored one when `restore_time_scale` is set and the store has one.
+    pub fn open(
+        mut store: Box<dyn Store>,
+        time_scale: f64,
+        restore_time_scale: bool,
+        poll_timeout: Duration,
+    ) -> std::result::Result<Engine, Error> {
+        let mut tables = HashMap::new();
+        for table in Table::ALL {
+            tables.insert(table, store.load(table)?);
+        }
+        let stored_scale = tables[&Table::Meta]
+            .iter()
+            .find(|r| r.id == TIME_SCALE_ROW)
+            .and_then(|r| r.body.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0);
+        let scale = match stored_scale {
+            Some(stored) if restore_time_scale => stored,
+            _ => time_scale,
+        };
+        let clock = Clock::new(scale);
+        if stored_scale != Some(clock.scale()) {
+            store.commit(&[Row {
+                table: Table::Meta,
+                scope: String::new(),
+                id: TIME_SCALE_ROW.into(),
+                body: clock.scale().to_string(),
+            }])?;
+        }
+        let origin = Origin::now();
+        let state = State::restore(tables, origin)?;
+        let writer = Writer::start(store)?;
+        let engine = Engine {
+            clock,
+            poll_timeout,
+            state: Mutex::new(state),
+            groups: Mutex::new(HashMap::new()),
+            timer: Notify::new(),
+            origin,
+            sent: AtomicU64::new(0),
+            writer: Some(writer),
+        };
+        Ok(engine)
+    }
+
+    /// Checks that `store` holds a state this engine can load (used by import before it keeps a file).
+    pub fn check(store: &mut dyn Store) -> std::result::Result<(), Error> {
+        let mut tables = HashMap::new();
+        for table in Table::ALL {
+            tables.insert(table, store.load(table)?);
+        }
+        State::restore(tables, Origin::now()).map(|_| ())
+    }
+
+    /// The time scale in force.
+    pub fn time_scale(&self) -> f64 {
+        self.clock.scale()
+    }
+
+    /// Waits until every change made so far is durable, so that an answer never reports state that a crash
+    /// could lose. In memory this returns at once.
+    pub async fn durable(&self) -> Result<()> {
+        let Some(writer) = &self.writer else {
+            return Ok(());
+        };
+        let seq = self.sent.load(Ordering::Acquire);
+        if seq == 0 {
+            return Ok(());
+        }
+        writer.durable(seq).await.map_err(|reason| {
+            ServiceError::internal(format!(
+                "dp-local could not save its state, so this change may be lost: {reason}"
+            ))
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -323,6 +483,15 @@ impl Engine {
         let (out, woken, timers_changed) = {
             let mut state = self.lock();
             let out = f(&mut state, now);
+            if let Some(writer) = &self.writer
+                && !state.dirty.is_empty()
+            {
+                let rows = state.take_rows(self.origin);
+                // Sent under the lock, so batches reach the writer in the order their changes were made.
+                let seq = self.sent.load(Ordering::Relaxed) + 1;
+                self.sent.store(seq, Ordering::Release);
+                writer.send(Batch { seq, rows });
+            }
             let woken: Vec<String> = state.woken.drain().collect();
             let changed = std::mem::take(&mut state.timers_changed);
             (out, woken, changed)
@@ -423,6 +592,7 @@ impl Engine {
         self.with(|s, _| {
             let p = s.pipeline_mut(&input.pipeline_id)?;
             p.tags.retain(|t| !input.tag_keys.contains(&t.key));
+            s.dirty.pipeline(&input.pipeline_id);
             Ok(RemoveTagsOutput {})
         })
     }
@@ -444,6 +614,8 @@ impl Engine {
             if !errored {
                 p.latest = Some(Arc::new(def));
                 p.latest_version += 1;
+                s.dirty.pipeline(&input.pipeline_id);
+                s.dirty.definition(&input.pipeline_id, "latest".into());
             }
             let (errors, warnings) = findings_to_wire(findings);
             Ok(PutPipelineDefinitionOutput {
@@ -591,6 +763,7 @@ impl Engine {
             runner.hostname = input.hostname.or(runner.hostname.take());
             runner.last_heartbeat = now.epoch;
             runner.heartbeats += 1;
+            s.dirty.runner(&input.taskrunner_id);
         });
         // The service asks a runner to terminate only when it shuts down a resource it launched; dp-local launches
         // none, so runners of worker groups are never told to stop.
@@ -697,6 +870,7 @@ impl State {
             }
         };
         self.by_unique.insert(key, id.clone());
+        self.dirty.pipeline(&id);
         self.pipelines.insert(
             id.clone(),
             Pipeline {
@@ -712,6 +886,7 @@ impl State {
                 latest_version: 0,
                 active: None,
                 active_version: 0,
+                activation: 0,
                 first_activation: None,
                 last_activation: None,
                 last_deactivation: None,
@@ -733,6 +908,7 @@ impl State {
             return Err(ServiceError::pipeline_not_found(id));
         };
         p.deleted = true;
+        self.dirty.pipeline(id);
         let key = (p.name.clone(), p.unique_id.clone());
         self.by_unique.remove(&key);
         self.cancel_running(id, now);
@@ -825,6 +1001,7 @@ impl State {
         }
         check_tags(&merged)?;
         p.tags = merged;
+        self.dirty.pipeline(id);
         Ok(())
     }
 
@@ -861,6 +1038,8 @@ impl State {
         let def = Arc::new(def);
         p.active = Some(def.clone());
         p.active_version = p.latest_version;
+        p.activation += 1;
+        let activation = p.activation;
         p.state = PipelineState::Scheduled;
         p.first_activation.get_or_insert(now.epoch);
         p.last_activation = Some(now.epoch);
@@ -919,6 +1098,8 @@ impl State {
                 self.materialize(&pid, now);
             }
         }
+        self.dirty.pipeline(&pid);
+        self.dirty.definition(&pid, format!("active/{activation}"));
         self.requeue_pipeline(&pid);
         Ok(())
     }
@@ -933,6 +1114,7 @@ impl State {
             return;
         }
         let mut created = Vec::new();
+        self.dirty.pipeline(pid);
         let names: Vec<String> = p.cursors.keys().cloned().collect();
         for name in &names {
             let mut made = 0;
@@ -983,6 +1165,7 @@ impl State {
             return;
         };
         for id in created {
+            self.dirty.instance(pid, id);
             let inst = &p.instances[id];
             let def = inst.definition.clone();
             let (component, at) = (inst.component.clone(), inst.scheduled_start);
@@ -1041,6 +1224,7 @@ impl State {
             .collect();
         if statuses.iter().any(|s| s.is_failure()) {
             if inst.cascade {
+                self.dirty.instance(pid, iid);
                 let inst = &mut p.instances[iid];
                 inst.status = Status::CascadeFailed;
                 inst.actual_end = Some(now.epoch);
@@ -1073,6 +1257,8 @@ impl State {
         let aid = format!("{iid}_Attempt={number}");
         inst.attempts.push(aid.clone());
         inst.status = Status::WaitingForRunner;
+        self.dirty.instance(pid, iid);
+        self.dirty.attempt(pid, &aid);
         p.attempts.insert(
             aid.clone(),
             Attempt {
@@ -1195,6 +1381,9 @@ impl State {
             inst.status = Status::Running;
             inst.actual_start.get_or_insert(now.epoch);
             let task = task_object(p, &aid, &task_id);
+            self.dirty.task(&task_id, &pid, &aid);
+            self.dirty.attempt(&pid, &aid);
+            self.dirty.instance(&pid, &iid);
             self.tasks.insert(task_id, (pid.clone(), aid.clone()));
             if arm {
                 self.add_timer(
@@ -1225,6 +1414,7 @@ impl State {
                         && p.schedule_timer == Some(at)
                     {
                         p.schedule_timer = None;
+                        self.dirty.pipeline(&pipeline);
                     }
                     self.materialize(&pipeline, now)
                 }
@@ -1243,6 +1433,8 @@ impl State {
             return;
         }
         attempt.timer_at = None;
+        self.dirty.attempt(pid, aid);
+        self.dirty.instance(pid, &attempt.instance);
         match attempt.lease {
             Lease::Free => {}
             Lease::Acknowledge(d) | Lease::Progress(d) if d > now.instant => {
@@ -1283,6 +1475,7 @@ impl State {
         let Some(p) = self.pipelines.get_mut(pid) else {
             return;
         };
+        self.dirty.instance(pid, iid);
         let inst = &mut p.instances[iid];
         if (inst.attempts.len() as u32) < inst.max_attempts {
             let delay = inst.retry_delay;
@@ -1320,7 +1513,9 @@ impl State {
         }
         inst.status = Status::Canceled;
         inst.actual_end = Some(now.epoch);
+        self.dirty.instance(pid, iid);
         if let Some(aid) = inst.attempts.last().cloned() {
+            self.dirty.attempt(pid, &aid);
             let attempt = &mut p.attempts[aid.as_str()];
             if !attempt.status.is_terminal() {
                 attempt.status = Status::Canceled;
@@ -1338,6 +1533,7 @@ impl State {
         if p.state == PipelineState::Scheduled {
             p.state = PipelineState::Paused;
             p.last_deactivation = Some(now.epoch);
+            self.dirty.pipeline(pid);
         }
         if cancel_active {
             self.cancel_running(pid, now);
@@ -1397,13 +1593,16 @@ impl State {
                         p.paused_components.remove(&c);
                     }
                     let ids: Vec<String> = p.by_component.get(&c).cloned().unwrap_or_default();
+                    self.dirty.pipeline(pid);
                     for iid in ids {
                         p.instances[iid.as_str()].paused = pause;
+                        self.dirty.instance(pid, &iid);
                     }
                 }
                 ("PAUSE" | "RESUME", Target::Instance(iid)) => {
                     let p = self.pipelines.get_mut(pid).expect("checked above");
                     p.instances[iid.as_str()].paused = status == "PAUSE";
+                    self.dirty.instance(pid, &iid);
                 }
                 ("CANCEL" | "TRY_CANCEL", Target::Instance(iid)) => {
                     self.cancel_instance(pid, &iid, now)
@@ -1419,7 +1618,9 @@ impl State {
                         let head = inst.attempts.last().cloned();
                         inst.status = Status::Finished;
                         inst.actual_end = Some(now.epoch);
+                        self.dirty.instance(pid, &iid);
                         if let Some(aid) = head {
+                            self.dirty.attempt(pid, &aid);
                             let a = &mut p.attempts[aid.as_str()];
                             if !a.status.is_terminal() {
                                 a.status = Status::Canceled;
@@ -1457,6 +1658,7 @@ impl State {
         inst.actual_start = None;
         inst.actual_end = None;
         inst.error = None;
+        self.dirty.instance(pid, iid);
         let cascaded: Vec<String> = p
             .dependents
             .get(iid)
@@ -1500,6 +1702,7 @@ impl State {
         }
         let deadline = now.instant + now.clock.real(progress_timeout);
         attempt.lease = Lease::Progress(deadline);
+        self.dirty.attempt(pid, aid);
         attempt.last_report = Some(now.epoch);
         for f in fields {
             attempt.reported.retain(|r| r.key != f.key);
@@ -1575,6 +1778,8 @@ impl State {
         attempt.lease = Lease::Free;
         attempt.actual_end = Some(now.epoch);
         attempt.ended_by_runner = true;
+        self.dirty.attempt(&pid, &aid);
+        self.dirty.instance(&pid, &attempt.instance);
         attempt.error = has_error.then_some(error.clone());
         let iid = attempt.instance.clone();
         if status == "FINISHED" {
@@ -1793,6 +1998,7 @@ fn create_instance(
         cascade,
         error: None,
         definition: def.clone(),
+        activation: p.activation,
     };
     p.by_component
         .entry(component.to_string())

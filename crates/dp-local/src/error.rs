@@ -1,8 +1,8 @@
 //! The errors dp-local answers with, shaped as the service shapes them.
 //!
 //! A [`ServiceError`] is what a handler returns; the HTTP layer turns it into a status and an awsJson error body
-//! (`{"__type": code, "message": ...}`). [`Error`] is the library's own failure (binding, bad configuration). This
-//! module must not know about HTTP framing beyond the status number.
+//! (`{"__type": code, "message": ...}`). [`Error`] is the library's own failure (binding, bad configuration,
+//! an unusable state file). This module must not know about HTTP framing beyond the status number.
 
 use std::fmt;
 
@@ -132,6 +132,8 @@ pub enum ErrorKind {
     Usage,
     /// The server's runtime could not be started.
     Runtime,
+    /// The state file cannot be used: not a dp-local database, a newer schema, corrupt, locked, unwritable.
+    State,
 }
 
 impl Error {

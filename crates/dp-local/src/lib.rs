@@ -52,6 +52,7 @@ pub mod error;
 pub mod expr;
 pub mod schedule;
 mod server;
+pub mod store;
 
 pub use config::{Config, Credential, Invocation};
 pub use engine::Runner;

@@ -1,4 +1,5 @@
-//! The `dp-local` binary: parse arguments, start the server, print its URL, serve until killed.
+//! The `dp-local` binary: parse arguments, then serve (printing the URL first) until killed, or export or import
+//! a state file.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -12,6 +13,8 @@ fn main() -> ExitCode {
             print!("{}", dp_local::config::USAGE);
             return ExitCode::SUCCESS;
         }
+        Ok(Invocation::Export(path)) => return finish(export(&path)),
+        Ok(Invocation::Import(path)) => return finish(import(&path)),
         Err(e) => {
             eprintln!("dp-local: {e}");
             return ExitCode::from(2);
@@ -31,4 +34,59 @@ fn main() -> ExitCode {
     drop(stdout);
     server.wait();
     ExitCode::SUCCESS
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dp-local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn export(path: &std::path::Path) -> Result<(), String> {
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    let mut store = dp_local::store::open(path).map_err(|e| e.to_string())?;
+    let dump = dp_local::store::export(&mut store).map_err(|e| e.to_string())?;
+    let mut stdout = std::io::stdout().lock();
+    let written = serde_json::to_writer_pretty(&mut stdout, &dump)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(stdout))
+        .and_then(|()| stdout.flush());
+    match written {
+        // Whoever reads the dump may stop early (`| head`); that is not a failure of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| format!("cannot write the export: {e}")),
+    }
+}
+
+fn import(path: &std::path::Path) -> Result<(), String> {
+    if path.exists() {
+        return Err(format!(
+            "{} already exists; import writes a new state file",
+            path.display()
+        ));
+    }
+    let dump: dp_local::store::Dump = serde_json::from_reader(std::io::stdin().lock())
+        .map_err(|e| format!("the input is not a dp-local export: {e}"))?;
+    let mut store = dp_local::store::open(path).map_err(|e| e.to_string())?;
+    let imported = dp_local::store::import(&mut store, dump)
+        .and_then(|_| dp_local::engine::Engine::check(&mut store));
+    match imported {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            drop(store);
+            // Leave no half-made file behind.
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+            Err(e.to_string())
+        }
+    }
 }

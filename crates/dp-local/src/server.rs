@@ -8,20 +8,21 @@
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 
 use crate::auth::{self, SignedRequest};
 use crate::clock::Clock;
 use crate::config::{Config, Credential};
 use crate::engine::{Engine, Runner};
 use crate::error::{Error, ErrorKind, ServiceError};
+use crate::store;
 
 /// Largest request body accepted (evaluate-expression allows 20 MiB expressions).
 const MAX_BODY: usize = 64 << 20;
@@ -30,6 +31,8 @@ struct Shared {
     engine: Arc<Engine>,
     auth: bool,
     credentials: Vec<Credential>,
+    header_timeout: Duration,
+    max_connections: usize,
 }
 
 /// A running dp-local endpoint.
@@ -63,14 +66,21 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::new(ErrorKind::Bind, e.to_string()))?;
-        let engine = Arc::new(Engine::new(
-            Clock::new(config.time_scale),
-            config.poll_timeout,
-        ));
+        let engine = Arc::new(match &config.state {
+            None => Engine::new(Clock::new(config.time_scale), config.poll_timeout),
+            Some(path) => Engine::open(
+                Box::new(store::open(path)?),
+                config.time_scale,
+                config.restore_time_scale,
+                config.poll_timeout,
+            )?,
+        });
         let shared = Arc::new(Shared {
             engine: engine.clone(),
             auth: config.auth,
             credentials: config.credentials,
+            header_timeout: config.header_timeout,
+            max_connections: config.max_connections.max(1),
         });
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -158,19 +168,27 @@ async fn serve(
     };
     let timers = tokio::spawn(shared.engine.clone().run_timers());
     let mut connections = tokio::task::JoinSet::new();
+    // At the cap, connections wait in the listen queue until one of those served closes.
+    let slots = Arc::new(tokio::sync::Semaphore::new(shared.max_connections));
     loop {
         tokio::select! {
             _ = &mut stopped => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+            accepted = accept(&listener, &slots) => {
+                let Some((stream, slot)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 connections.spawn(async move {
+                    let header_timeout = shared.header_timeout;
                     let service = service_fn(move |req| handle(shared.clone(), req));
+                    // The head timeout runs while a connection waits for a request, idle keep-alive included,
+                    // so a client that opens connections and sends nothing cannot hold them forever.
                     let _ = hyper::server::conn::http1::Builder::new()
                         .keep_alive(true)
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(header_timeout)
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
+                    drop(slot);
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -178,6 +196,22 @@ async fn serve(
     }
     timers.abort();
     connections.abort_all();
+}
+
+/// Waits for a free connection slot, then for a connection.
+async fn accept(
+    listener: &tokio::net::TcpListener,
+    slots: &Arc<tokio::sync::Semaphore>,
+) -> Option<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
+    let slot = slots.clone().acquire_owned().await.ok()?;
+    match listener.accept().await {
+        Ok((stream, _)) => Some((stream, slot)),
+        Err(_) => {
+            // Out of file descriptors or a reset before accept: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            None
+        }
+    }
 }
 
 async fn handle(

@@ -9,6 +9,7 @@ mod leases;
 mod operations;
 mod properties;
 mod schedules;
+mod state;
 mod support;
 mod wire;
 

@@ -1,0 +1,325 @@
+//! `--state`: everything comes back after a restart, lease deadlines are stored instants, and export/import move
+//! a state to a new file unchanged.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dp_local::{Config, Server};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A temporary directory removed on drop (also when the test fails).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "dp-local-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn durable_server(path: &Path, time_scale: f64, poll_secs: f64) -> Server {
+    Server::bind(Config {
+        time_scale,
+        poll_timeout: Duration::from_secs_f64(poll_secs),
+        state: Some(path.to_path_buf()),
+        ..Config::default()
+    })
+    .expect("dp-local opens its state file")
+}
+
+/// Everything a client can see of the given pipelines: descriptions, both definitions, every object.
+pub async fn view(client: &Client, pipelines: &[String]) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("list".into(), client.ok("ListPipelines", json!({})).await);
+    out.insert(
+        "describe".into(),
+        client
+            .ok("DescribePipelines", json!({"pipelineIds": pipelines}))
+            .await,
+    );
+    for p in pipelines {
+        for version in ["latest", "active"] {
+            let def = client
+                .call(
+                    "GetPipelineDefinition",
+                    json!({"pipelineId": p, "version": version}),
+                )
+                .await
+                .unwrap_or_else(|f| json!({"error": f.code}));
+            out.insert(format!("{p}/{version}"), def);
+        }
+        for sphere in ["COMPONENT", "INSTANCE", "ATTEMPT"] {
+            let ids = client
+                .ok(
+                    "QueryObjects",
+                    json!({"pipelineId": p, "sphere": sphere, "limit": 1000}),
+                )
+                .await["ids"]
+                .clone();
+            let ids: Vec<Value> = ids.as_array().cloned().unwrap_or_default();
+            let mut objects = Vec::new();
+            for chunk in ids.chunks(100) {
+                let described = client
+                    .ok(
+                        "DescribeObjects",
+                        json!({"pipelineId": p, "objectIds": chunk}),
+                    )
+                    .await;
+                objects.extend(
+                    described["pipelineObjects"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+            out.insert(format!("{p}/{sphere}"), Value::Array(objects));
+        }
+    }
+    Value::Object(out)
+}
+
+/// Builds a state with a bit of everything: tags, parameters, two activations, a held task with reported
+/// fields, a failed attempt with error fields and its retry, a finished task, a paused instance, a runner.
+/// Returns the pipeline ids and the id of the task still held.
+pub async fn busy_state(client: &Client) -> (Vec<String>, String) {
+    let a = client
+        .ok(
+            "CreatePipeline",
+            json!({"name": "busy-a", "uniqueId": "busy-a", "description": "first",
+                   "tags": [{"key": "team", "value": "data"}]}),
+        )
+        .await["pipelineId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut objects = ondemand(
+        "wg-busy",
+        vec![s("retryDelay", "10 minutes"), s("maximumRetries", "1")],
+    );
+    objects.push(object(
+        "Act2",
+        vec![
+            s("type", "ShellCommandActivity"),
+            s("command", "echo #{myGreeting}"),
+        ],
+    ));
+    let put = client
+        .ok(
+            "PutPipelineDefinition",
+            json!({"pipelineId": a, "pipelineObjects": objects,
+                   "parameterObjects": [{"id": "myGreeting", "attributes": [{"key": "type", "stringValue": "String"}]}],
+                   "parameterValues": [{"id": "myGreeting", "stringValue": "hello"}]}),
+        )
+        .await;
+    assert_eq!(put["errored"], json!(false), "{put}");
+    client
+        .ok("ActivatePipeline", json!({"pipelineId": a}))
+        .await;
+    let held = poll_until_task(client, "wg-busy").await;
+    let held_id = held["taskId"].as_str().unwrap().to_string();
+    client
+        .ok(
+            "ReportTaskProgress",
+            json!({"taskId": held_id, "fields": [{"key": "progress", "stringValue": "half"}]}),
+        )
+        .await;
+    let failed = poll_until_task(client, "wg-busy").await;
+    client
+        .ok(
+            "SetTaskStatus",
+            json!({"taskId": failed["taskId"], "taskStatus": "FAILED", "errorId": "E1",
+                   "errorMessage": "it broke", "errorStackTrace": "at line 1"}),
+        )
+        .await;
+    client
+        .ok(
+            "ActivatePipeline",
+            json!({"pipelineId": a, "parameterValues": [{"id": "myGreeting", "stringValue": "again"}]}),
+        )
+        .await;
+    for _ in 0..2 {
+        let finished = poll_until_task(client, "wg-busy").await;
+        client
+            .ok(
+                "SetTaskStatus",
+                json!({"taskId": finished["taskId"], "taskStatus": "FINISHED"}),
+            )
+            .await;
+    }
+    let b = running_pipeline(client, "busy-b", ondemand("wg-paused", vec![])).await;
+    let instances = client
+        .ok(
+            "QueryObjects",
+            json!({"pipelineId": b, "sphere": "INSTANCE"}),
+        )
+        .await["ids"]
+        .clone();
+    client
+        .ok(
+            "SetStatus",
+            json!({"pipelineId": b, "objectIds": instances, "status": "PAUSE"}),
+        )
+        .await;
+    let c = client
+        .ok(
+            "CreatePipeline",
+            json!({"name": "busy-c", "uniqueId": "busy-c"}),
+        )
+        .await["pipelineId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client.ok("DeletePipeline", json!({"pipelineId": c})).await;
+    client
+        .ok(
+            "ReportTaskRunnerHeartbeat",
+            json!({"taskrunnerId": "runner-1", "workerGroup": "wg-busy", "hostname": "h1"}),
+        )
+        .await;
+    (vec![a, b], held_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_brings_everything_back() {
+    let dir = TempDir::new("restart");
+    let path = dir.path("state.db");
+    let server = durable_server(&path, 1.0, 0.2);
+    let client = Client::new(&server.url());
+    let (pipelines, held) = busy_state(&client).await;
+    let before = view(&client, &pipelines).await;
+    let runners = server.runners();
+    server.shutdown();
+
+    let server = durable_server(&path, 1.0, 0.2);
+    let client = Client::new(&server.url());
+    let after = view(&client, &pipelines).await;
+    assert_eq!(after, before, "every pipeline, definition and object");
+    assert_eq!(server.runners(), runners, "runners");
+    assert_eq!(runners.len(), 1);
+    // Deleted pipelines stay deleted, and create-pipeline stays idempotent on (name, uniqueId).
+    let again = client
+        .ok(
+            "CreatePipeline",
+            json!({"name": "busy-a", "uniqueId": "busy-a"}),
+        )
+        .await;
+    assert_eq!(again["pipelineId"], json!(pipelines[0]));
+    // The task handed out before the restart is still held, under the same id.
+    assert_eq!(
+        client
+            .ok("ReportTaskProgress", json!({"taskId": held}))
+            .await,
+        json!({"canceled": false})
+    );
+    let none = client
+        .ok("PollForTask", json!({"workerGroup": "wg-busy"}))
+        .await;
+    assert_eq!(
+        none,
+        json!({}),
+        "the failed attempt's retry waits out its 10-minute delay and the held task stays held"
+    );
+    client
+        .ok(
+            "SetTaskStatus",
+            json!({"taskId": held, "taskStatus": "FINISHED"}),
+        )
+        .await;
+    client
+        .fails(
+            "SetTaskStatus",
+            json!({"taskId": held, "taskStatus": "FINISHED"}),
+            "TaskNotFoundException",
+        )
+        .await;
+}
+
+/// A lease that lapsed while dp-local was down lapses at start; one that did not keeps its remaining time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_deadlines_are_stored_instants() {
+    let dir = TempDir::new("lease");
+    let path = dir.path("state.db");
+    // At scale 1000 the acknowledgement window is 120 ms.
+    let server = durable_server(&path, 1000.0, 20.0);
+    let client = Client::new(&server.url());
+    let pipeline = running_pipeline(&client, "lapse", ondemand("wg-lapse", vec![])).await;
+    let task = poll_until_task(&client, "wg-lapse").await;
+    let attempt = task["attemptId"].as_str().unwrap().to_string();
+    server.shutdown();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let server = durable_server(&path, 1000.0, 20.0);
+    let client = Client::new(&server.url());
+    let again = poll_until_task(&client, "wg-lapse").await;
+    assert_eq!(
+        again["attemptId"],
+        json!(attempt),
+        "the unacknowledged attempt is handed out again"
+    );
+    assert_ne!(again["taskId"], task["taskId"], "under a new task id");
+    assert_eq!(
+        client
+            .ok("ReportTaskProgress", json!({"taskId": task["taskId"]}))
+            .await,
+        json!({"canceled": true}),
+        "the old task id is cancelled, not unknown"
+    );
+    drop(pipeline);
+    server.shutdown();
+
+    // At scale 1 nothing lapses during the test: the held task stays held across the restart.
+    let dir = TempDir::new("lease-kept");
+    let path = dir.path("state.db");
+    let server = durable_server(&path, 1.0, 0.2);
+    let client = Client::new(&server.url());
+    running_pipeline(&client, "kept", ondemand("wg-kept", vec![])).await;
+    let task = poll_until_task(&client, "wg-kept").await;
+    server.shutdown();
+    let server = durable_server(&path, 1.0, 0.2);
+    let client = Client::new(&server.url());
+    assert_eq!(
+        client
+            .ok("PollForTask", json!({"workerGroup": "wg-kept"}))
+            .await,
+        json!({}),
+        "the task is still held"
+    );
+    assert_eq!(
+        client
+            .ok("ReportTaskProgress", json!({"taskId": task["taskId"]}))
+            .await,
+        json!({"canceled": false})
+    );
+}
+
+/// Without --state nothing is written, and two servers do not share anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_mode_keeps_nothing() {
+    let server = crate::server(1.0, 0.2);
+    let client = Client::new(&server.url());
+    running_pipeline(&client, "mem", ondemand("wg-mem", vec![])).await;
+    server.shutdown();
+    let server = crate::server(1.0, 0.2);
+    let client = Client::new(&server.url());
+    assert_eq!(
+        client.ok("ListPipelines", json!({})).await,
+        json!({"pipelineIdList": [], "hasMoreResults": false})
+    );
+}
