@@ -469,6 +469,50 @@ impl Client {
         }
     }
 
+    /// The credentials calls are signed with, resolved (and cached, refreshed) exactly as for a call; `None` with
+    /// `--no-sign-request`. For embedders that call another AWS service with the same identity (dp-task-runner's
+    /// S3 transfers).
+    pub async fn credentials(&self) -> Result<Option<Credentials>, Error> {
+        let resolved = self.resolved().await?;
+        match &resolved.credentials {
+            None => Ok(None),
+            Some(plan) => self.current_credentials(resolved, plan).await.map(Some),
+        }
+    }
+
+    /// Where the credentials come from, in words that hold no secret (`environment, key id AKID****MPLE`), for
+    /// diagnostics. Resolves them as a call would.
+    pub async fn credential_source(&self) -> Result<String, Error> {
+        let resolved = self.resolved().await?;
+        let Some(plan) = &resolved.credentials else {
+            return Ok("none (requests are not signed)".to_string());
+        };
+        let credentials = self.current_credentials(resolved, plan).await?;
+        let masked = log::mask_access_key_id(credentials.access_key_id());
+        Ok(match plan {
+            CredentialPlan::Static(_, source) => format!("{source}, key id {masked}"),
+            CredentialPlan::External { profile: Some(p) } => {
+                format!("profile {p} (resolved by aws-config), key id {masked}")
+            }
+            CredentialPlan::External { profile: None } => {
+                format!("web identity, container or instance metadata (aws-config), key id {masked}")
+            }
+        })
+    }
+
+    /// An HTTP client for AWS SDK service clients (aws-sdk-s3 in dp-task-runner) that sends through this client's
+    /// transport: the same TLS settings, CA bundle and proxy environment. Request and response bodies are held in
+    /// memory.
+    pub async fn sdk_http_client(
+        &self,
+    ) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, Error> {
+        let resolved = self.resolved().await?;
+        Ok(crate::external::sdk_http_client(
+            Some(resolved.tls()?),
+            &self.env,
+        ))
+    }
+
     /// Sends one operation (with retries) and returns the response body as JSON, wire key order kept (`{}` for an
     /// empty body). `input` is the already validated request value (`null` counts as no members).
     pub async fn call_json(

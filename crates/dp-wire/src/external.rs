@@ -48,13 +48,7 @@ pub(crate) struct ExternalContext<'a> {
 
 /// Resolves credentials through aws-config.
 pub(crate) async fn resolve(context: ExternalContext<'_>) -> Result<Credentials, Error> {
-    let http = SharedHttpClient::new(DpHttpClient {
-        transports: Arc::new(Transports {
-            tls: context.tls.clone(),
-            env: context.env.clone(),
-            by_proxy: Default::default(),
-        }),
-    });
+    let http = sdk_http_client(context.tls.clone(), context.env);
     let mut config = ProviderConfig::without_region()
         .with_http_client(http)
         .with_behavior_version(Some(BehaviorVersion::latest()));
@@ -240,6 +234,18 @@ impl ProvideCredentials for ImdsOrNothing {
             })
         })
     }
+}
+
+/// An HTTP client for AWS SDK clients (aws-config's providers, or a service client such as aws-sdk-s3) that sends
+/// through dp-wire's transport: the same TLS settings, CA bundle and proxy rules as the Data Pipeline calls.
+pub(crate) fn sdk_http_client(tls: Option<Arc<rustls::ClientConfig>>, env: &Environment) -> SharedHttpClient {
+    SharedHttpClient::new(DpHttpClient {
+        transports: Arc::new(Transports {
+            tls,
+            env: env.clone(),
+            by_proxy: Default::default(),
+        }),
+    })
 }
 
 /// aws-config's HTTP client, backed by dp-wire's transport (and its proxy rules, so STS and SSO calls go through

@@ -36,6 +36,11 @@ impl Environment {
         }
     }
 
+    /// Every variable (empty ones too), in no particular order; for embedders that derive an environment.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The value of `name`, if set and not empty (the SDKs treat an empty variable as unset).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars

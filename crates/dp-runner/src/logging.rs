@@ -1,0 +1,246 @@
+//! The runner's own log: one line per event, as text or JSON lines, to `OUTPUT/logs/dp-task-runner.log` and to
+//! stderr, with every secret replaced by `****` before the line is written.
+//!
+//! Secrets are the access key id, secret key and session token the runner was given, and the values of the
+//! `*`-fields of every task it holds (Data Pipeline's marker for secret fields such as `*password`). Redaction is
+//! by value, so a secret that reaches a message by any path (an evaluated command line, an error text) is still
+//! hidden. This module never logs a child's output: that goes to the attempt's `StdOutput`/`StdError`.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// The format of the runner log (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `2026-12-02T21:00:00.123Z INFO message key=value`.
+    #[default]
+    Text,
+    /// One JSON object per line: `{"time":…,"level":…,"message":…,…}`.
+    Json,
+}
+
+/// The level of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Normal operation.
+    Info,
+    /// Something went wrong and was handled (a retried call).
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl Level {
+    fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
+/// The runner log. Cheap to clone; all clones write to the same file.
+#[derive(Clone)]
+pub struct RunnerLog {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    format: LogFormat,
+    file: Mutex<Option<File>>,
+    path: Option<PathBuf>,
+    stderr: bool,
+    secrets: Mutex<Vec<String>>,
+}
+
+impl RunnerLog {
+    /// A log appending to `path` (its directory is created), and echoing to stderr when `stderr` is set.
+    pub fn open(path: &Path, format: LogFormat, stderr: bool) -> std::io::Result<RunnerLog> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(RunnerLog {
+            inner: Arc::new(Inner {
+                format,
+                file: Mutex::new(Some(file)),
+                path: Some(path.to_path_buf()),
+                stderr,
+                secrets: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// A log that writes only to stderr (or nowhere).
+    pub fn stderr_only(format: LogFormat, stderr: bool) -> RunnerLog {
+        RunnerLog {
+            inner: Arc::new(Inner {
+                format,
+                file: Mutex::new(None),
+                path: None,
+                stderr,
+                secrets: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The log file, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Adds values that must never be written (empty and very short values are ignored: they would blank out
+    /// ordinary words).
+    pub fn add_secrets<I, S>(&self, values: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut secrets = self.inner.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        for value in values {
+            let value = value.into();
+            if value.chars().count() >= 4 && !secrets.contains(&value) {
+                secrets.push(value);
+            }
+        }
+        // Longest first, so a secret that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    /// `text` with every known secret replaced by `****`.
+    pub fn redact(&self, text: &str) -> String {
+        let secrets = self.inner.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = text.to_string();
+        for secret in secrets.iter() {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "****");
+            }
+        }
+        out
+    }
+
+    /// Writes one line. `fields` are extra key/value pairs (task id, pipeline, attempt …).
+    pub fn write(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
+        let time = format_time(SystemTime::now());
+        let line = match self.inner.format {
+            LogFormat::Text => {
+                let mut line = format!("{time} {} {message}", level.as_str());
+                for (k, v) in fields {
+                    if v.contains(' ') || v.is_empty() {
+                        line.push_str(&format!(" {k}={v:?}"));
+                    } else {
+                        line.push_str(&format!(" {k}={v}"));
+                    }
+                }
+                line
+            }
+            LogFormat::Json => {
+                let mut object = serde_json::Map::new();
+                object.insert("time".into(), time.into());
+                object.insert("level".into(), level.as_str().into());
+                object.insert("message".into(), message.into());
+                for (k, v) in fields {
+                    object.insert((*k).to_string(), (*v).into());
+                }
+                serde_json::Value::Object(object).to_string()
+            }
+        };
+        let line = self.redact(&line);
+        if let Some(file) = self
+            .inner
+            .file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            let _ = writeln!(file, "{line}");
+        }
+        if self.inner.stderr {
+            eprintln!("{line}");
+        }
+    }
+
+    /// An `INFO` line.
+    pub fn info(&self, message: &str, fields: &[(&str, &str)]) {
+        self.write(Level::Info, message, fields)
+    }
+
+    /// A `WARN` line.
+    pub fn warn(&self, message: &str, fields: &[(&str, &str)]) {
+        self.write(Level::Warn, message, fields)
+    }
+
+    /// An `ERROR` line.
+    pub fn error(&self, message: &str, fields: &[(&str, &str)]) {
+        self.write(Level::Error, message, fields)
+    }
+}
+
+impl std::fmt::Debug for RunnerLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerLog")
+            .field("path", &self.inner.path)
+            .field("format", &self.inner.format)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `2026-12-02T21:00:00.123Z` (UTC, milliseconds).
+pub fn format_time(time: SystemTime) -> String {
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_format() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_764_709_200_123);
+        assert_eq!(format_time(t), "2025-12-02T21:00:00.123Z");
+        assert_eq!(
+            format_time(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn redaction_replaces_every_secret_longest_first() {
+        let log = RunnerLog::stderr_only(LogFormat::Text, false);
+        log.add_secrets(["hunter2-secret", "hunter2", "ab"]);
+        assert_eq!(
+            log.redact("pw=hunter2-secret and hunter2, ab stays"),
+            "pw=**** and ****, ab stays"
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! One held task, from hand-out to its one outcome: the lease discipline.
+//!
+//! The supervisor acknowledges the task before any work starts, then reports progress from its own timer, so the
+//! lease never depends on what the work prints or how long it runs; a failed report is retried well within the
+//! interval. `canceled: true` or a lost lease (`TaskNotFoundException`) stops the work and sends nothing more, as
+//! the API asks. Shutdown stops the work and fails the task at once, so the service retries it now rather than
+//! after the lease. Otherwise the activity's outcome goes out with exactly one accepted `SetTaskStatus`, retried
+//! (with the lease kept alive meanwhile) until the service takes it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dp_model::ops;
+use dp_model::types::{Field, ReportTaskProgressInput, SetTaskStatusInput, TaskStatus};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::activity::{Activity, CancelReason, Failure, Outcome, Task, TaskContext};
+use crate::logging::RunnerLog;
+
+/// How long the service waits for the acknowledgement of a task it handed out.
+pub const ACKNOWLEDGE_WINDOW: Duration = Duration::from_secs(120);
+
+/// How a held task ended, from the runner's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskEnd {
+    /// `FINISHED` was accepted.
+    Finished,
+    /// `FAILED` was accepted (with this error id).
+    Failed(String),
+    /// `FALSE` was accepted.
+    False,
+    /// The service canceled the task; nothing was sent after the cancel.
+    Canceled,
+    /// The service no longer knew the task (its lease had lapsed or it was never acknowledged).
+    LeaseLost,
+    /// The runner shut down: the work was stopped and `FAILED` (`TaskRunnerShutdown`) sent.
+    Shutdown,
+    /// The outcome could not be delivered before the runner was told to stop at once.
+    Abandoned,
+}
+
+/// What every held task shares.
+#[derive(Clone)]
+pub(crate) struct Lease {
+    pub(crate) client: Arc<dp_wire::Client>,
+    pub(crate) log: RunnerLog,
+    pub(crate) progress_interval: Duration,
+    /// Fires when held tasks must be stopped (the shutdown grace is over).
+    pub(crate) force: CancellationToken,
+    /// Fires when the runner must stop at once (a second signal): no more retries.
+    pub(crate) abort: CancellationToken,
+}
+
+enum ReportError {
+    NotFound,
+    Other(String),
+}
+
+impl Lease {
+    async fn report(&self, task_id: &str, fields: Vec<Field>) -> Result<bool, ReportError> {
+        let input = ReportTaskProgressInput {
+            task_id: task_id.to_string(),
+            fields: (!fields.is_empty()).then_some(fields),
+        };
+        match self.client.call::<ops::ReportTaskProgress>(&input).await {
+            Ok(output) => Ok(output.canceled),
+            Err(e) if e.error().service_code() == Some("TaskNotFoundException") => {
+                Err(ReportError::NotFound)
+            }
+            Err(e) => Err(ReportError::Other(e.to_string())),
+        }
+    }
+
+    /// Holds `task` while `activity` runs, and delivers its outcome.
+    pub(crate) async fn hold(
+        &self,
+        task: Task,
+        activity: Arc<dyn Activity>,
+        context: TaskContext,
+    ) -> TaskEnd {
+        let task = Arc::new(task);
+        let ids = [
+            ("task", task.task_id.clone()),
+            ("pipeline", task.pipeline_id.clone()),
+            ("attempt", task.attempt_id.clone()),
+        ];
+        let log = |level: crate::logging::Level, message: &str| {
+            let fields: Vec<(&str, &str)> = ids.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            self.log.write(level, message, &fields)
+        };
+        use crate::logging::Level::{Error, Info, Warn};
+
+        // Acknowledge before anything else: the service hands an unacknowledged task out again after 2 minutes.
+        let acknowledged_by = Instant::now() + ACKNOWLEDGE_WINDOW;
+        let mut tries = 0u32;
+        loop {
+            match self.report(&task.task_id, Vec::new()).await {
+                Ok(false) => break,
+                Ok(true) => {
+                    log(Info, "task canceled before it started; nothing run");
+                    return TaskEnd::Canceled;
+                }
+                Err(ReportError::NotFound) => {
+                    log(
+                        Warn,
+                        "task unknown to the service at acknowledgement; nothing run",
+                    );
+                    return TaskEnd::LeaseLost;
+                }
+                Err(ReportError::Other(e)) => {
+                    tries += 1;
+                    let wait = retry_delay(tries, Duration::from_secs(10));
+                    if Instant::now() + wait >= acknowledged_by || self.abort.is_cancelled() {
+                        log(
+                            Error,
+                            &format!("could not acknowledge the task: {e}; nothing run"),
+                        );
+                        return TaskEnd::LeaseLost;
+                    }
+                    log(Warn, &format!("acknowledgement failed, retrying: {e}"));
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        log(Info, "task acknowledged; work starts");
+
+        let mut work = tokio::spawn({
+            let (activity, task, context) = (activity.clone(), task.clone(), context.clone());
+            async move { activity.run(&task, &context).await }
+        });
+        let interval = self.progress_interval;
+        let mut next_report = Instant::now() + interval;
+        let mut failures = 0u32;
+        let mut reporting = true;
+        let mut sent: Vec<Field> = Vec::new();
+        let outcome = loop {
+            tokio::select! {
+                joined = &mut work => {
+                    break match joined {
+                        Ok(outcome) => outcome,
+                        Err(e) => Outcome::Failed(Failure::new(
+                            "ActivityPanicked",
+                            format!("the activity stopped unexpectedly: {e}"),
+                        )),
+                    };
+                }
+                _ = tokio::time::sleep_until(next_report), if reporting => {
+                    let fields = context.progress_fields();
+                    match self.report(&task.task_id, fields.clone()).await {
+                        Ok(false) => {
+                            sent = fields;
+                            failures = 0;
+                            next_report = Instant::now() + interval;
+                        }
+                        Ok(true) => {
+                            log(Info, "the service canceled the task: stopping its work");
+                            context.cancel(CancelReason::Service);
+                            reporting = false;
+                        }
+                        Err(ReportError::NotFound) => {
+                            log(Error, "the service no longer knows the task (lease lost): stopping its work");
+                            context.cancel(CancelReason::LeaseLost);
+                            reporting = false;
+                        }
+                        Err(ReportError::Other(e)) => {
+                            failures += 1;
+                            let wait = retry_delay(failures, interval / 4);
+                            log(Warn, &format!("progress report failed (retry in {:.1}s): {e}", wait.as_secs_f64()));
+                            next_report = Instant::now() + wait;
+                        }
+                    }
+                }
+                _ = self.force.cancelled(), if !context.is_canceled() => {
+                    log(Warn, "shutdown grace over: stopping the task's work");
+                    context.cancel(CancelReason::Shutdown);
+                }
+            }
+        };
+
+        // Progress fields set since the last report go out before the status, so none is lost.
+        let fields = context.progress_fields();
+        if context.cancel_reason().is_none() && fields != sent {
+            match self.report(&task.task_id, fields).await {
+                Ok(false) | Err(ReportError::Other(_)) => {}
+                Ok(true) => context.cancel(CancelReason::Service),
+                Err(ReportError::NotFound) => context.cancel(CancelReason::LeaseLost),
+            }
+        }
+        let (status, failure, end) = match context.cancel_reason() {
+            Some(CancelReason::Service) => {
+                log(Info, "task canceled by the service; no status sent");
+                return TaskEnd::Canceled;
+            }
+            Some(CancelReason::LeaseLost) => return TaskEnd::LeaseLost,
+            Some(CancelReason::Shutdown) => (
+                TaskStatus::Failed,
+                Some(Failure::new(
+                    "TaskRunnerShutdown",
+                    "the task runner shut down before the task ended; the work was stopped",
+                )),
+                TaskEnd::Shutdown,
+            ),
+            None => match outcome {
+                Outcome::Finished => (TaskStatus::Finished, None, TaskEnd::Finished),
+                Outcome::Failed(f) => {
+                    let f = clean_failure(f);
+                    let end = TaskEnd::Failed(f.error_id.clone());
+                    (TaskStatus::Failed, Some(f), end)
+                }
+                Outcome::False(f) => (TaskStatus::False, Some(clean_failure(f)), TaskEnd::False),
+            },
+        };
+        let input = SetTaskStatusInput {
+            task_id: task.task_id.clone(),
+            task_status: status.clone(),
+            error_id: failure.as_ref().map(|f| f.error_id.clone()),
+            error_message: failure.as_ref().map(|f| f.message.clone()),
+            error_stack_trace: failure.as_ref().and_then(|f| f.stack_trace.clone()),
+        };
+        let mut tries = 0u32;
+        let mut last_report = Instant::now();
+        loop {
+            match self.client.call::<ops::SetTaskStatus>(&input).await {
+                Ok(_) => {
+                    let detail = match &failure {
+                        Some(f) => format!("task ended {} ({})", status.as_str(), f.error_id),
+                        None => format!("task ended {}", status.as_str()),
+                    };
+                    log(Info, &detail);
+                    return end;
+                }
+                Err(e) if e.error().service_code() == Some("TaskNotFoundException") => {
+                    log(
+                        Error,
+                        "the service no longer knows the task; its status was not recorded",
+                    );
+                    return TaskEnd::LeaseLost;
+                }
+                Err(e) => {
+                    tries += 1;
+                    if self.abort.is_cancelled() {
+                        log(
+                            Error,
+                            &format!(
+                                "stopping at once: status {} not delivered: {e}",
+                                status.as_str()
+                            ),
+                        );
+                        return TaskEnd::Abandoned;
+                    }
+                    let wait = retry_delay(tries, Duration::from_secs(30));
+                    log(
+                        Warn,
+                        &format!(
+                            "set-task-status failed (retry in {:.1}s): {e}",
+                            wait.as_secs_f64()
+                        ),
+                    );
+                    // Keep the lease while the status cannot be delivered.
+                    if last_report.elapsed() >= interval {
+                        let _ = self.report(&task.task_id, Vec::new()).await;
+                        last_report = Instant::now();
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.abort.cancelled() => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The wait before retry `n` (1-based): 250 ms doubling, capped at `cap` (at least 100 ms), with full jitter over
+/// the upper half so that many runners do not retry in step.
+pub(crate) fn retry_delay(n: u32, cap: Duration) -> Duration {
+    let cap = cap.max(Duration::from_millis(100));
+    let base = Duration::from_millis(250).saturating_mul(1u32 << n.saturating_sub(1).min(16));
+    let ceiling = base.min(cap);
+    ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
+
+/// The failure as the model accepts it: an `errorId` that does not start with `Service_` (the service's own prefix,
+/// which SetTaskStatus refuses), and text without control characters (except tab and line breaks), `errorId` and
+/// `errorStackTrace` within 1,024 characters, `errorMessage` within 4,096.
+pub(crate) fn clean_failure(f: Failure) -> Failure {
+    let mut error_id = clean_text(&f.error_id, 1024);
+    if error_id.starts_with("Service_") {
+        error_id = clean_text(&format!("Activity_{error_id}"), 1024);
+    }
+    if error_id.is_empty() {
+        error_id = "ActivityFailed".into();
+    }
+    Failure {
+        error_id,
+        message: clean_text(&f.message, 4096),
+        stack_trace: f.stack_trace.map(|t| clean_text(&t, 1024)),
+    }
+}
+
+fn clean_text(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .take(max)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_fit_the_model() {
+        let f = clean_failure(
+            Failure::new("Service_Oops", "bad\x1bthing\nnext").with_stack_trace("é".repeat(2000)),
+        );
+        assert_eq!(f.error_id, "Activity_Service_Oops");
+        assert_eq!(f.message, "bad thing\nnext");
+        assert_eq!(f.stack_trace.unwrap().chars().count(), 1024);
+        assert_eq!(
+            clean_failure(Failure::new("", "m")).error_id,
+            "ActivityFailed"
+        );
+    }
+
+    #[test]
+    fn retry_delays_grow_and_stay_capped() {
+        for n in 1..40 {
+            let d = retry_delay(n, Duration::from_secs(2));
+            assert!(d <= Duration::from_secs(2), "{n}: {d:?}");
+            assert!(d >= Duration::from_millis(50), "{n}: {d:?}");
+        }
+        let first = retry_delay(1, Duration::from_secs(60));
+        assert!(first <= Duration::from_millis(250), "{first:?}");
+        let later = retry_delay(6, Duration::from_secs(60));
+        assert!(later >= Duration::from_secs(4), "{later:?}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests of dp-task-runner against dp-local.
