@@ -74,6 +74,8 @@ pub enum Request {
     Run(GlobalSettings, Invocation),
     /// `list-runs`.
     ListRuns(GlobalSettings, crate::list_runs::ListRuns),
+    /// `create-default-roles`.
+    CreateDefaultRoles(GlobalSettings),
     /// Shell completion script.
     Completion(String),
 }
@@ -198,7 +200,9 @@ pub fn command() -> Command {
     for op in dp_model::operations() {
         root = root.subcommand(operation_command(op));
     }
-    root = root.subcommand(crate::list_runs::command());
+    root = root
+        .subcommand(crate::list_runs::command())
+        .subcommand(crate::default_roles::command());
     root.subcommand(
         Command::new("completion")
             .about("Print a shell completion script.")

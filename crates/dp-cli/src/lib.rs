@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod customize;
+pub mod default_roles;
 pub mod error;
 pub mod help;
 pub mod hints;
@@ -84,6 +85,19 @@ fn parse_args(args: Vec<OsString>) -> Result<Request, CliError> {
                 );
                 page
             }
+            Some(default_roles::NAME) => format!(
+                "NAME\n    dp {}\n\nDESCRIPTION\n{}\n",
+                default_roles::NAME,
+                default_roles::description()
+                    .lines()
+                    .map(|l| if l.is_empty() {
+                        String::new()
+                    } else {
+                        format!("    {l}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
             Some(name) => match dp_model::operation_by_cli_name(name) {
                 Some(op) => help::operation_help(op),
                 None => help::main_help(),
@@ -105,6 +119,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Request, CliError> {
             settings,
             crate::list_runs::ListRuns::from_matches(m)?,
         )),
+        Some((default_roles::NAME, _)) => Ok(Request::CreateDefaultRoles(settings)),
         Some(("completion", m)) => Ok(Request::Completion(
             m.get_one::<String>("shell").cloned().unwrap_or_default(),
         )),
@@ -190,12 +205,8 @@ fn clap_error(e: clap::Error) -> CliError {
 fn run_inner(args: Vec<OsString>, stdout: &mut String) -> Result<(), CliError> {
     match parse_args(args)? {
         Request::Version => {
-            stdout.push_str(&format!(
-                "dp/{} (aws-cli datapipeline compatible) {}/{}\n",
-                env!("CARGO_PKG_VERSION"),
-                std::env::consts::OS,
-                std::env::consts::ARCH
-            ));
+            stdout.push_str(&version_line());
+            stdout.push('\n');
             Ok(())
         }
         Request::Help(text) => {
@@ -213,7 +224,23 @@ fn run_inner(args: Vec<OsString>, stdout: &mut String) -> Result<(), CliError> {
         }
         Request::Run(settings, inv) => run_operation(&settings, &inv, stdout),
         Request::ListRuns(settings, args) => run_list_runs(&settings, &args, stdout),
+        Request::CreateDefaultRoles(settings) => run_create_default_roles(&settings, stdout),
     }
+}
+
+/// The commit this binary was built from (`git rev-parse HEAD` at build time, `DP_BUILD_COMMIT` for archive
+/// builds), or `unknown`.
+pub const BUILD_COMMIT: &str = env!("DP_BUILD_COMMIT");
+
+/// What `dp --version` prints (without the newline): the version, the commit it was built from, the platform.
+pub fn version_line() -> String {
+    format!(
+        "dp/{} (aws-cli datapipeline compatible) {}/{} commit/{}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        BUILD_COMMIT
+    )
 }
 
 fn missing_required(inv: &Invocation) -> Vec<String> {
@@ -422,6 +449,35 @@ fn run_list_runs(
             stdout.push_str(&list_runs::render_fixed(&list));
         }
     }
+    Ok(())
+}
+
+fn run_create_default_roles(
+    settings: &GlobalSettings,
+    stdout: &mut String,
+) -> Result<(), CliError> {
+    let client = dp_wire::Client::new(wire_settings(settings))?;
+    let format = output_format(settings, &client);
+    let render_opts = render_options(&format, settings)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::other(e.to_string(), exit::OTHER))?;
+    // The notice comes before anything can fail, as in the reference (which warns, then finds no region or
+    // credentials on its first request). The blank line after it is the reference's warning framing.
+    let _ = std::io::stderr()
+        .write_all(format!("warning:{}\n", default_roles::DEPRECATION_NOTICE).as_bytes());
+    let region = runtime.block_on(client.region())?;
+    let mut iam = default_roles::WireIam {
+        client: &client,
+        runtime: &runtime,
+    };
+    let partition = dp_wire::endpoint::partition(&region).id;
+    let result = default_roles::run(&mut iam, partition)?;
+    stdout.push_str(
+        &output::render("create_role", &result, &render_opts)
+            .map_err(|e| CliError::usage(e.to_string()))?,
+    );
     Ok(())
 }
 

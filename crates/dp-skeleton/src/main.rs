@@ -5,10 +5,18 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: dp-skeleton OPERATION [input|output|yaml-input]\n";
+const USAGE: &str = "usage: dp-skeleton OPERATION [input|output|yaml-input]\n       dp-skeleton --help | --version\n";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(args.first().map(String::as_str), Some("-V" | "--version")) {
+        println!(
+            "dp-skeleton {} (commit {})",
+            env!("CARGO_PKG_VERSION"),
+            env!("DP_BUILD_COMMIT")
+        );
+        return ExitCode::SUCCESS;
+    }
     if matches!(args.first().map(String::as_str), Some("-h" | "--help")) {
         print!("{USAGE}\noperations:\n");
         for op in dp_model::operations() {

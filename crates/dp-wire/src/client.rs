@@ -74,6 +74,7 @@ pub struct Client {
     backoff_base: Option<Duration>,
     profiles: OnceLock<Profiles>,
     resolved: tokio::sync::OnceCell<Resolved>,
+    iam: tokio::sync::OnceCell<IamRoute>,
     credentials: tokio::sync::Mutex<Option<Credentials>>,
     quota: RetryQuota,
     rate_limiter: crate::rate_limiter::ClientRateLimiter,
@@ -133,6 +134,28 @@ impl Resolved {
     }
 }
 
+/// Where one call goes and how it is framed and signed: Data Pipeline's awsJson or IAM's awsQuery.
+struct Route<'a> {
+    operation: &'static str,
+    endpoint: &'a Endpoint,
+    transport: &'a Transport,
+    /// The endpoint came from the Data Pipeline ruleset (a DNS failure may mean the service is not in the region).
+    from_ruleset: bool,
+    signing_region: &'a str,
+    signing_name: &'a str,
+    content_type: &'a str,
+    /// `X-Amz-Target` (awsJson); `None` for awsQuery.
+    target: Option<&'a str>,
+}
+
+/// IAM's endpoint, signing region and connection ([`Client::call_iam`]).
+#[derive(Debug)]
+struct IamRoute {
+    endpoint: Endpoint,
+    signing_region: String,
+    transport: Transport,
+}
+
 /// A parsed endpoint URL.
 #[derive(Debug, Clone)]
 struct Endpoint {
@@ -166,6 +189,7 @@ impl Client {
             backoff_base: None,
             profiles: OnceLock::new(),
             resolved: tokio::sync::OnceCell::new(),
+            iam: tokio::sync::OnceCell::new(),
             credentials: tokio::sync::Mutex::new(None),
             quota: RetryQuota::default(),
             rate_limiter: Default::default(),
@@ -495,7 +519,9 @@ impl Client {
                 format!("profile {p} (resolved by aws-config), key id {masked}")
             }
             CredentialPlan::External { profile: None } => {
-                format!("web identity, container or instance metadata (aws-config), key id {masked}")
+                format!(
+                    "web identity, container or instance metadata (aws-config), key id {masked}"
+                )
             }
         })
     }
@@ -573,20 +599,124 @@ impl Client {
             .resolved()
             .await
             .map_err(|e| e.with_operation(op_name))?;
+        let target_header = format!("{}.{op_name}", dp_model::SERVICE.target_prefix);
+        let content_type = format!("application/x-amz-json-{}", dp_model::SERVICE.json_version);
+        let route = Route {
+            operation: op_name,
+            endpoint: &resolved.endpoint,
+            transport: &resolved.transport,
+            from_ruleset: resolved.from_ruleset,
+            signing_region: &resolved.region,
+            signing_name: dp_model::SERVICE.signing_name,
+            content_type: &content_type,
+            target: Some(&target_header),
+        };
+        self.send_on(resolved, &route, body).await
+    }
+
+    /// Sends one awsQuery request to IAM (with retries) and returns its `<ActionResult>` element. `params` are
+    /// sent in the order given, after `Action` and `Version`. IAM goes to `--endpoint-url` when one is given (as
+    /// the AWS CLI passes it on), else to a configured IAM endpoint (`AWS_ENDPOINT_URL_IAM`, `AWS_ENDPOINT_URL`,
+    /// the profile's `services` section `iam`, the profile's `endpoint_url`), else to the partition's global IAM
+    /// endpoint, signed for its region ([`crate::iam::global_endpoint`]).
+    pub async fn call_iam(
+        &self,
+        action: &'static str,
+        params: &[(&str, &str)],
+    ) -> Result<crate::iam::Element, Error> {
+        let resolved = self
+            .resolved()
+            .await
+            .map_err(|e| e.with_operation(action))?;
+        let iam = self
+            .iam
+            .get_or_try_init(|| async { self.iam_route(resolved) })
+            .await
+            .map_err(|e| e.with_operation(action))?;
+        let route = Route {
+            operation: action,
+            endpoint: &iam.endpoint,
+            transport: &iam.transport,
+            from_ruleset: false,
+            signing_region: &iam.signing_region,
+            signing_name: crate::iam::SIGNING_NAME,
+            content_type: crate::iam::CONTENT_TYPE,
+            target: None,
+        };
+        let body = crate::iam::encode_query(action, params);
+        let response = self.send_on(resolved, &route, body).await?;
+        crate::iam::decode_result(action, &response.body).map_err(|e| e.with_operation(action))
+    }
+
+    /// IAM's endpoint, signing region and connection, resolved once per client.
+    fn iam_route(&self, resolved: &Resolved) -> Result<IamRoute, Error> {
+        let configured = if self.flag(
+            "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+            "ignore_configured_endpoint_urls",
+        ) {
+            None
+        } else {
+            self.env
+                .get("AWS_ENDPOINT_URL_IAM")
+                .or_else(|| self.env.get("AWS_ENDPOINT_URL"))
+                .map(str::to_string)
+                .or_else(|| {
+                    let profiles = self.profiles();
+                    let selected = profiles.selected()?;
+                    selected
+                        .get("services")
+                        .and_then(|name| profiles.set.services(name))
+                        .and_then(|services| services.sub("iam", "endpoint_url"))
+                        .or_else(|| selected.get("endpoint_url"))
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_string)
+                })
+        };
+        let (url, signing_region) = match self.settings.endpoint_url.clone().or(configured) {
+            Some(url) => (url, resolved.region.clone()),
+            None => {
+                let global = crate::iam::global_endpoint(
+                    &resolved.region,
+                    self.flag("AWS_USE_FIPS_ENDPOINT", "use_fips_endpoint"),
+                );
+                (global.url, global.signing_region)
+            }
+        };
+        let endpoint = parse_endpoint(&url)?;
+        let tls = if endpoint.target.tls {
+            Some(resolved.tls()?)
+        } else {
+            None
+        };
+        let proxy = proxy_for(&self.env, &endpoint.target)?;
+        Ok(IamRoute {
+            endpoint,
+            signing_region,
+            transport: Transport::with_proxy(tls, proxy),
+        })
+    }
+
+    /// Sends `body` on `route` with the retry policy, signing each attempt afresh.
+    async fn send_on(
+        &self,
+        resolved: &Resolved,
+        route: &Route<'_>,
+        body: Vec<u8>,
+    ) -> Result<transport::Response, Error> {
+        let op_name = route.operation;
         let policy = resolved.retry;
         let invocation_id = uuid::Uuid::new_v4().to_string();
         let (connect_timeout, read_timeout) = timeouts(&self.settings, op_name);
         let body = Bytes::from(body);
-        let target_header = format!("{}.{op_name}", dp_model::SERVICE.target_prefix);
         let full_url = format!(
             "{}://{}{}",
-            if resolved.endpoint.target.tls {
+            if route.endpoint.target.tls {
                 "https"
             } else {
                 "http"
             },
-            resolved.endpoint.host_header,
-            resolved.endpoint.path
+            route.endpoint.host_header,
+            route.endpoint.path
         );
         let uses_quota = policy.mode != RetryMode::Legacy;
 
@@ -612,8 +742,8 @@ impl Client {
             }
             let request = self.build_request(
                 resolved,
+                route,
                 &full_url,
-                &target_header,
                 &body,
                 credentials.as_ref(),
                 &invocation_id,
@@ -624,10 +754,10 @@ impl Client {
 
             let sent_at = SystemTime::now();
             let started = Instant::now();
-            let result = resolved
+            let result = route
                 .transport
                 .round_trip(
-                    &resolved.endpoint.target,
+                    &route.endpoint.target,
                     request,
                     connect_timeout,
                     read_timeout,
@@ -651,7 +781,11 @@ impl Client {
                         }
                         return Ok(response);
                     }
-                    let service = protocol::parse_error(&response);
+                    let service = if route.target.is_some() {
+                        protocol::parse_error(&response)
+                    } else {
+                        crate::iam::parse_error(response.status.as_u16(), &response.body)
+                    };
                     let mut verdict = policy.classify(&Outcome::Response {
                         status: service.status,
                         code: Some(service.code.as_str()),
@@ -666,7 +800,7 @@ impl Client {
                     (Error::service(op_name, service), verdict)
                 }
                 Err(error) => {
-                    let (error, outcome) = self.transport_error(resolved, error);
+                    let (error, outcome) = self.transport_error(resolved, route, error);
                     self.log.log("dp_wire.http", || {
                         format!("attempt {attempt} failed after {elapsed:?}: {error}")
                     });
@@ -725,22 +859,23 @@ impl Client {
     fn build_request(
         &self,
         resolved: &Resolved,
+        route: &Route<'_>,
         full_url: &str,
-        target_header: &str,
         body: &Bytes,
         credentials: Option<&Credentials>,
         invocation_id: &str,
         attempt: u32,
         max_attempts: u32,
     ) -> Result<Request<Full<Bytes>>, Error> {
-        let content_type = format!("application/x-amz-json-{}", dp_model::SERVICE.json_version);
-        let signed_headers: [(&str, &str); 3] = [
-            ("content-type", content_type.as_str()),
-            ("host", resolved.endpoint.host_header.as_str()),
-            ("x-amz-target", target_header),
+        let mut signed_headers: Vec<(&str, &str)> = vec![
+            ("content-type", route.content_type),
+            ("host", route.endpoint.host_header.as_str()),
         ];
-        let mut builder = Request::post(resolved.endpoint.path.as_str());
-        for (name, value) in signed_headers {
+        if let Some(target) = route.target {
+            signed_headers.push(("x-amz-target", target));
+        }
+        let mut builder = Request::post(route.endpoint.path.as_str());
+        for &(name, value) in &signed_headers {
             builder = builder.header(name, value);
         }
         if let Some(credentials) = credentials {
@@ -754,8 +889,8 @@ impl Client {
                 },
                 credentials,
                 &SigningScope {
-                    region: &resolved.region,
-                    service: dp_model::SERVICE.signing_name,
+                    region: route.signing_region,
+                    service: route.signing_name,
                     time,
                 },
             )?;
@@ -783,9 +918,10 @@ impl Client {
     fn transport_error(
         &self,
         resolved: &Resolved,
+        route: &Route<'_>,
         error: TransportError,
     ) -> (Error, Outcome<'static>) {
-        let url = &resolved.endpoint.url;
+        let url = &route.endpoint.url;
         match error {
             TransportError::ConnectTimeout => (
                 Error::new(ErrorKind::Transport, format!("Connect timeout on endpoint URL: \"{url}\"")),
@@ -797,7 +933,7 @@ impl Client {
             ),
             TransportError::Connect(source) => {
                 let mut message = format!("Could not connect to the endpoint URL: \"{url}\"");
-                if resolved.from_ruleset && !endpoint::SERVICE_REGIONS.contains(&resolved.region.as_str()) {
+                if route.from_ruleset && !endpoint::SERVICE_REGIONS.contains(&resolved.region.as_str()) {
                     message.push_str(&format!(
                         "\nData Pipeline is not available in {} (it runs in {}).",
                         resolved.region,

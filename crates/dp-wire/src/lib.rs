@@ -38,6 +38,7 @@ mod credentials;
 pub mod endpoint;
 mod error;
 mod external;
+pub mod iam;
 pub mod log;
 mod profile;
 pub mod protocol;

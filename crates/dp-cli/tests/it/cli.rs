@@ -183,7 +183,6 @@ fn exit_codes_and_messages() {
         &["report-task-progress", "--task-id", "t"],
         253,
     );
-    check("version", &["--version"], 0);
     check(
         "cli-input-yaml-invalid",
         &[
@@ -352,4 +351,47 @@ fn hints_follow_the_reference_messages() {
         ],
         252,
     );
+}
+
+/// `--version` names the version, the platform and the commit the binary was built from: a full commit id that
+/// exists in this repository when the tests run from a git checkout, `unknown` only without git.
+#[test]
+fn version_names_the_commit() {
+    let (rc, stdout, stderr) = dp(&["--version"]);
+    assert_eq!(rc, 0, "{stderr}");
+    let expected_prefix = format!(
+        "dp/{} (aws-cli datapipeline compatible) {}/{} commit/",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
+    let commit = stdout
+        .strip_prefix(&expected_prefix)
+        .and_then(|rest| rest.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("unexpected version line {stdout:?}"));
+    let in_git = Command::new("git")
+        .args(["rev-parse", "--git-dir"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if in_git && std::env::var_os("DP_BUILD_COMMIT").is_none() {
+        assert!(
+            commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+            "not a commit id: {commit:?}"
+        );
+        let known = Command::new("git")
+            .args(["cat-file", "-e", &format!("{commit}^{{commit}}")])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(
+            known.success(),
+            "{commit} is not a commit of this repository"
+        );
+    } else {
+        assert!(
+            !commit.is_empty() && !commit.contains(char::is_whitespace),
+            "{commit:?}"
+        );
+    }
 }

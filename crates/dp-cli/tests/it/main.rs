@@ -1,6 +1,7 @@
 //! Integration tests of dp-cli, one module per area.
 
 mod cli;
+mod default_roles;
 mod definition;
 mod help;
 mod output;
