@@ -220,6 +220,7 @@ pub struct TaskContext {
     pub(crate) storage: Storage,
     pub(crate) log: RunnerLog,
     pub(crate) cancel_grace: std::time::Duration,
+    pub(crate) time_scale: f64,
 }
 
 impl TaskContext {
@@ -234,6 +235,7 @@ impl TaskContext {
             storage,
             log,
             cancel_grace: std::time::Duration::from_secs(30),
+            time_scale: 1.0,
         }
     }
 
@@ -296,6 +298,12 @@ impl TaskContext {
     /// The runner's log (redacted).
     pub fn log(&self) -> &RunnerLog {
         &self.log
+    }
+
+    /// A duration of the service's clock (a period from a task object) in this runner's time: divided by the
+    /// runner's time scale (1 against AWS; `dp-local --time-scale N` runs N times faster).
+    pub fn service_duration(&self, duration: std::time::Duration) -> std::time::Duration {
+        duration.div_f64(self.time_scale.max(1e-9))
     }
 
     /// How long a canceled child gets between SIGTERM and SIGKILL.

@@ -132,6 +132,15 @@ struct Common {
     /// The longest wait between failed polls, in seconds.
     #[arg(long = "poll-backoff-cap", value_name = "SECONDS", default_value = "60", global = true, value_parser = seconds, hide = true)]
     poll_backoff_cap: Duration,
+    /// Divide the service durations of task objects (attemptTimeout, reportProgressTimeout) by N, to match
+    /// dp-local --time-scale N.
+    #[arg(
+        long = "time-scale",
+        value_name = "N",
+        default_value_t = 1.0,
+        global = true
+    )]
+    time_scale: f64,
     /// Take one task, run it, and exit with its outcome.
     #[arg(long = "once", global = true)]
     once: bool,
@@ -271,6 +280,13 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Invoc
     config.shutdown_grace = c.shutdown_grace;
     config.heartbeat_interval = c.heartbeat_interval.max(Duration::from_secs(1));
     config.poll_backoff_cap = c.poll_backoff_cap;
+    if !(c.time_scale.is_finite() && c.time_scale > 0.0) {
+        return Err(refuse(format!(
+            "--time-scale: expected a number above 0, got {}",
+            c.time_scale
+        )));
+    }
+    config.time_scale = c.time_scale;
     config.once = c.once;
     config.log_format = match c.log_format {
         Format::Text => LogFormat::Text,

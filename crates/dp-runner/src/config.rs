@@ -182,6 +182,9 @@ pub struct RunnerConfig {
     pub once: bool,
     /// `--log-format`.
     pub log_format: LogFormat,
+    /// `--time-scale`: service durations read from task objects (`attemptTimeout`, `reportProgressTimeout`) and
+    /// the acknowledgement window are divided by this, to match `dp-local --time-scale`. 1 against AWS.
+    pub time_scale: f64,
     /// Echo the runner log to stderr.
     pub log_to_stderr: bool,
     /// The S3 endpoint (`--s3-endpoint-url`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`), path-style.
@@ -224,6 +227,7 @@ impl RunnerConfig {
             poll_backoff_cap: Duration::from_secs(60),
             once: false,
             log_format: LogFormat::Text,
+            time_scale: 1.0,
             log_to_stderr: true,
             s3_endpoint: None,
             wire: dp_wire::Settings::default(),

@@ -150,7 +150,16 @@ impl Runner {
         )
         .map_err(StartError::Log)?;
         log.add_secrets(config.secrets.iter().cloned());
-        let client = Arc::new(config.client().map_err(StartError::Client)?);
+        let mut client = config.client().map_err(StartError::Client)?;
+        if config.wire.debug {
+            // dp-wire redacts secrets by name; the runner also knows the values of every task's secret fields,
+            // which may travel under other names (a scriptArgument holding `#{*password}`).
+            let redactor = log.clone();
+            client = client.with_log_sink(Arc::new(move |line: &str| {
+                eprintln!("{}", redactor.redact(line));
+            }));
+        }
+        let client = Arc::new(client);
         let storage = Storage::new(client.clone(), config.effective_s3_endpoint());
         let mut runner = Runner {
             config,
@@ -195,6 +204,7 @@ impl Runner {
             client: self.client.clone(),
             log: self.log.clone(),
             progress_interval: self.config.progress_interval,
+            time_scale: self.config.time_scale,
             force: self.control.force.clone(),
             abort: self.control.abort.clone(),
         };
@@ -214,6 +224,7 @@ impl Runner {
             storage: self.storage.clone(),
             log: self.log.clone(),
             cancel_grace: self.config.cancel_grace,
+            time_scale: self.config.time_scale,
         };
         let end = lease.hold(task, Arc::new(activity), context).await;
         grace_timer.abort();
@@ -246,6 +257,7 @@ impl Runner {
             client: client.clone(),
             log: log.clone(),
             progress_interval: config.progress_interval,
+            time_scale: config.time_scale,
             force: control.force.clone(),
             abort: control.abort.clone(),
         };
@@ -333,6 +345,7 @@ impl Runner {
                         storage: storage.clone(),
                         log: log.clone(),
                         cancel_grace: config.cancel_grace,
+                        time_scale: config.time_scale,
                     };
                     let (lease, config, storage) = (lease.clone(), config.clone(), storage.clone());
                     held.spawn(async move {

@@ -85,7 +85,7 @@ impl ShellCommand {
         };
         let timeout = match task.field("attemptTimeout") {
             None => None,
-            Some(text) => Some(parse_period(text).ok_or_else(|| {
+            Some(text) => Some(parse_period(text).map(|d| context.service_duration(d)).ok_or_else(|| {
                 invalid(format!(
                     "{kind} {}: attemptTimeout {text:?} is not a period such as \"30 minutes\"",
                     task.attempt_id
@@ -423,7 +423,11 @@ fn tail_of(path: &Path, max: usize) -> String {
         .collect();
     let chars: Vec<char> = text.trim().chars().collect();
     let from = chars.len().saturating_sub(max);
-    chars[from..].iter().collect::<String>().trim_start().to_string()
+    chars[from..]
+        .iter()
+        .collect::<String>()
+        .trim_start()
+        .to_string()
 }
 
 /// A Data Pipeline period (`30 minutes`, `1 hour`, `2 days`, `45 seconds`).

@@ -46,6 +46,8 @@ pub(crate) struct Lease {
     pub(crate) client: Arc<dp_wire::Client>,
     pub(crate) log: RunnerLog,
     pub(crate) progress_interval: Duration,
+    /// Divides the service's durations (see `RunnerConfig::time_scale`).
+    pub(crate) time_scale: f64,
     /// Fires when held tasks must be stopped (the shutdown grace is over).
     pub(crate) force: CancellationToken,
     /// Fires when the runner must stop at once (a second signal): no more retries.
@@ -92,7 +94,8 @@ impl Lease {
         use crate::logging::Level::{Error, Info, Warn};
 
         // Acknowledge before anything else: the service hands an unacknowledged task out again after 2 minutes.
-        let acknowledged_by = Instant::now() + ACKNOWLEDGE_WINDOW;
+        let acknowledged_by =
+            Instant::now() + ACKNOWLEDGE_WINDOW.div_f64(self.time_scale.max(1e-9));
         let mut tries = 0u32;
         loop {
             match self.report(&task.task_id, Vec::new()).await {
@@ -129,7 +132,7 @@ impl Lease {
             let (activity, task, context) = (activity.clone(), task.clone(), context.clone());
             async move { activity.run(&task, &context).await }
         });
-        let interval = self.progress_interval;
+        let interval = report_interval(self.progress_interval, &task, self.time_scale);
         let mut next_report = Instant::now() + interval;
         let mut failures = 0u32;
         let mut reporting = true;
@@ -224,7 +227,12 @@ impl Lease {
             match self.client.call::<ops::SetTaskStatus>(&input).await {
                 Ok(_) => {
                     let detail = match &failure {
-                        Some(f) => format!("task ended {} ({})", status.as_str(), f.error_id),
+                        Some(f) => format!(
+                            "task ended {} ({}): {}",
+                            status.as_str(),
+                            f.error_id,
+                            f.message
+                        ),
                         None => format!("task ended {}", status.as_str()),
                     };
                     log(Info, &detail);
@@ -270,6 +278,17 @@ impl Lease {
             }
         }
     }
+}
+
+/// How often to report for `task`: the configured interval, but at least three reports within the activity's
+/// `reportProgressTimeout` (15 minutes by default), so a short timeout never lapses between two reports.
+pub(crate) fn report_interval(configured: Duration, task: &Task, time_scale: f64) -> Duration {
+    let timeout = task
+        .field("reportProgressTimeout")
+        .and_then(crate::shell::parse_period)
+        .unwrap_or(Duration::from_secs(15 * 60))
+        .div_f64(time_scale.max(1e-9));
+    configured.min(timeout / 3).max(Duration::from_millis(50))
 }
 
 /// The wait before retry `n` (1-based): 250 ms doubling, capped at `cap` (at least 100 ms), with full jitter over

@@ -123,8 +123,22 @@ pub fn redact_body(body: &[u8]) -> String {
     }
 }
 
-/// Replaces, anywhere in `value`, the `stringValue` / `refValue` of an object whose `key` or `id` starts with `*`.
+/// Replaces, anywhere in `value`, the `stringValue` / `refValue` of an object whose `key` or `id` starts with `*`,
+/// and every other occurrence of those values in the same document (a task object can carry a secret's value under
+/// another name too, such as a `scriptArgument` holding `#{*password}`). Values shorter than 4 characters are only
+/// masked in their own field.
 pub fn mask_secret_fields(value: &mut Value) {
+    let mut secrets = Vec::new();
+    mask_fields(value, &mut secrets);
+    secrets.retain(|s| s.chars().count() >= 4);
+    if secrets.is_empty() {
+        return;
+    }
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    mask_values(value, &secrets);
+}
+
+fn mask_fields(value: &mut Value, secrets: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             let secret = ["key", "id"].iter().any(|k| {
@@ -134,13 +148,31 @@ pub fn mask_secret_fields(value: &mut Value) {
             });
             for (k, v) in map.iter_mut() {
                 if secret && (k == "stringValue" || k == "refValue") {
+                    if let Value::String(s) = v {
+                        secrets.push(std::mem::take(s));
+                    }
                     *v = Value::String(REDACTED.to_string());
                 } else {
-                    mask_secret_fields(v);
+                    mask_fields(v, secrets);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(mask_secret_fields),
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_fields(v, secrets)),
+        _ => {}
+    }
+}
+
+fn mask_values(value: &mut Value, secrets: &[String]) {
+    match value {
+        Value::String(s) => {
+            for secret in secrets {
+                if s.contains(secret.as_str()) {
+                    *s = s.replace(secret.as_str(), REDACTED);
+                }
+            }
+        }
+        Value::Object(map) => map.values_mut().for_each(|v| mask_values(v, secrets)),
+        Value::Array(items) => items.iter_mut().for_each(|v| mask_values(v, secrets)),
         _ => {}
     }
 }
@@ -148,6 +180,28 @@ pub fn mask_secret_fields(value: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_values_are_masked_wherever_they_appear_in_the_document() {
+        let mut v = serde_json::json!({"objects": [
+            {"key": "*password", "stringValue": "hunter2-pw"},
+            {"key": "scriptArgument", "stringValue": "hunter2-pw"},
+            {"key": "command", "stringValue": "login --pass hunter2-pw now"},
+            {"key": "*pin", "stringValue": "12"},
+            {"key": "other", "stringValue": "12 stays"}
+        ]});
+        mask_secret_fields(&mut v);
+        let text = v.to_string();
+        assert!(!text.contains("hunter2-pw"), "{text}");
+        assert!(
+            text.contains(&format!("login --pass {REDACTED} now")),
+            "{text}"
+        );
+        assert!(
+            text.contains("12 stays"),
+            "short values are masked only in their own field: {text}"
+        );
+    }
 
     #[test]
     fn masks() {

@@ -1,1 +1,7 @@
-//! Integration tests of dp-task-runner against dp-local.
+//! Integration tests of dp-task-runner: the real binary against dp-local at a fast clock, S3 against moto's server
+//! mode, and the library's pieces on their own.
+
+mod harness;
+mod lifecycle;
+mod s3;
+mod usage;

@@ -1,0 +1,385 @@
+//! What the tests share: dp-local in-process at a fast clock, the runner as a real process (killed on drop), a
+//! recording HTTP proxy between them (so tests can count the calls the runner made), temporary directories, and
+//! pipelines made through dp-wire.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dp_model::types::{Field, PipelineObject};
+use serde_json::Value;
+
+pub const TIME_SCALE: f64 = 60.0;
+pub const KEY_ID: &str = "AKIDEXAMPLE";
+pub const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "dp-runner-it-{}-{name}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// dp-local at [`TIME_SCALE`], with a recording proxy in front.
+pub struct Endpoint {
+    pub server: dp_local::Server,
+    pub proxy: RecordingProxy,
+}
+
+impl Endpoint {
+    pub fn start() -> Endpoint {
+        let server = dp_local::Server::bind(dp_local::Config {
+            time_scale: TIME_SCALE,
+            ..Default::default()
+        })
+        .expect("dp-local binds");
+        let upstream = server
+            .url()
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        Endpoint {
+            proxy: RecordingProxy::start(upstream),
+            server,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+}
+
+/// `text` field.
+pub fn text(key: &str, value: &str) -> Field {
+    Field {
+        key: key.into(),
+        string_value: Some(value.into()),
+        ref_value: None,
+    }
+}
+
+/// `ref` field.
+pub fn reference(key: &str, id: &str) -> Field {
+    Field {
+        key: key.into(),
+        string_value: None,
+        ref_value: Some(id.into()),
+    }
+}
+
+/// An object.
+pub fn object(id: &str, fields: Vec<Field>) -> PipelineObject {
+    PipelineObject {
+        id: id.into(),
+        name: id.into(),
+        fields,
+    }
+}
+
+/// A `ShellCommandActivity` `Work` on `group` with `fields` in an activated on-demand pipeline.
+pub fn shell_pipeline(endpoint: &Endpoint, group: &str, fields: &[(&str, &str)]) -> String {
+    dp_runner::testing::one_task_pipeline(&endpoint.url(), group, "ShellCommandActivity", fields)
+        .expect("pipeline made")
+}
+
+pub fn attempts(endpoint: &Endpoint, pipeline: &str) -> Vec<PipelineObject> {
+    dp_runner::testing::attempts(&endpoint.url(), pipeline).expect("attempts listed")
+}
+
+pub fn instances(endpoint: &Endpoint, pipeline: &str) -> Vec<PipelineObject> {
+    dp_runner::testing::instances(&endpoint.url(), pipeline).expect("instances listed")
+}
+
+pub fn field<'a>(object: &'a PipelineObject, key: &str) -> &'a str {
+    dp_runner::testing::field(object, key).unwrap_or("")
+}
+
+/// Calls an operation on dp-local directly (not through the proxy).
+pub fn call(endpoint: &Endpoint, operation: &str, input: Value) -> Value {
+    let client = dp_wire::Client::with_environment(
+        dp_wire::Settings::default(),
+        dp_runner::testing::environment(&endpoint.url()),
+    )
+    .unwrap();
+    let op = dp_model::operation(operation).expect("operation in the model");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(client.call_json(op, &input))
+        .unwrap_or_else(|e| panic!("{operation}: {e}"))
+}
+
+/// Polls `done` every 50 ms until it holds; panics with `what` after `limit` (a bound on a hang, not a timing
+/// assertion).
+pub fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > limit {
+            panic!("gave up after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A dp-task-runner process, killed (SIGKILL) on drop.
+pub struct RunnerProcess {
+    pub child: Child,
+    pub output: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl RunnerProcess {
+    /// Starts `dp-task-runner ARGS` through the endpoint's proxy, with the example keys in its environment and
+    /// `--output` under `dir`.
+    pub fn start(endpoint: &Endpoint, dir: &Path, args: &[&str]) -> RunnerProcess {
+        Self::start_with(endpoint, dir, args, &[])
+    }
+
+    pub fn start_with(
+        endpoint: &Endpoint,
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> RunnerProcess {
+        let output = dir.join("output");
+        let stderr = dir.join("runner-stderr.txt");
+        let mut command = runner_command(endpoint, env);
+        command
+            .arg(format!("--output={}", output.display()))
+            .arg(format!("--time-scale={TIME_SCALE}"))
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        RunnerProcess {
+            child: command.spawn().expect("dp-task-runner starts"),
+            output,
+            stderr,
+        }
+    }
+
+    /// Waits for the exit (bounded by `limit`).
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > limit {
+                panic!(
+                    "dp-task-runner did not exit within {limit:?}; stderr:\n{}",
+                    self.stderr_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.output.join("logs/dp-task-runner.log")).unwrap_or_default()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for RunnerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `dp-task-runner` with a clean environment: the example keys, a region, no profile files or instance metadata,
+/// the Data Pipeline endpoint at dp-local, and the recording proxy for plain http.
+pub fn runner_command(endpoint: &Endpoint, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dp-task-runner"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ACCESS_KEY_ID", KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ENDPOINT_URL_DATA_PIPELINE", endpoint.url())
+        .env("HTTP_PROXY", endpoint.proxy.url());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command
+}
+
+/// Whether `pid` is alive (a zombie counts as dead).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        }
+        Err(_) => false,
+    }
+}
+
+pub fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// One request the runner sent: its operation and JSON body, and the response body.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub operation: String,
+    pub request: Value,
+    pub response: Value,
+}
+
+/// A plain-http forward proxy that records every Data Pipeline call passing through it.
+pub struct RecordingProxy {
+    url: String,
+    calls: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl RecordingProxy {
+    pub fn start(upstream: String) -> RecordingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let calls: Arc<Mutex<Vec<Recorded>>> = Arc::default();
+        let recorded = calls.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let (upstream, recorded) = (upstream.clone(), recorded.clone());
+                std::thread::spawn(move || {
+                    let _ = relay(stream, &upstream, &recorded);
+                });
+            }
+        });
+        RecordingProxy { url, calls }
+    }
+
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The recorded calls of `operation` (`SetTaskStatus`).
+    pub fn calls(&self, operation: &str) -> Vec<Recorded> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.operation == operation)
+            .cloned()
+            .collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+}
+
+/// Reads one HTTP/1.1 message head and body (Content-Length framing) from `reader`.
+fn read_message(
+    reader: &mut BufReader<TcpStream>,
+) -> std::io::Result<Option<(Vec<String>, Vec<u8>)>> {
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let line = line.trim_end_matches(['\r', '\n']).to_string();
+        if line.is_empty() {
+            break;
+        }
+        head.push(line);
+    }
+    let length = head
+        .iter()
+        .find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    Ok(Some((head, body)))
+}
+
+fn relay(
+    client: TcpStream,
+    upstream: &str,
+    recorded: &Mutex<Vec<Recorded>>,
+) -> std::io::Result<()> {
+    let mut client_reader = BufReader::new(client.try_clone()?);
+    let mut client_writer = client;
+    let server = TcpStream::connect(upstream)?;
+    let mut server_reader = BufReader::new(server.try_clone()?);
+    let mut server_writer = server;
+    while let Some((mut head, body)) = read_message(&mut client_reader)? {
+        // Absolute form to origin form: `POST http://host:port/ HTTP/1.1` becomes `POST / HTTP/1.1`.
+        let mut parts: Vec<String> = head[0].split(' ').map(str::to_string).collect();
+        if let Some(rest) = parts[1].strip_prefix("http://") {
+            parts[1] = rest
+                .find('/')
+                .map_or("/".to_string(), |i| rest[i..].to_string());
+        }
+        head[0] = parts.join(" ");
+        let operation = head
+            .iter()
+            .find_map(|h| {
+                let (k, v) = h.split_once(':')?;
+                k.eq_ignore_ascii_case("x-amz-target")
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        let mut request = head.join("\r\n").into_bytes();
+        request.extend_from_slice(b"\r\n\r\n");
+        request.extend_from_slice(&body);
+        server_writer.write_all(&request)?;
+        let Some((response_head, response_body)) = read_message(&mut server_reader)? else {
+            return Ok(());
+        };
+        recorded.lock().unwrap().push(Recorded {
+            operation: operation.rsplit('.').next().unwrap_or("").to_string(),
+            request: serde_json::from_slice(&body).unwrap_or(Value::Null),
+            response: serde_json::from_slice(&response_body).unwrap_or(Value::Null),
+        });
+        let mut response = response_head.join("\r\n").into_bytes();
+        response.extend_from_slice(b"\r\n\r\n");
+        response.extend_from_slice(&response_body);
+        client_writer.write_all(&response)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,480 @@
+//! A task's life through the runner: success, failure and retries, a long task, cancel, a killed runner, shutdown,
+//! concurrency, secrets.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+use crate::harness::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn attempt_dir(runner: &RunnerProcess, pipeline: &str) -> std::path::PathBuf {
+    let base = runner.output.join("logs").join(pipeline).join("Work");
+    let instance = std::fs::read_dir(&base)
+        .unwrap_or_else(|e| panic!("{}: {e}", base.display()))
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::read_dir(&instance)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
+#[test]
+fn success_captures_output_and_sends_one_status() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("success");
+    let copy = dir.path().join("copies/stdout.txt");
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-success",
+        &[
+            ("command", "echo \"hello $1 and $2\"; echo careful >&2"),
+            ("scriptArgument", "world"),
+            ("scriptArgument", "moon"),
+            ("stdout", copy.to_str().unwrap()),
+        ],
+    );
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &["--workerGroup=wg-success", "--once"],
+    );
+    let status = runner.wait(LIMIT);
+    assert_eq!(status.code(), Some(0), "stderr: {}", runner.stderr_text());
+
+    let attempts = attempts(&endpoint, &pipeline);
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(field(&attempts[0], "@status"), "FINISHED");
+    assert!(!field(&attempts[0], "@hostname").is_empty());
+
+    let logs = attempt_dir(&runner, &pipeline);
+    assert_eq!(
+        logs.file_name().unwrap().to_string_lossy(),
+        attempts[0].id,
+        "the attempt directory is named by the attempt"
+    );
+    assert_eq!(
+        std::fs::read_to_string(logs.join("StdOutput")).unwrap(),
+        "hello world and moon\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(logs.join("StdError")).unwrap(),
+        "careful\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&copy).unwrap(),
+        "hello world and moon\n"
+    );
+
+    // Acknowledged before the status, and exactly one status.
+    let statuses = endpoint.proxy.calls("SetTaskStatus");
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].request["taskStatus"], "FINISHED");
+    let reports = endpoint.proxy.calls("ReportTaskProgress");
+    assert!(!reports.is_empty());
+    assert_eq!(reports[0].request["taskId"], statuses[0].request["taskId"]);
+    assert_eq!(endpoint.proxy.calls("ReportTaskRunnerHeartbeat").len(), 1);
+}
+
+#[test]
+fn failures_carry_their_error_fields_and_are_retried() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("failure");
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-fail",
+        &[
+            (
+                "command",
+                "echo starting; echo 'disk full on /data' >&2; exit 3",
+            ),
+            ("maximumRetries", "1"),
+            ("retryDelay", "1 minutes"),
+        ],
+    );
+    let mut runner = RunnerProcess::start(&endpoint, dir.path(), &["--workerGroup=wg-fail"]);
+    wait_until(LIMIT, "the instance to fail after its retry", || {
+        instances(&endpoint, &pipeline)
+            .first()
+            .is_some_and(|i| field(i, "@status") == "FAILED")
+    });
+    let attempts = attempts(&endpoint, &pipeline);
+    assert_eq!(attempts.len(), 2, "one try and one retry");
+    for attempt in &attempts {
+        assert_eq!(field(attempt, "@status"), "FAILED");
+        assert_eq!(field(attempt, "errorId"), "ExitCode_3");
+        assert_eq!(field(attempt, "errorMessage"), "disk full on /data");
+        assert!(
+            field(attempt, "errorStackTrace").contains("exited with status 3"),
+            "{attempt:?}"
+        );
+    }
+    runner.signal(Signal::SIGTERM);
+    assert_eq!(runner.wait(LIMIT).code(), Some(0));
+    assert!(
+        runner.log().contains("task ended FAILED (ExitCode_3)"),
+        "{}",
+        runner.log()
+    );
+}
+
+#[test]
+fn once_exits_with_the_task_outcome() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("once");
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-once",
+        &[("command", "exit 1"), ("maximumRetries", "0")],
+    );
+    let mut runner =
+        RunnerProcess::start(&endpoint, dir.path(), &["--workerGroup=wg-once", "--once"]);
+    assert_eq!(runner.wait(LIMIT).code(), Some(1), "FAILED exits 1");
+    assert_eq!(
+        field(&attempts(&endpoint, &pipeline)[0], "errorId"),
+        "ExitCode_1"
+    );
+}
+
+#[test]
+fn a_task_three_times_longer_than_its_timeout_keeps_its_lease() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("long");
+    let marker = dir.path().join("runs.txt");
+    // reportProgressTimeout 1 minute is 1 s at the test's time scale; the command runs 3 s. The progress interval
+    // stays at its default (60 s): the runner reports within the timeout by itself.
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-long",
+        &[
+            (
+                "command",
+                &format!("sleep 3; echo ran >> {}", marker.display()),
+            ),
+            ("reportProgressTimeout", "1 minutes"),
+            ("retryDelay", "1 minutes"),
+        ],
+    );
+    let mut runner =
+        RunnerProcess::start(&endpoint, dir.path(), &["--workerGroup=wg-long", "--once"]);
+    assert_eq!(
+        runner.wait(LIMIT).code(),
+        Some(0),
+        "stderr: {}",
+        runner.stderr_text()
+    );
+    let attempts = attempts(&endpoint, &pipeline);
+    assert_eq!(attempts.len(), 1, "never handed out twice: {attempts:?}");
+    assert_eq!(field(&attempts[0], "@status"), "FINISHED");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+    let handed_out = endpoint
+        .proxy
+        .calls("PollForTask")
+        .iter()
+        .filter(|c| c.response.get("taskObject").is_some())
+        .count();
+    assert_eq!(handed_out, 1);
+    assert!(
+        endpoint.proxy.calls("ReportTaskProgress").len() >= 4,
+        "reports every third of the timeout"
+    );
+}
+
+#[test]
+fn deactivation_kills_the_whole_process_group_and_sends_no_status() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("cancel");
+    let (sh_pid, bg_pid) = (dir.path().join("sh.pid"), dir.path().join("bg.pid"));
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-cancel",
+        &[(
+            "command",
+            &format!(
+                "sleep 600 & echo $! > {bg}; echo $$ > {sh}; wait",
+                bg = bg_pid.display(),
+                sh = sh_pid.display()
+            ),
+        )],
+    );
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &[
+            "--workerGroup=wg-cancel",
+            "--progress-interval=0.2",
+            "--cancel-grace=2",
+        ],
+    );
+    wait_until(LIMIT, "the command to start", || {
+        read_pid(&sh_pid).is_some() && read_pid(&bg_pid).is_some()
+    });
+    let (sh, bg) = (read_pid(&sh_pid).unwrap(), read_pid(&bg_pid).unwrap());
+    assert!(alive(sh) && alive(bg));
+    call(
+        &endpoint,
+        "DeactivatePipeline",
+        json!({"pipelineId": pipeline}),
+    );
+    wait_until(
+        LIMIT,
+        "the shell and its background child to be gone",
+        || !alive(sh) && !alive(bg),
+    );
+    wait_until(LIMIT, "the runner to log the cancel", || {
+        runner
+            .log()
+            .contains("task canceled by the service; no status sent")
+    });
+    assert!(
+        endpoint.proxy.calls("SetTaskStatus").is_empty(),
+        "no set-task-status after a cancel"
+    );
+    assert!(
+        endpoint
+            .proxy
+            .calls("ReportTaskProgress")
+            .iter()
+            .any(|c| c.response["canceled"] == true),
+        "the service said canceled"
+    );
+    runner.signal(Signal::SIGTERM);
+    assert_eq!(runner.wait(LIMIT).code(), Some(0));
+}
+
+#[test]
+fn a_killed_runners_task_is_finished_once_by_the_next_runner() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("sigkill");
+    let (pid_file, marker) = (dir.path().join("cmd.pid"), dir.path().join("done.txt"));
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-kill",
+        &[
+            (
+                "command",
+                &format!(
+                    "echo $$ > {pid}; sleep 2; echo finished >> {marker}",
+                    pid = pid_file.display(),
+                    marker = marker.display()
+                ),
+            ),
+            ("reportProgressTimeout", "1 minutes"),
+            ("retryDelay", "1 minutes"),
+            ("maximumRetries", "2"),
+        ],
+    );
+    let first_dir = TempDir::new("sigkill-first");
+    let first = RunnerProcess::start(&endpoint, first_dir.path(), &["--workerGroup=wg-kill"]);
+    wait_until(LIMIT, "the first runner's command", || {
+        read_pid(&pid_file).is_some()
+    });
+    first.signal(Signal::SIGKILL);
+    // A runner killed with SIGKILL cannot stop its child: the test stops the orphan (its own process group).
+    let orphan = read_pid(&pid_file).unwrap();
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(orphan), Signal::SIGKILL);
+    std::fs::remove_file(&pid_file).unwrap();
+    drop(first);
+
+    let second_dir = TempDir::new("sigkill-second");
+    let mut second = RunnerProcess::start(
+        &endpoint,
+        second_dir.path(),
+        &["--workerGroup=wg-kill", "--once"],
+    );
+    assert_eq!(
+        second.wait(LIMIT).code(),
+        Some(0),
+        "stderr: {}",
+        second.stderr_text()
+    );
+    let attempts = attempts(&endpoint, &pipeline);
+    let statuses: Vec<&str> = attempts.iter().map(|a| field(a, "@status")).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "FINISHED").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == "TIMEDOUT").count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "finished\n");
+    assert_eq!(
+        field(&instances(&endpoint, &pipeline)[0], "@status"),
+        "FINISHED"
+    );
+}
+
+#[test]
+fn sigterm_fails_held_tasks_after_the_grace_so_they_are_retried() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("sigterm");
+    let pid_file = dir.path().join("cmd.pid");
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-term",
+        &[
+            (
+                "command",
+                &format!("echo $$ > {}; sleep 600", pid_file.display()),
+            ),
+            ("retryDelay", "1 minutes"),
+        ],
+    );
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &[
+            "--workerGroup=wg-term",
+            "--shutdown-grace=0.5",
+            "--cancel-grace=2",
+        ],
+    );
+    wait_until(LIMIT, "the command", || read_pid(&pid_file).is_some());
+    let pid = read_pid(&pid_file).unwrap();
+    runner.signal(Signal::SIGTERM);
+    assert_eq!(
+        runner.wait(LIMIT).code(),
+        Some(0),
+        "stderr: {}",
+        runner.stderr_text()
+    );
+    assert!(!alive(pid), "the command was stopped");
+    let statuses = endpoint.proxy.calls("SetTaskStatus");
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].request["taskStatus"], "FAILED");
+    assert_eq!(statuses[0].request["errorId"], "TaskRunnerShutdown");
+    let attempts = attempts(&endpoint, &pipeline);
+    assert_eq!(field(&attempts[0], "errorId"), "TaskRunnerShutdown");
+    // The service retries it: a second attempt is queued for the next runner.
+    wait_until(LIMIT, "the retry attempt", || {
+        attempts_count(&endpoint, &pipeline) == 2
+    });
+}
+
+fn attempts_count(endpoint: &Endpoint, pipeline: &str) -> usize {
+    attempts(endpoint, pipeline).len()
+}
+
+#[test]
+fn four_at_a_time_over_two_hundred_tasks_each_finished_once() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("many");
+    let record = dir.path().join("record.txt");
+    let command = format!(
+        "s=$(date +%s%N); sleep 0.05; e=$(date +%s%N); echo \"$1 $s $e\" >> {}",
+        record.display()
+    );
+    let objects: Vec<_> = (0..200)
+        .map(|i| {
+            object(
+                &format!("Work{i}"),
+                vec![
+                    text("type", "ShellCommandActivity"),
+                    text("workerGroup", "wg-many"),
+                    text("command", &command),
+                    text("scriptArgument", &i.to_string()),
+                ],
+            )
+        })
+        .collect();
+    let pipeline = dp_runner::testing::pipeline(&endpoint.url(), "many", objects).unwrap();
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &["--workerGroup=wg-many", "--tasks=4"],
+    );
+    wait_until(Duration::from_secs(240), "200 finished instances", || {
+        std::fs::read_to_string(&record).map_or(0, |t| t.lines().count()) == 200
+            && endpoint.proxy.calls("SetTaskStatus").len() == 200
+    });
+    runner.signal(Signal::SIGTERM);
+    assert_eq!(runner.wait(LIMIT).code(), Some(0));
+
+    let text = std::fs::read_to_string(&record).unwrap();
+    let mut runs: BTreeMap<u32, u32> = BTreeMap::new();
+    let mut events = Vec::new();
+    for line in text.lines() {
+        let parts: Vec<u128> = line.split(' ').map(|p| p.parse().unwrap()).collect();
+        *runs.entry(parts[0] as u32).or_default() += 1;
+        events.push((parts[1], 1i32));
+        events.push((parts[2], -1i32));
+    }
+    assert_eq!(runs.len(), 200);
+    assert!(runs.values().all(|n| *n == 1), "each ran once: {runs:?}");
+    events.sort();
+    let (mut running, mut most) = (0, 0);
+    for (_, delta) in events {
+        running += delta;
+        most = most.max(running);
+    }
+    assert!(most <= 4, "at most 4 at once, saw {most}");
+    let attempts = attempts(&endpoint, &pipeline);
+    assert_eq!(attempts.len(), 200);
+    assert!(attempts.iter().all(|a| field(a, "@status") == "FINISHED"));
+    let statuses = endpoint.proxy.calls("SetTaskStatus");
+    let ids: std::collections::HashSet<_> = statuses
+        .iter()
+        .map(|c| c.request["taskId"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 200, "one status per task");
+}
+
+#[test]
+fn secrets_never_reach_the_runner_log_or_stderr() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("secrets");
+    let password = "pw-Sentinel-9f3a7c";
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-secret",
+        &[
+            ("*password", password),
+            ("command", "echo \"login failed for $1\" >&2; exit 3"),
+            ("scriptArgument", password),
+            ("maximumRetries", "0"),
+        ],
+    );
+    let mut runner = RunnerProcess::start_with(
+        &endpoint,
+        dir.path(),
+        &[
+            "--workerGroup=wg-secret",
+            "--once",
+            "--debug",
+            "--log-format=json",
+            &format!("--accessId={KEY_ID}"),
+            &format!("--secretKey={SECRET}"),
+        ],
+        &[],
+    );
+    assert_eq!(runner.wait(LIMIT).code(), Some(1));
+    // The message reached the service (it is the user's own output), but no log shows the secret.
+    assert_eq!(
+        field(&attempts(&endpoint, &pipeline)[0], "errorMessage"),
+        format!("login failed for {password}")
+    );
+    let log = runner.log();
+    assert!(log.contains("login failed for ****"), "{log}");
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON lines");
+        assert!(v["time"].is_string() && v["level"].is_string() && v["message"].is_string());
+    }
+    let stderr = runner.stderr_text();
+    assert!(stderr.contains("dp_wire.http"), "--debug logged the calls");
+    for text in [&log, &stderr] {
+        assert!(!text.contains(password));
+        assert!(!text.contains(SECRET));
+        assert!(!text.contains(KEY_ID), "the key id is masked");
+    }
+}
