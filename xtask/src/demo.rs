@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: the README's main job. Starts dp-local on a free port with a fast clock, then runs a whole
-//! task life with `dp` against it and prints each command with its output. Needs no AWS account.
+//! task life with `dp` against it and prints each command with its output; then `dp-task-runner` takes the next run
+//! and really runs the activity's command, and its `StdOutput` is shown. Needs no AWS account.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -19,12 +20,21 @@ impl Drop for Endpoint {
 pub(crate) fn run() -> Result<()> {
     let root = crate::project_root();
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "-p", "dp-cli", "-p", "dp-local"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "dp-cli",
+            "-p",
+            "dp-local",
+            "-p",
+            "dp-runner",
+        ])
         .current_dir(&root)
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("building dp and dp-local failed");
+        bail!("building dp, dp-local and dp-task-runner failed");
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), Into::into)
@@ -56,7 +66,7 @@ pub(crate) fn run() -> Result<()> {
     {"key": "failureAndRerunMode", "stringValue": "CASCADE"}]},
   {"id": "SayHello", "name": "SayHello", "fields": [
     {"key": "type", "stringValue": "ShellCommandActivity"},
-    {"key": "command", "stringValue": "echo hello"},
+    {"key": "command", "stringValue": "echo \"hello from $(uname -n), run by dp-task-runner\""},
     {"key": "workerGroup", "stringValue": "demo-workers"}]}
 ]
 "#,
@@ -157,8 +167,75 @@ pub(crate) fn run() -> Result<()> {
         "--output",
         "text",
     ])?;
+
+    println!(
+        "# the same work done by dp-task-runner: activate again (a new run), and the runner takes the task,"
+    );
+    println!(
+        "# acknowledges it, runs the command, reports progress while it runs, and sets the status\n"
+    );
+    run(&["activate-pipeline", "--pipeline-id", &pipeline])?;
+    let runner_args = [
+        "--workerGroup=demo-workers",
+        "--once",
+        "--time-scale=60",
+        "--output=runner",
+    ];
+    println!(
+        "$ dp-task-runner {} --endpoint-url {url}",
+        runner_args.join(" ")
+    );
+    let status = Command::new(target.join("dp-task-runner"))
+        .args(runner_args)
+        .args(["--endpoint-url", &url])
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        )
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .current_dir(&work)
+        .status()
+        .context("running dp-task-runner")?;
+    if !status.success() {
+        bail!("dp-task-runner --once exited with {status}");
+    }
+    println!();
+    let outputs = find_files(&work.join("runner/logs").join(&pipeline), "StdOutput");
+    let Some(stdout) = outputs.first() else {
+        bail!("dp-task-runner left no StdOutput under runner/logs/{pipeline}");
+    };
+    let shown = stdout.strip_prefix(&work).unwrap_or(stdout);
+    println!("$ cat '{}'", shown.display());
+    print!("{}", std::fs::read_to_string(stdout)?);
+    println!();
+    run(&["list-runs", "--pipeline-id", &pipeline])?;
     drop(endpoint);
     let _ = std::fs::remove_dir_all(&work);
     println!("# done: dp-local stopped");
     Ok(())
+}
+
+/// Every file named `name` below `dir`, sorted.
+fn find_files(dir: &std::path::Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == name) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
 }
