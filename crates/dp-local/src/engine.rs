@@ -430,6 +430,8 @@ impl Engine {
             sent: AtomicU64::new(0),
             writer: Some(writer),
         };
+        // Deadlines that passed while dp-local was stopped take effect before the first request is served.
+        engine.with(|s, now| s.fire_timers(now));
         Ok(engine)
     }
 

@@ -196,6 +196,7 @@ pub fn open(path: &Path) -> Result<SqliteStore, Error> {
 
 /// The export format: every row of every table, bodies as JSON values.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Dump {
     /// Always `dp-local-state`.
     pub format: String,

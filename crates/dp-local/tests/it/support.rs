@@ -160,6 +160,45 @@ impl Client {
         self.send(request).await
     }
 
+    /// Calls without signing; `Err` when no answer came (the server is down or the connection broke).
+    pub async fn try_unsigned(
+        &self,
+        operation: &str,
+        input: &Value,
+    ) -> Result<Result<Value, Failure>, String> {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(&self.url)
+            .header("host", &self.host)
+            .header("content-type", "application/x-amz-json-1.1")
+            .header("x-amz-target", format!("DataPipeline.{operation}"))
+            .body(Full::new(Bytes::from(serde_json::to_vec(input).unwrap())))
+            .unwrap();
+        let response = self
+            .http
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {bytes:?}"));
+        Ok(if status == 200 {
+            Ok(value)
+        } else {
+            Err(Failure {
+                status,
+                code: value["__type"].as_str().unwrap_or("").to_string(),
+                message: value["message"].as_str().unwrap_or("").to_string(),
+            })
+        })
+    }
+
     pub async fn send(&self, request: http::Request<Full<Bytes>>) -> Result<Value, Failure> {
         let response = self
             .http
