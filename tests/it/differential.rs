@@ -1,8 +1,11 @@
 //! `dp` against the installed `aws datapipeline`: same arguments, same scripted loopback server; the requests
-//! received (target, JSON body, signature validity), stdout and success must agree.
+//! received (target, JSON body or the same bytes when not JSON, signature validity) and stdout must agree, and
+//! each case states what it expects ([`Expect`]): success, an input error (dp exits 252 and nothing is sent), or
+//! a service error (dp exits 254). Exit codes are checked against both tables (v1's 0/2/255, dp's CLI v2 table),
+//! and stderr is compared too: identical, the reference's plus a hint, the same argument error after dp's usage
+//! block, or dp's own wording where the README promises it (reference §13).
 //!
-//! Each case is one line of data. Where dp deliberately differs from v1 (reference §13: exit codes, caret
-//! display, validation the reference leaves to the server), the case says so with its expectation.
+//! Each case is one line of data.
 
 use serde_json::{Value, json};
 
@@ -131,8 +134,48 @@ const DEFINITION: &str = r##"{
 }
 "##;
 
-/// Runs one case with both clients and compares. `dp_code` is dp's expected exit code where it is fixed.
-fn check(args: &[&str], files: &[(&str, &str)]) -> (i32, i32) {
+/// What a case expects of both clients. Exit codes: the reference (v1) exits 0, 2 (argparse) or 255; dp exits
+/// with CLI v2's table (0, 252 input, 253 configuration, 254 service, 255 other).
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// Both succeed (exit 0) with the same requests and the same stdout and stderr.
+    Ok,
+    /// Both refuse the input before sending anything; dp exits 252, with stderr as stated.
+    Input(Stderr),
+    /// The service answers an error after the same requests; dp exits 254 and prints the reference's message.
+    Service,
+}
+
+/// How dp's stderr relates to the reference's for an input error.
+#[derive(Debug, Clone, Copy)]
+enum Stderr {
+    /// Byte for byte the reference's.
+    Same,
+    /// The reference's, then dp's `Hint:` lines (README, quirks 3, 6, 7, 8, 10).
+    Hint,
+    /// An argument error: the reference's `aws: error:` message after dp's own usage block, as `dp: error:`.
+    Usage,
+    /// dp's own wording, which the README promises (quirks 1, 4, 12 and its other deliberate differences).
+    Own(&'static str),
+}
+
+const OK: Expect = Expect::Ok;
+const SERVICE: Expect = Expect::Service;
+const fn input(stderr: Stderr) -> Expect {
+    Expect::Input(stderr)
+}
+use Stderr::{Hint, Own, Same, Usage};
+
+/// The message after an argparse usage block: `aws: error: MSG` / `dp: error: MSG`.
+fn usage_message<'a>(stderr: &'a str, program: &str) -> Option<&'a str> {
+    stderr
+        .rsplit_once(&format!("{program}: error: "))
+        .map(|(_, message)| message)
+}
+
+/// Runs one case with both clients against the same scripted server and compares everything the case's
+/// expectation says.
+fn check(expect: Expect, args: &[&str], files: &[(&str, &str)]) {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("dp-diff-{}-{n}", std::process::id()));
@@ -145,8 +188,9 @@ fn check(args: &[&str], files: &[(&str, &str)]) -> (i32, i32) {
     let their_requests = server.take();
     let ours = dp(&server.url, args, &dir);
     let our_requests = server.take();
+    let _ = std::fs::remove_dir_all(&dir);
     let what = format!(
-        "case {args:?}\n--- aws (rc {}):\n{}{}\n--- dp (rc {}):\n{}{}",
+        "case {args:?}, expecting {expect:?}\n--- aws (rc {}):\n{}{}\n--- dp (rc {}):\n{}{}",
         theirs.code, theirs.stdout, theirs.stderr, ours.code, ours.stdout, ours.stderr
     );
 
@@ -164,34 +208,67 @@ fn check(args: &[&str], files: &[(&str, &str)]) -> (i32, i32) {
             Some("application/x-amz-json-1.1"),
             "{what}"
         );
-        assert_eq!(a.json(), b.json(), "request bodies differ: {what}");
+        match (
+            serde_json::from_slice::<Value>(&a.body),
+            serde_json::from_slice::<Value>(&b.body),
+        ) {
+            (Ok(ours), Ok(theirs)) => assert_eq!(ours, theirs, "request bodies differ: {what}"),
+            // Bodies that are not both JSON must be the same bytes.
+            _ => assert_eq!(
+                String::from_utf8_lossy(&a.body),
+                String::from_utf8_lossy(&b.body),
+                "request bodies differ byte for byte: {what}"
+            ),
+        }
         a.verify_signature()
             .unwrap_or_else(|e| panic!("dp's signature is invalid: {e}\n{what}"));
         b.verify_signature()
             .unwrap_or_else(|e| panic!("the harness cannot verify aws's signature: {e}\n{what}"));
     }
-    assert_eq!(ours.code == 0, theirs.code == 0, "success differs: {what}");
     assert_eq!(ours.stdout, theirs.stdout, "stdout differs: {what}");
-    if theirs.code != 0 {
-        if their_requests.is_empty() {
-            assert!(
-                matches!(ours.code, 252 | 253),
-                "input errors exit 252 (or 253 for configuration): {what}"
-            );
-        } else {
+    match expect {
+        Expect::Ok => {
+            assert_eq!((theirs.code, ours.code), (0, 0), "{what}");
             assert_eq!(ours.stderr, theirs.stderr, "stderr differs: {what}");
         }
+        Expect::Service => {
+            assert_eq!((theirs.code, ours.code), (255, 254), "{what}");
+            assert!(!their_requests.is_empty(), "nothing was sent: {what}");
+            assert_eq!(ours.stderr, theirs.stderr, "stderr differs: {what}");
+        }
+        Expect::Input(stderr) => {
+            let v1_code = if matches!(stderr, Usage) { 2 } else { 255 };
+            assert_eq!((theirs.code, ours.code), (v1_code, 252), "{what}");
+            assert!(their_requests.is_empty(), "the reference sent: {what}");
+            match stderr {
+                Same => assert_eq!(ours.stderr, theirs.stderr, "stderr differs: {what}"),
+                Hint => {
+                    let hint = ours.stderr.strip_prefix(theirs.stderr.as_str());
+                    assert!(
+                        hint.is_some_and(|h| h.starts_with("Hint: ") && h.ends_with('\n')),
+                        "dp's stderr is not the reference's plus a hint: {what}"
+                    );
+                }
+                Usage => {
+                    assert!(ours.stderr.starts_with("usage: dp "), "{what}");
+                    assert_eq!(
+                        usage_message(&ours.stderr, "dp"),
+                        usage_message(&theirs.stderr, "aws").filter(|m| !m.is_empty()),
+                        "usage messages differ: {what}"
+                    );
+                }
+                Own(text) => assert_eq!(ours.stderr, text, "dp's own message changed: {what}"),
+            }
+        }
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    (ours.code, their_requests.len() as i32)
 }
 
 macro_rules! cases {
-    ($($name:ident: [$($arg:expr),* $(,)?] $(files [$(($f:expr, $c:expr)),*])?;)*) => {
+    ($($name:ident ($expect:expr): [$($arg:expr),* $(,)?] $(files [$(($f:expr, $c:expr)),*])?;)*) => {
         $(
             #[test]
             fn $name() {
-                check(&[$($arg),*], &[$($(($f, $c)),*)?]);
+                check($expect, &[$($arg),*], &[$($(($f, $c)),*)?]);
             }
         )*
     };
@@ -199,128 +276,128 @@ macro_rules! cases {
 
 cases! {
     // The seed command, in every parameter form.
-    rtp_shorthand: ["report-task-progress", "--task-id", "task-123", "--fields", "key=a,stringValue=b", "key=c,refValue=d"];
-    rtp_no_fields: ["report-task-progress", "--task-id", "task-123"];
-    rtp_json_list: ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "a", "stringValue": "b"}]"#];
-    rtp_json_items: ["report-task-progress", "--task-id", "t", "--fields", r#"{"key":"j1"}"#, r#"{"key":"j2","refValue":"r"}"#];
-    rtp_json_then_shorthand: ["report-task-progress", "--task-id", "t", "--fields", r#"{"key":"j1"}"#, "key=b"];
-    rtp_empty_list: ["report-task-progress", "--task-id", "t", "--fields"];
-    rtp_repeated_option: ["report-task-progress", "--task-id", "t", "--fields", "key=a", "--fields", "key=b"];
-    rtp_repeated_scalar: ["report-task-progress", "--task-id", "t1", "--task-id", "t2"];
-    rtp_quoted: ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue='b,c'", r#"key="x y",refValue=z\,w"#];
-    rtp_unicode: ["report-task-progress", "--task-id", "tâche-✓", "--fields", "key=é,stringValue=日本語"];
-    rtp_canceled: ["report-task-progress", "--task-id", "cancel-me"];
-    rtp_text: ["report-task-progress", "--task-id", "t", "--output", "text"];
-    rtp_table: ["report-task-progress", "--task-id", "t", "--output", "table"];
-    rtp_query: ["report-task-progress", "--task-id", "t", "--query", "canceled"];
-    rtp_global_first: ["--output", "text", "report-task-progress", "--task-id", "t"];
-    rtp_file_task_id: ["report-task-progress", "--task-id", "file://id.txt"] files [("id.txt", "from-file\n")];
-    rtp_file_json: ["report-task-progress", "--task-id", "t", "--fields", "file://fields.json"] files [("fields.json", r#"[{"key": "k", "stringValue": "v"}]"#)];
-    rtp_file_shorthand_is_one_struct: ["report-task-progress", "--task-id", "t", "--fields", "file://f.txt"] files [("f.txt", "key=sh,stringValue=x")];
-    rtp_cli_input_json: ["report-task-progress", "--cli-input-json", r#"{"taskId": "from-json", "fields": [{"key": "k", "stringValue": "v"}]}"#];
-    rtp_cli_input_merge: ["report-task-progress", "--cli-input-json", r#"{"taskId":"from-json","fields":[{"key":"k","stringValue":"v"}]}"#, "--task-id", "from-cli", "--fields", "key=x,stringValue=y"];
-    rtp_cli_input_file: ["report-task-progress", "--cli-input-json", "file://in.json"] files [("in.json", r#"{"taskId": "f"}"#)];
-    rtp_skeleton: ["report-task-progress", "--generate-cli-skeleton"];
-    rtp_skeleton_output: ["report-task-progress", "--task-id", "t", "--generate-cli-skeleton", "output"];
-    rtp_skeleton_output_text: ["report-task-progress", "--task-id", "t", "--generate-cli-skeleton", "output", "--output", "text"];
-    rtp_skeleton_output_table: ["report-task-progress", "--task-id", "t", "--generate-cli-skeleton", "output", "--output", "table"];
+    rtp_shorthand (OK): ["report-task-progress", "--task-id", "task-123", "--fields", "key=a,stringValue=b", "key=c,refValue=d"];
+    rtp_no_fields (OK): ["report-task-progress", "--task-id", "task-123"];
+    rtp_json_list (OK): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "a", "stringValue": "b"}]"#];
+    rtp_json_items (OK): ["report-task-progress", "--task-id", "t", "--fields", r#"{"key":"j1"}"#, r#"{"key":"j2","refValue":"r"}"#];
+    rtp_json_then_shorthand (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", r#"{"key":"j1"}"#, "key=b"];
+    rtp_empty_list (OK): ["report-task-progress", "--task-id", "t", "--fields"];
+    rtp_repeated_option (OK): ["report-task-progress", "--task-id", "t", "--fields", "key=a", "--fields", "key=b"];
+    rtp_repeated_scalar (OK): ["report-task-progress", "--task-id", "t1", "--task-id", "t2"];
+    rtp_quoted (OK): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue='b,c'", r#"key="x y",refValue=z\,w"#];
+    rtp_unicode (OK): ["report-task-progress", "--task-id", "tâche-✓", "--fields", "key=é,stringValue=日本語"];
+    rtp_canceled (OK): ["report-task-progress", "--task-id", "cancel-me"];
+    rtp_text (OK): ["report-task-progress", "--task-id", "t", "--output", "text"];
+    rtp_table (OK): ["report-task-progress", "--task-id", "t", "--output", "table"];
+    rtp_query (OK): ["report-task-progress", "--task-id", "t", "--query", "canceled"];
+    rtp_global_first (OK): ["--output", "text", "report-task-progress", "--task-id", "t"];
+    rtp_file_task_id (OK): ["report-task-progress", "--task-id", "file://id.txt"] files [("id.txt", "from-file\n")];
+    rtp_file_json (OK): ["report-task-progress", "--task-id", "t", "--fields", "file://fields.json"] files [("fields.json", r#"[{"key": "k", "stringValue": "v"}]"#)];
+    rtp_file_shorthand_is_one_struct (input(Hint)): ["report-task-progress", "--task-id", "t", "--fields", "file://f.txt"] files [("f.txt", "key=sh,stringValue=x")];
+    rtp_cli_input_json (OK): ["report-task-progress", "--cli-input-json", r#"{"taskId": "from-json", "fields": [{"key": "k", "stringValue": "v"}]}"#];
+    rtp_cli_input_merge (OK): ["report-task-progress", "--cli-input-json", r#"{"taskId":"from-json","fields":[{"key":"k","stringValue":"v"}]}"#, "--task-id", "from-cli", "--fields", "key=x,stringValue=y"];
+    rtp_cli_input_file (OK): ["report-task-progress", "--cli-input-json", "file://in.json"] files [("in.json", r#"{"taskId": "f"}"#)];
+    rtp_skeleton (OK): ["report-task-progress", "--generate-cli-skeleton"];
+    rtp_skeleton_output (OK): ["report-task-progress", "--task-id", "t", "--generate-cli-skeleton", "output"];
+    rtp_skeleton_output_text (OK): ["report-task-progress", "--task-id", "t", "--generate-cli-skeleton", "output", "--output", "text"];
+    rtp_skeleton_output_table (OK): ["report-task-progress", "--task-id", "t", "--generate-cli-skeleton", "output", "--output", "table"];
     // Input errors: both fail and neither sends.
-    rtp_missing_task_id: ["report-task-progress", "--fields", "key=a"];
-    rtp_bad_shorthand: ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue=b,"];
-    rtp_duplicate_key: ["report-task-progress", "--task-id", "t", "--fields", "key=a,key=b"];
-    rtp_unknown_member: ["report-task-progress", "--task-id", "t", "--fields", "key=a,bogus=b"];
-    rtp_comma_list_scalar: ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue=b,c"];
-    rtp_empty_task_id: ["report-task-progress", "--task-id", ""];
-    rtp_bad_json: ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "a",}]"#];
-    rtp_unknown_option: ["report-task-progress", "--task-id", "t", "--bogus-arg", "x"];
-    rtp_cli_input_bad_json: ["report-task-progress", "--cli-input-json", r#"{"taskId": "x",}"#];
-    rtp_cli_input_unknown_key: ["report-task-progress", "--cli-input-json", r#"{"taskId": "x", "foo": 1}"#];
-    rtp_missing_file: ["report-task-progress", "--task-id", "file://nonexist.txt"];
+    rtp_missing_task_id (input(Usage)): ["report-task-progress", "--fields", "key=a"];
+    rtp_bad_shorthand (input(Own("\nError parsing parameter '--fields': Expected: '<second>', received: '<none>' for input:\nkey=a,stringValue=b,\n                    ^\n"))): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue=b,"];
+    rtp_duplicate_key (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", "key=a,key=b"];
+    rtp_unknown_member (input(Own("\nError parsing parameter '--fields': unknown member \"bogus\" in fields[0], must be one of: key, stringValue, refValue\n"))): ["report-task-progress", "--task-id", "t", "--fields", "key=a,bogus=b"];
+    rtp_comma_list_scalar (input(Hint)): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue=b,c"];
+    rtp_empty_task_id (input(Same)): ["report-task-progress", "--task-id", ""];
+    rtp_bad_json (input(Own("\nError parsing parameter '--fields': Invalid JSON: trailing comma: line 1 column 14\nJSON received: [{\"key\": \"a\",}]\n"))): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "a",}]"#];
+    rtp_unknown_option (input(Own("usage: dp [options] <command> [parameters]\nTo see help text, you can run:\n\n  dp help\n  dp <command> help\n\ndp: error: Unknown options: --bogus-arg\n"))): ["report-task-progress", "--task-id", "t", "--bogus-arg", "x"];
+    rtp_cli_input_bad_json (input(Own("\nError parsing parameter 'cli-input-json': Invalid JSON: trailing comma: line 1 column 16\nJSON received: {\"taskId\": \"x\",}\n"))): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x",}"#];
+    rtp_cli_input_unknown_key (input(Same)): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x", "foo": 1}"#];
+    rtp_missing_file (input(Same)): ["report-task-progress", "--task-id", "file://nonexist.txt"];
     // Service errors.
-    rtp_task_not_found: ["report-task-progress", "--task-id", "missing"];
-    rtp_internal_error_retried: ["report-task-progress", "--task-id", "boom"];
+    rtp_task_not_found (SERVICE): ["report-task-progress", "--task-id", "missing"];
+    rtp_internal_error_retried (SERVICE): ["report-task-progress", "--task-id", "boom"];
     // Every other operation.
-    poll_for_task: ["poll-for-task", "--worker-group", "wg", "--hostname", "h1"];
-    poll_for_task_text: ["poll-for-task", "--worker-group", "wg", "--output", "text"];
-    poll_for_task_table: ["poll-for-task", "--worker-group", "wg", "--output", "table"];
-    poll_for_task_identity: ["poll-for-task", "--worker-group", "wg", "--instance-identity", "document=d,signature=s"];
-    heartbeat: ["report-task-runner-heartbeat", "--taskrunner-id", "r1", "--worker-group", "wg", "--hostname", "h"];
-    set_task_status: ["set-task-status", "--task-id", "t", "--task-status", "FAILED", "--error-id", "E1", "--error-message", "it broke", "--error-stack-trace", "at x"];
-    create_pipeline: ["create-pipeline", "--name", "demo", "--unique-id", "u1", "--description", "d", "--tags", "key=env,value=dev", "key=team,value=x"];
-    create_pipeline_table: ["create-pipeline", "--name", "demo", "--unique-id", "u1", "--output", "table"];
-    activate_pipeline: ["activate-pipeline", "--pipeline-id", "df-0001"];
-    deactivate_pipeline: ["deactivate-pipeline", "--pipeline-id", "df-0001", "--no-cancel-active"];
-    deactivate_pipeline_cancel: ["deactivate-pipeline", "--pipeline-id", "df-0001", "--cancel-active"];
-    delete_pipeline: ["delete-pipeline", "--pipeline-id", "df-0001"];
-    deleted_pipeline_error: ["delete-pipeline", "--pipeline-id", "deleted"];
-    add_tags: ["add-tags", "--pipeline-id", "df-0001", "--tags", "key=a,value=b"];
-    remove_tags: ["remove-tags", "--pipeline-id", "df-0001", "--tag-keys", "a", "b"];
-    describe_pipelines: ["describe-pipelines", "--pipeline-ids", "df-0001", "df-0002"];
-    describe_pipelines_text: ["describe-pipelines", "--pipeline-ids", "df-0001", "--output", "text"];
-    describe_pipelines_table: ["describe-pipelines", "--pipeline-ids", "df-0001", "--output", "table"];
-    describe_pipelines_wide_table: ["describe-pipelines", "--pipeline-ids", "df-wide", "--output", "table"];
-    describe_pipelines_wide_text: ["describe-pipelines", "--pipeline-ids", "df-wide", "--output", "text"];
-    describe_pipelines_wide_json: ["describe-pipelines", "--pipeline-ids", "df-wide"];
-    describe_pipelines_commas: ["describe-pipelines", "--pipeline-ids", "df-1,df-2"];
-    describe_objects: ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "Default", "--evaluate-expressions"];
-    evaluate_expression: ["evaluate-expression", "--pipeline-id", "df-0001", "--object-id", "Act", "--expression", "#{@scheduledStartTime}"];
-    set_status: ["set-status", "--pipeline-id", "df-0001", "--object-ids", "@a_1", "--status", "RERUN"];
-    validate_definition: ["validate-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-objects", "id=Default,name=Default,fields=[{key=workerGroup,stringValue=wg1}]"];
-    validate_definition_json: ["validate-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-objects", r#"[{"id": "Default", "name": "Default", "fields": []}]"#, "--parameter-values", "id=p,stringValue=v"];
+    poll_for_task (OK): ["poll-for-task", "--worker-group", "wg", "--hostname", "h1"];
+    poll_for_task_text (OK): ["poll-for-task", "--worker-group", "wg", "--output", "text"];
+    poll_for_task_table (OK): ["poll-for-task", "--worker-group", "wg", "--output", "table"];
+    poll_for_task_identity (OK): ["poll-for-task", "--worker-group", "wg", "--instance-identity", "document=d,signature=s"];
+    heartbeat (OK): ["report-task-runner-heartbeat", "--taskrunner-id", "r1", "--worker-group", "wg", "--hostname", "h"];
+    set_task_status (OK): ["set-task-status", "--task-id", "t", "--task-status", "FAILED", "--error-id", "E1", "--error-message", "it broke", "--error-stack-trace", "at x"];
+    create_pipeline (OK): ["create-pipeline", "--name", "demo", "--unique-id", "u1", "--description", "d", "--tags", "key=env,value=dev", "key=team,value=x"];
+    create_pipeline_table (OK): ["create-pipeline", "--name", "demo", "--unique-id", "u1", "--output", "table"];
+    activate_pipeline (OK): ["activate-pipeline", "--pipeline-id", "df-0001"];
+    deactivate_pipeline (OK): ["deactivate-pipeline", "--pipeline-id", "df-0001", "--no-cancel-active"];
+    deactivate_pipeline_cancel (OK): ["deactivate-pipeline", "--pipeline-id", "df-0001", "--cancel-active"];
+    delete_pipeline (OK): ["delete-pipeline", "--pipeline-id", "df-0001"];
+    deleted_pipeline_error (SERVICE): ["delete-pipeline", "--pipeline-id", "deleted"];
+    add_tags (OK): ["add-tags", "--pipeline-id", "df-0001", "--tags", "key=a,value=b"];
+    remove_tags (OK): ["remove-tags", "--pipeline-id", "df-0001", "--tag-keys", "a", "b"];
+    describe_pipelines (OK): ["describe-pipelines", "--pipeline-ids", "df-0001", "df-0002"];
+    describe_pipelines_text (OK): ["describe-pipelines", "--pipeline-ids", "df-0001", "--output", "text"];
+    describe_pipelines_table (OK): ["describe-pipelines", "--pipeline-ids", "df-0001", "--output", "table"];
+    describe_pipelines_wide_table (OK): ["describe-pipelines", "--pipeline-ids", "df-wide", "--output", "table"];
+    describe_pipelines_wide_text (OK): ["describe-pipelines", "--pipeline-ids", "df-wide", "--output", "text"];
+    describe_pipelines_wide_json (OK): ["describe-pipelines", "--pipeline-ids", "df-wide"];
+    describe_pipelines_commas (OK): ["describe-pipelines", "--pipeline-ids", "df-1,df-2"];
+    describe_objects (OK): ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "Default", "--evaluate-expressions"];
+    evaluate_expression (OK): ["evaluate-expression", "--pipeline-id", "df-0001", "--object-id", "Act", "--expression", "#{@scheduledStartTime}"];
+    set_status (OK): ["set-status", "--pipeline-id", "df-0001", "--object-ids", "@a_1", "--status", "RERUN"];
+    validate_definition (OK): ["validate-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-objects", "id=Default,name=Default,fields=[{key=workerGroup,stringValue=wg1}]"];
+    validate_definition_json (OK): ["validate-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-objects", r#"[{"id": "Default", "name": "Default", "fields": []}]"#, "--parameter-values", "id=p,stringValue=v"];
     // Pagination.
-    list_pipelines: ["list-pipelines"];
-    list_pipelines_text: ["list-pipelines", "--output", "text"];
-    list_pipelines_table: ["list-pipelines", "--output", "table"];
-    list_pipelines_max_items: ["list-pipelines", "--max-items", "1"];
-    list_pipelines_max_items_boundary: ["list-pipelines", "--max-items", "2"];
-    list_pipelines_max_items_text: ["list-pipelines", "--max-items", "3", "--output", "text"];
-    list_pipelines_starting_token: ["list-pipelines", "--starting-token", "eyJtYXJrZXIiOiBudWxsLCAiYm90b190cnVuY2F0ZV9hbW91bnQiOiAxfQ=="];
-    list_pipelines_no_paginate: ["list-pipelines", "--no-paginate"];
-    list_pipelines_query: ["list-pipelines", "--query", "pipelineIdList[].id"];
-    list_pipelines_marker: ["list-pipelines", "--marker", "m1"];
-    query_objects: ["query-objects", "--pipeline-id", "df-0001", "--sphere", "INSTANCE", "--objects-query", "selectors=[{fieldName=@status,operator={type=EQ,values=[FINISHED]}}]"];
+    list_pipelines (OK): ["list-pipelines"];
+    list_pipelines_text (OK): ["list-pipelines", "--output", "text"];
+    list_pipelines_table (OK): ["list-pipelines", "--output", "table"];
+    list_pipelines_max_items (OK): ["list-pipelines", "--max-items", "1"];
+    list_pipelines_max_items_boundary (OK): ["list-pipelines", "--max-items", "2"];
+    list_pipelines_max_items_text (OK): ["list-pipelines", "--max-items", "3", "--output", "text"];
+    list_pipelines_starting_token (OK): ["list-pipelines", "--starting-token", "eyJtYXJrZXIiOiBudWxsLCAiYm90b190cnVuY2F0ZV9hbW91bnQiOiAxfQ=="];
+    list_pipelines_no_paginate (OK): ["list-pipelines", "--no-paginate"];
+    list_pipelines_query (OK): ["list-pipelines", "--query", "pipelineIdList[].id"];
+    list_pipelines_marker (OK): ["list-pipelines", "--marker", "m1"];
+    query_objects (OK): ["query-objects", "--pipeline-id", "df-0001", "--sphere", "INSTANCE", "--objects-query", "selectors=[{fieldName=@status,operator={type=EQ,values=[FINISHED]}}]"];
     // The Data Pipeline customizations of the CLI.
-    put_definition_file: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json"] files [("def.json", DEFINITION)];
-    put_definition_inline_values: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json", "--parameter-values", "myParam=z", "myParam=w", "other=q"] files [("def.json", DEFINITION)];
-    put_definition_parameter_objects: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json", "--parameter-objects", r#"{"parameters": [{"id": "p2", "type": "String", "description": "d"}]}"#] files [("def.json", DEFINITION)];
-    put_definition_values_uri: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://plain.json", "--parameter-values-uri", "file://values.json"] files [("plain.json", r#"{"objects": [{"id": "Default"}]}"#), ("values.json", r#"{"values": {"a": ["1", "2"], "b": "3"}}"#)];
-    put_definition_text: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json", "--output", "text"] files [("def.json", DEFINITION)];
-    put_definition_missing_objects: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"parameters": []}"#];
-    put_definition_missing_id: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"name": "x", "type": "Ec2Resource"}]}"#];
-    put_definition_number_field: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A", "maximumRetries": 3}]}"#];
-    put_definition_bad_inline: ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A"}]}"#, "--parameter-values", "novalue"];
-    put_definition_required: ["put-pipeline-definition", "--pipeline-id", "df-0001"];
-    get_definition: ["get-pipeline-definition", "--pipeline-id", "df-0001"];
-    get_definition_active: ["get-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-version", "active"];
-    get_definition_text: ["get-pipeline-definition", "--pipeline-id", "df-0001", "--output", "text"];
-    get_definition_skeleton_output: ["get-pipeline-definition", "--pipeline-id", "df-0001", "--generate-cli-skeleton", "output"];
-    activate_values: ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values", "a=1", "b=2", "a=3"];
-    activate_values_uri: ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values-uri", "file://values.json"] files [("values.json", r#"{"values": {"a": "1"}}"#)];
-    activate_both_values: ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values", "a=1", "--parameter-values-uri", "file://values.json"] files [("values.json", r#"{"values": {"a": "1"}}"#)];
-    activate_start_iso: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01T00:00:00Z"];
-    activate_start_naive: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01 00:00:00"];
-    activate_start_offset: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01 00:00:00+02:00"];
-    activate_start_epoch: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "1704067200.5"];
-    activate_start_date: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01"];
-    activate_start_bad: ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "notadate"];
-    list_runs_schedule: ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00, 2024-01-05T00:00:00"];
-    list_runs_start_status: ["list-runs", "--pipeline-id", "df-0001", "--start-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--status", "finished, waiting_for_runner"];
-    list_runs_json: ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--output", "json"];
-    list_runs_table: ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--output", "table"];
-    list_runs_bad_status: ["list-runs", "--pipeline-id", "df-0001", "--status", "bogus"];
-    rtp_at_file: ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue@=file://v.txt"] files [("v.txt", "from-file\n")];
-    rtp_at_file_nested: ["validate-pipeline-definition", "--pipeline-id", "p", "--pipeline-objects", "id=A,name=A,fields@=[{key=k,stringValue=file://v.txt}]"] files [("v.txt", "x")];
-    rtp_at_missing_file: ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue@=file://nope.txt"];
-    rtp_equals_file_is_literal: ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue=file://v.txt"] files [("v.txt", "x")];
-    list_pipelines_garbage_token: ["list-pipelines", "--starting-token", "garbage"];
-    list_pipelines_legacy_token: ["list-pipelines", "--starting-token", "m1___1"];
-    list_pipelines_cli_input_marker: ["list-pipelines", "--cli-input-json", r#"{"marker": "m1"}"#];
-    list_pipelines_yaml_not_in_v1: ["list-pipelines", "--output", "text", "--max-items", "1"];
-    describe_objects_text: ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "Default", "@a_2", "--output", "text"];
-    describe_objects_table: ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "@a_1", "@a_2", "--output", "table"];
-    describe_objects_query: ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "@a_1", "@a_2", "--query", "pipelineObjects[].fields[?key=='@status'].stringValue | []"];
-    poll_for_task_query_text: ["poll-for-task", "--worker-group", "wg", "--query", "taskObject.[taskId, attemptId]", "--output", "text"];
-    query_objects_page_size: ["query-objects", "--pipeline-id", "df-0001", "--sphere", "INSTANCE", "--page-size", "2", "--max-items", "2"];
+    put_definition_file (OK): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json"] files [("def.json", DEFINITION)];
+    put_definition_inline_values (OK): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json", "--parameter-values", "myParam=z", "myParam=w", "other=q"] files [("def.json", DEFINITION)];
+    put_definition_parameter_objects (OK): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json", "--parameter-objects", r#"{"parameters": [{"id": "p2", "type": "String", "description": "d"}]}"#] files [("def.json", DEFINITION)];
+    put_definition_values_uri (OK): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://plain.json", "--parameter-values-uri", "file://values.json"] files [("plain.json", r#"{"objects": [{"id": "Default"}]}"#), ("values.json", r#"{"values": {"a": ["1", "2"], "b": "3"}}"#)];
+    put_definition_text (OK): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json", "--output", "text"] files [("def.json", DEFINITION)];
+    put_definition_missing_objects (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"parameters": []}"#];
+    put_definition_missing_id (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"name": "x", "type": "Ec2Resource"}]}"#];
+    put_definition_number_field (input(Own("\nError in pipeline definition: object \"A\" (objects[0]), field \"maximumRetries\": expected a string, a {\"ref\": \"<id>\"} object or a list of them, received 3\n\n"))): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A", "maximumRetries": 3}]}"#];
+    put_definition_bad_inline (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A"}]}"#, "--parameter-values", "novalue"];
+    put_definition_required (input(Usage)): ["put-pipeline-definition", "--pipeline-id", "df-0001"];
+    get_definition (OK): ["get-pipeline-definition", "--pipeline-id", "df-0001"];
+    get_definition_active (OK): ["get-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-version", "active"];
+    get_definition_text (OK): ["get-pipeline-definition", "--pipeline-id", "df-0001", "--output", "text"];
+    get_definition_skeleton_output (OK): ["get-pipeline-definition", "--pipeline-id", "df-0001", "--generate-cli-skeleton", "output"];
+    activate_values (OK): ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values", "a=1", "b=2", "a=3"];
+    activate_values_uri (OK): ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values-uri", "file://values.json"] files [("values.json", r#"{"values": {"a": "1"}}"#)];
+    activate_both_values (input(Same)): ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values", "a=1", "--parameter-values-uri", "file://values.json"] files [("values.json", r#"{"values": {"a": "1"}}"#)];
+    activate_start_iso (OK): ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01T00:00:00Z"];
+    activate_start_naive (OK): ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01 00:00:00"];
+    activate_start_offset (OK): ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01 00:00:00+02:00"];
+    activate_start_epoch (OK): ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "1704067200.5"];
+    activate_start_date (OK): ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "2024-01-01"];
+    activate_start_bad (input(Same)): ["activate-pipeline", "--pipeline-id", "df-0001", "--start-timestamp", "notadate"];
+    list_runs_schedule (OK): ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00, 2024-01-05T00:00:00"];
+    list_runs_start_status (OK): ["list-runs", "--pipeline-id", "df-0001", "--start-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--status", "finished, waiting_for_runner"];
+    list_runs_json (OK): ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--output", "json"];
+    list_runs_table (OK): ["list-runs", "--pipeline-id", "df-0001", "--schedule-interval", "2024-01-01T00:00:00,2024-01-05T00:00:00", "--output", "table"];
+    list_runs_bad_status (input(Same)): ["list-runs", "--pipeline-id", "df-0001", "--status", "bogus"];
+    rtp_at_file (OK): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue@=file://v.txt"] files [("v.txt", "from-file\n")];
+    rtp_at_file_nested (OK): ["validate-pipeline-definition", "--pipeline-id", "p", "--pipeline-objects", "id=A,name=A,fields@=[{key=k,stringValue=file://v.txt}]"] files [("v.txt", "x")];
+    rtp_at_missing_file (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue@=file://nope.txt"];
+    rtp_equals_file_is_literal (OK): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue=file://v.txt"] files [("v.txt", "x")];
+    list_pipelines_garbage_token (OK): ["list-pipelines", "--starting-token", "garbage"];
+    list_pipelines_legacy_token (OK): ["list-pipelines", "--starting-token", "m1___1"];
+    list_pipelines_cli_input_marker (OK): ["list-pipelines", "--cli-input-json", r#"{"marker": "m1"}"#];
+    list_pipelines_yaml_not_in_v1 (OK): ["list-pipelines", "--output", "text", "--max-items", "1"];
+    describe_objects_text (OK): ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "Default", "@a_2", "--output", "text"];
+    describe_objects_table (OK): ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "@a_1", "@a_2", "--output", "table"];
+    describe_objects_query (OK): ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "@a_1", "@a_2", "--query", "pipelineObjects[].fields[?key=='@status'].stringValue | []"];
+    poll_for_task_query_text (OK): ["poll-for-task", "--worker-group", "wg", "--query", "taskObject.[taskId, attemptId]", "--output", "text"];
+    query_objects_page_size (OK): ["query-objects", "--pipeline-id", "df-0001", "--sphere", "INSTANCE", "--page-size", "2", "--max-items", "2"];
 }
 
 /// The reference crashes with `'@componentParent'` (exit 255) on an instance without a parent, and cannot sort a

@@ -1,12 +1,13 @@
 //! Maintainer tasks for the dp workspace, run as `cargo xtask <task>`.
 //!
 //! This binary holds the work that is not part of any shipped crate: importing the service model from botocore,
-//! generating `dp-model`'s Rust from it, and (later) demos, benchmarks and release builds. It must stay light: its
+//! generating `dp-model`'s Rust from it, demos, benchmarks and release archives (`dist`). It must stay light: its
 //! dependencies are few so that `cargo xtask` starts quickly on a cold machine.
 
 mod bench;
 mod codegen;
 mod demo;
+mod dist;
 mod import_model;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,9 @@ tasks:
                         --check fails if the committed file is stale
   bench [cli [ROUNDS] | shorthand | wire | local]
                         whole-process timings of dp vs aws vs a floor (cli), or a crate's criterion benches
+  dist [--check ARCHIVE]
+                        build the release archive target/dist/dp-<version>-<target>.tar.gz (binaries, man
+                        pages, completions, README, LICENSE, systemd units, SHA256SUMS); --check verifies one
   demo                  start dp-local and run a whole task life with dp against it (no AWS account needed)
 ";
 
@@ -44,6 +48,7 @@ fn main() -> Result<()> {
             codegen::run(check)
         }
         "demo" => demo::run(),
+        "dist" => dist::run(rest),
         "bench" => bench::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");

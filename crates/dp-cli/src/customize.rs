@@ -290,7 +290,9 @@ pub fn add_to_params(
     let get = |name: &str| given.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
     let one = |name: &str| -> Result<Option<String>, CliError> {
         match get(name) {
-            Some(RawValue::One(v)) => crate::params::paramfile(v).map(Some),
+            Some(RawValue::One(v)) => {
+                crate::params::paramfile_for(&format!("--{name}"), v).map(Some)
+            }
             _ => Ok(None),
         }
     };

@@ -13,6 +13,7 @@ pub mod error;
 pub mod help;
 pub mod hints;
 pub mod list_runs;
+pub mod man;
 pub mod output;
 pub mod paginate;
 pub mod params;

@@ -11,6 +11,13 @@ use serde_json::{Map, Value};
 use crate::cli::{Invocation, RawValue, option_name};
 use crate::error::CliError;
 
+/// [`paramfile`] for the option `option` (`--task-id`): a failure names the option, as the CLI's `ParamError`
+/// does (`Error parsing parameter '--task-id': Unable to load paramfile …`).
+pub fn paramfile_for(option: &str, value: &str) -> Result<String, CliError> {
+    paramfile(value)
+        .map_err(|e| CliError::usage(format!("Error parsing parameter '{option}': {}", e.message)))
+}
+
 /// Reads a `file://` or `fileb://` value; other values are returned unchanged. `http(s)://` is never fetched (v2).
 pub fn paramfile(value: &str) -> Result<String, CliError> {
     if let Some(path) = value.strip_prefix("file://") {
@@ -163,7 +170,7 @@ pub fn member_value(
     match raw {
         RawValue::Flag(b) => Ok(Value::Bool(*b)),
         RawValue::One(token) => {
-            let text = paramfile(token)?;
+            let text = paramfile_for(&json_option, token)?;
             if is_complex(member.shape) {
                 if looks_like_json(&text) {
                     parse_json(&json_option, &text)
@@ -180,7 +187,7 @@ pub fn member_value(
             };
             // A single token is unwrapped for the paramfile step and then parsed as one value, as the CLI does.
             if tokens.len() == 1 {
-                let text = paramfile(&tokens[0])?;
+                let text = paramfile_for(&json_option, &tokens[0])?;
                 if looks_like_json(&text) && text.trim_start().starts_with('[') {
                     return parse_json(&json_option, &text);
                 }
@@ -231,7 +238,7 @@ pub fn member_value(
 
 /// Parses `--cli-input-json`/`--cli-input-yaml` text into a map.
 fn cli_input(option: &str, raw: &str) -> Result<Map<String, Value>, CliError> {
-    let text = paramfile(raw)?;
+    let text = paramfile_for(&format!("--{option}"), raw)?;
     let value: Value = if option == "cli-input-yaml" {
         serde_norway::from_str(&text).map_err(|e| {
             CliError::usage(format!(

@@ -4,5 +4,6 @@ mod cli;
 mod default_roles;
 mod definition;
 mod help;
+mod man;
 mod output;
 mod snapshot;
