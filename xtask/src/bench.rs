@@ -3,7 +3,10 @@
 //!
 //! `cli` (the default) times `dp report-task-progress …` against `aws datapipeline` with the same arguments and
 //! against a floor (curl: a process plus one loopback request), all answered by a loopback server in this process;
-//! it also reads each one's peak RSS with GNU time. `shorthand` and `local` run those crates' criterion benches.
+//! it also reads each one's peak RSS with GNU time. `shorthand` and `local` run those crates' criterion benches;
+//! `runner` drains a pipeline through dp-local with dp-task-runner (`bench/runner.rs`).
+
+mod runner;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -64,15 +67,7 @@ fn start_server() -> Result<String> {
 fn command(program: &str, args: &[String]) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        )
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(crate::demo::EXAMPLE_ENVIRONMENT)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     cmd
@@ -214,6 +209,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             let rounds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30);
             cli(rounds)
         }
+        Some("runner") => runner::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000)),
         Some(which @ ("shorthand" | "local" | "wire")) => {
             let package = format!("dp-{which}");
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -226,7 +222,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             Ok(())
         }
         Some(other) => {
-            bail!("unknown benchmark {other:?}: use cli [ROUNDS], shorthand, wire or local")
+            bail!(
+                "unknown benchmark {other:?}: use cli [ROUNDS], shorthand, wire, local or runner [TASKS]"
+            )
         }
     }
 }

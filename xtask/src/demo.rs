@@ -8,6 +8,20 @@ use std::process::{Child, Command, Stdio};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+/// The documented example keys and a region, with no profile files or instance metadata: every process the demo
+/// and the benchmarks start talks only to the local endpoint.
+pub(crate) const EXAMPLE_ENVIRONMENT: [(&str, &str); 6] = [
+    ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+    (
+        "AWS_SECRET_ACCESS_KEY",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    ),
+    ("AWS_DEFAULT_REGION", "us-east-1"),
+    ("AWS_CONFIG_FILE", "/dev/null"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
 struct Endpoint(Child);
 
 impl Drop for Endpoint {
@@ -87,15 +101,7 @@ pub(crate) fn run() -> Result<()> {
         let out = Command::new(&dp)
             .args(args)
             .args(["--endpoint-url", &url])
-            .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-            .env(
-                "AWS_SECRET_ACCESS_KEY",
-                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            )
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(EXAMPLE_ENVIRONMENT)
             .current_dir(&work)
             .output()
             .context("running dp")?;
@@ -188,15 +194,7 @@ pub(crate) fn run() -> Result<()> {
     let status = Command::new(target.join("dp-task-runner"))
         .args(runner_args)
         .args(["--endpoint-url", &url])
-        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-        )
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(EXAMPLE_ENVIRONMENT)
         .current_dir(&work)
         .status()
         .context("running dp-task-runner")?;

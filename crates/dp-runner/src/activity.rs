@@ -214,6 +214,8 @@ pub fn ref_field<'a>(object: &'a PipelineObject, key: &str) -> Option<&'a str> {
 #[derive(Clone)]
 pub struct TaskContext {
     pub(crate) cancel: CancellationToken,
+    /// Fires when the runner must stop at once: no cancel grace before SIGKILL.
+    pub(crate) kill_now: CancellationToken,
     pub(crate) reason: Arc<Mutex<Option<CancelReason>>>,
     pub(crate) progress: Arc<Mutex<Vec<Field>>>,
     pub(crate) log_dir: PathBuf,
@@ -229,6 +231,7 @@ impl TaskContext {
     pub fn new(log_dir: PathBuf, storage: Storage, log: RunnerLog) -> TaskContext {
         TaskContext {
             cancel: CancellationToken::new(),
+            kill_now: CancellationToken::new(),
             reason: Arc::new(Mutex::new(None)),
             progress: Arc::new(Mutex::new(Vec::new())),
             log_dir,
@@ -304,6 +307,11 @@ impl TaskContext {
     /// runner's time scale (1 against AWS; `dp-local --time-scale N` runs N times faster).
     pub fn service_duration(&self, duration: std::time::Duration) -> std::time::Duration {
         duration.div_f64(self.time_scale.max(1e-9))
+    }
+
+    /// Resolves when the runner must stop at once (a second signal): stop children without a grace.
+    pub async fn stopping_at_once(&self) {
+        self.kill_now.cancelled().await
     }
 
     /// How long a canceled child gets between SIGTERM and SIGKILL.

@@ -218,6 +218,7 @@ impl Runner {
         });
         let context = TaskContext {
             cancel: CancellationToken::new(),
+            kill_now: self.control.abort.clone(),
             reason: Default::default(),
             progress: Default::default(),
             log_dir: attempt_log_dir(&self.config.logs_dir(), &task),
@@ -339,6 +340,7 @@ impl Runner {
                         .unwrap_or_else(|| Arc::new(Unsupported(type_name.clone())));
                     let context = TaskContext {
                         cancel: CancellationToken::new(),
+                        kill_now: control.abort.clone(),
                         reason: Default::default(),
                         progress: Default::default(),
                         log_dir: attempt_log_dir(&config.logs_dir(), &task),

@@ -372,14 +372,16 @@ pub(crate) async fn run_in_group(
     };
     if let Some(pgid) = pgid {
         let _ = killpg(pgid, Signal::SIGTERM);
-        if tokio::time::timeout(context.cancel_grace(), child.wait())
-            .await
-            .is_err()
-        {
-            context.log().warn(
-                "the command did not stop within the cancel grace: SIGKILL to its process group",
-                &[("pgid", &pgid.to_string())],
-            );
+        tokio::select! {
+            waited = tokio::time::timeout(context.cancel_grace(), child.wait()) => {
+                if waited.is_err() {
+                    context.log().warn(
+                        "the command did not stop within the cancel grace: SIGKILL to its process group",
+                        &[("pgid", &pgid.to_string())],
+                    );
+                }
+            }
+            _ = context.stopping_at_once() => {}
         }
         // Whatever the leader did, nothing of the group may outlive the task.
         let _ = killpg(pgid, Signal::SIGKILL);

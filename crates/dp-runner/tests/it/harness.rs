@@ -268,6 +268,7 @@ pub struct Recorded {
 pub struct RecordingProxy {
     url: String,
     calls: Arc<Mutex<Vec<Recorded>>>,
+    terminate: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RecordingProxy {
@@ -276,16 +277,22 @@ impl RecordingProxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let calls: Arc<Mutex<Vec<Recorded>>> = Arc::default();
         let recorded = calls.clone();
+        let terminate: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let told = terminate.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (upstream, recorded) = (upstream.clone(), recorded.clone());
+                let (upstream, recorded, told) = (upstream.clone(), recorded.clone(), told.clone());
                 std::thread::spawn(move || {
-                    let _ = relay(stream, &upstream, &recorded);
+                    let _ = relay(stream, &upstream, &recorded, &told);
                 });
             }
         });
-        RecordingProxy { url, calls }
+        RecordingProxy {
+            url,
+            calls,
+            terminate,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -301,6 +308,11 @@ impl RecordingProxy {
             .filter(|c| c.operation == operation)
             .cloned()
             .collect()
+    }
+
+    /// From now on, heartbeats are answered `{"terminate": true}` (as the service does for a runner it wants gone).
+    pub fn answer_terminate(&self) {
+        self.terminate.store(true, Ordering::SeqCst);
     }
 
     pub fn count(&self) -> usize {
@@ -341,6 +353,7 @@ fn relay(
     client: TcpStream,
     upstream: &str,
     recorded: &Mutex<Vec<Recorded>>,
+    terminate: &std::sync::atomic::AtomicBool,
 ) -> std::io::Result<()> {
     let mut client_reader = BufReader::new(client.try_clone()?);
     let mut client_writer = client;
@@ -368,9 +381,17 @@ fn relay(
         request.extend_from_slice(b"\r\n\r\n");
         request.extend_from_slice(&body);
         server_writer.write_all(&request)?;
-        let Some((response_head, response_body)) = read_message(&mut server_reader)? else {
+        let Some((mut response_head, mut response_body)) = read_message(&mut server_reader)? else {
             return Ok(());
         };
+        if operation.ends_with(".ReportTaskRunnerHeartbeat") && terminate.load(Ordering::SeqCst) {
+            response_body = br#"{"terminate":true}"#.to_vec();
+            for line in response_head.iter_mut() {
+                if line.to_ascii_lowercase().starts_with("content-length:") {
+                    *line = format!("content-length: {}", response_body.len());
+                }
+            }
+        }
         recorded.lock().unwrap().push(Recorded {
             operation: operation.rsplit('.').next().unwrap_or("").to_string(),
             request: serde_json::from_slice(&body).unwrap_or(Value::Null),

@@ -478,3 +478,167 @@ fn secrets_never_reach_the_runner_log_or_stderr() {
         assert!(!text.contains(KEY_ID), "the key id is masked");
     }
 }
+
+#[test]
+fn attempt_timeout_kills_the_command_and_fails_the_attempt() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("timeout");
+    let (pid_file, marker) = (dir.path().join("cmd.pid"), dir.path().join("late.txt"));
+    // attemptTimeout 1 minute is 1 s at the test's time scale.
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-timeout",
+        &[
+            (
+                "command",
+                &format!(
+                    "echo $$ > {}; sleep 30; echo late > {}",
+                    pid_file.display(),
+                    marker.display()
+                ),
+            ),
+            ("attemptTimeout", "1 minutes"),
+            ("maximumRetries", "0"),
+        ],
+    );
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &["--workerGroup=wg-timeout", "--once"],
+    );
+    let code = runner.wait(LIMIT).code();
+    let pid = read_pid(&pid_file).expect("the command ran");
+    assert!(!alive(pid), "the command was killed");
+    assert!(!marker.exists(), "the command never got past its sleep");
+    let attempt = &attempts(&endpoint, &pipeline)[0];
+    // The runner fails the attempt itself; an endpoint that also enforces attemptTimeout may have timed it out
+    // first, in which case the runner saw the cancel.
+    match field(attempt, "@status") {
+        "FAILED" => {
+            assert_eq!(code, Some(1));
+            assert_eq!(field(attempt, "errorId"), "AttemptTimeout");
+            assert!(
+                field(attempt, "errorMessage").contains("attemptTimeout (1 minutes)"),
+                "{attempt:?}"
+            );
+        }
+        "TIMEDOUT" => assert_eq!(code, Some(3)),
+        other => panic!("attempt ended {other}: {attempt:?}"),
+    }
+}
+
+#[test]
+fn an_unreachable_endpoint_is_retried_with_backoff_not_fatal() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("unreachable");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut runner = RunnerProcess::start_with(
+        &endpoint,
+        dir.path(),
+        &["--workerGroup=wg-down", "--poll-backoff-cap=0.5"],
+        &[
+            (
+                "AWS_ENDPOINT_URL_DATA_PIPELINE",
+                &format!("http://{closed}"),
+            ),
+            ("NO_PROXY", "127.0.0.1"),
+        ],
+    );
+    wait_until(LIMIT, "three failed polls", || {
+        runner
+            .log()
+            .matches("poll-for-task failed (retry in")
+            .count()
+            >= 3
+    });
+    assert!(runner.child.try_wait().unwrap().is_none(), "still running");
+    runner.signal(Signal::SIGTERM);
+    assert_eq!(runner.wait(LIMIT).code(), Some(0));
+}
+
+#[test]
+fn a_heartbeat_answered_terminate_stops_polling_and_lets_held_tasks_finish() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("terminate");
+    let pid_file = dir.path().join("cmd.pid");
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-terminate",
+        &[(
+            "command",
+            &format!("echo $$ > {}; sleep 2", pid_file.display()),
+        )],
+    );
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &["--workerGroup=wg-terminate", "--heartbeat-interval=1"],
+    );
+    wait_until(LIMIT, "the command", || read_pid(&pid_file).is_some());
+    endpoint.proxy.answer_terminate();
+    assert_eq!(
+        runner.wait(LIMIT).code(),
+        Some(0),
+        "stderr: {}",
+        runner.stderr_text()
+    );
+    assert!(
+        runner.log().contains("asked this runner to terminate"),
+        "{}",
+        runner.log()
+    );
+    let attempt = &attempts(&endpoint, &pipeline)[0];
+    assert_eq!(
+        field(attempt, "@status"),
+        "FINISHED",
+        "the held task finished: {attempt:?}"
+    );
+    assert!(endpoint.proxy.calls("ReportTaskRunnerHeartbeat").len() >= 2);
+}
+
+#[test]
+fn a_second_signal_stops_at_once_even_a_command_that_ignores_sigterm() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("second-signal");
+    let pid_file = dir.path().join("cmd.pid");
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-second",
+        &[(
+            "command",
+            &format!("trap '' TERM; echo $$ > {}; sleep 600", pid_file.display()),
+        )],
+    );
+    // Both graces are ten minutes: only the second signal can end this run within the test's bound.
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &[
+            "--workerGroup=wg-second",
+            "--shutdown-grace=600",
+            "--cancel-grace=600",
+        ],
+    );
+    wait_until(LIMIT, "the command", || read_pid(&pid_file).is_some());
+    let pid = read_pid(&pid_file).unwrap();
+    runner.signal(Signal::SIGTERM);
+    wait_until(LIMIT, "the drain to start", || {
+        runner.log().contains("SIGTERM: draining")
+    });
+    assert!(alive(pid), "the first signal leaves the task its grace");
+    runner.signal(Signal::SIGTERM);
+    assert_eq!(
+        runner.wait(LIMIT).code(),
+        Some(0),
+        "stderr: {}",
+        runner.stderr_text()
+    );
+    assert!(!alive(pid), "the command was killed");
+    assert_eq!(
+        field(&attempts(&endpoint, &pipeline)[0], "errorId"),
+        "TaskRunnerShutdown"
+    );
+}

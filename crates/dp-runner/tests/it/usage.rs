@@ -288,3 +288,89 @@ fn doctor_names_the_worker_group_and_its_near_misses() {
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("FAIL PollForTask  not allowed"), "{stdout}");
 }
+
+/// A task object as PollForTask hands it out, for running an activity without a service.
+fn task_with(fields: &[(&str, &str)]) -> dp_runner::Task {
+    let mut objects = dp_model::IndexMap::new();
+    let mut all = vec![text("type", "ShellCommandPrecondition")];
+    all.extend(fields.iter().map(|(k, v)| text(k, v)));
+    objects.insert(
+        "@Check_Attempt=1".to_string(),
+        object("@Check_Attempt=1", all),
+    );
+    dp_runner::Task::from_task_object(dp_model::types::TaskObject {
+        task_id: Some("task-1".into()),
+        pipeline_id: Some("df-1".into()),
+        attempt_id: Some("@Check_Attempt=1".into()),
+        objects: Some(objects),
+    })
+}
+
+#[test]
+fn a_precondition_that_exits_non_zero_is_false() {
+    let dir = TempDir::new("precondition");
+    let context = dp_runner::TaskContext::new(
+        dir.path().join("logs"),
+        dp_runner::storage::Storage::local_only(),
+        dp_runner::RunnerLog::stderr_only(dp_runner::LogFormat::Text, false),
+    );
+    let check = dp_runner::shell::ShellCommand::precondition();
+    let run = |fields: &[(&str, &str)]| {
+        let task = task_with(fields);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(dp_runner::Activity::run(&check, &task, &context))
+    };
+    match run(&[("command", "test -e /nonexistent/flag")]) {
+        dp_runner::Outcome::False(f) => assert_eq!(f.error_id, "ExitCode_1"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        run(&[("command", "test -d /")]),
+        dp_runner::Outcome::Finished
+    );
+}
+
+#[test]
+fn java_proxy_flags_send_every_call_through_the_proxy_and_hide_the_password() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("proxy");
+    let pipeline = shell_pipeline(&endpoint, "wg-proxy", &[("command", "true")]);
+    let port = endpoint.proxy.url().rsplit(':').next().unwrap().to_string();
+    let mut command = runner_command(&endpoint, &[]);
+    command.env_remove("HTTP_PROXY").args([
+        "--workerGroup=wg-proxy",
+        "--once",
+        "--proxyHost=127.0.0.1",
+        &format!("--proxyPort={port}"),
+        "--proxyUsername=builder",
+        "--proxyPassword=proxy-Pass-42",
+        "--proxyDomain=CORP",
+        &format!("--output={}", dir.path().join("output").display()),
+    ]);
+    let out = command.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        field(&attempts(&endpoint, &pipeline)[0], "@status"),
+        "FINISHED"
+    );
+    assert_eq!(
+        endpoint.proxy.calls("SetTaskStatus").len(),
+        1,
+        "the calls went through the proxy"
+    );
+    let log = std::fs::read_to_string(dir.path().join("output/logs/dp-task-runner.log")).unwrap();
+    for text in [log, String::from_utf8_lossy(&out.stderr).into_owned()] {
+        assert!(
+            !text.contains("proxy-Pass-42") && !text.contains("proxy-Pass%2D42"),
+            "{text}"
+        );
+    }
+}
