@@ -221,10 +221,33 @@ fn run_both(
     let dir = std::env::temp_dir();
     let mut full = vec!["create-default-roles"];
     full.extend_from_slice(args);
+    // `AWS_ENDPOINT_URL_IAM` set to "fake" means: the fake's URL through that variable, no --endpoint-url.
+    let via_env = env
+        .iter()
+        .any(|(k, v)| *k == "AWS_ENDPOINT_URL_IAM" && *v == Some("fake"));
+    let run = |server: &Server,
+               client: fn(
+        &str,
+        &[&str],
+        &std::path::Path,
+        crate::harness::EnvChanges<'_>,
+    ) -> Run| {
+        if via_env {
+            let mut changed: Vec<(&str, Option<&str>)> = env
+                .iter()
+                .filter(|(k, _)| *k != "AWS_ENDPOINT_URL_IAM")
+                .copied()
+                .collect();
+            changed.push(("AWS_ENDPOINT_URL_IAM", Some(server.url.as_str())));
+            client("", &full, &dir, &changed)
+        } else {
+            client(&server.url, &full, &dir, env)
+        }
+    };
     let theirs_server = Server::start(fake_iam(account.clone()));
-    let theirs = aws_with_env(&theirs_server.url, &full, &dir, env);
+    let theirs = run(&theirs_server, aws_with_env);
     let ours_server = Server::start(fake_iam(account.clone()));
-    let ours = dp_with_env(&ours_server.url, &full, &dir, env);
+    let ours = run(&ours_server, dp_with_env);
     (theirs, theirs_server.take(), ours, ours_server.take())
 }
 
@@ -456,6 +479,19 @@ fn errors_end_the_command() {
         };
         check(action, account, &[], &[], Expect::ServiceError);
     }
+}
+
+/// Without `--endpoint-url`, both send IAM requests to the configured IAM endpoint (`AWS_ENDPOINT_URL_IAM`),
+/// signed for the caller's region.
+#[test]
+fn configured_iam_endpoint() {
+    check(
+        "AWS_ENDPOINT_URL_IAM",
+        Account::default(),
+        &["--region", "ap-southeast-2"],
+        &[("AWS_ENDPOINT_URL_IAM", Some("fake"))],
+        Expect::Success,
+    );
 }
 
 #[test]

@@ -371,24 +371,25 @@ fn apply_env(cmd: &mut Command, changes: EnvChanges<'_>) {
     }
 }
 
-/// [`aws`] with environment changes.
+/// [`aws`] with environment changes; an empty `url` gives no `--endpoint-url`.
 pub fn aws_with_env(url: &str, args: &[&str], dir: &std::path::Path, env: EnvChanges<'_>) -> Run {
     let mut cmd = Command::new("aws");
-    cmd.arg("datapipeline")
-        .args(args)
-        .args(["--endpoint-url", url])
-        .current_dir(dir);
+    cmd.arg("datapipeline").args(args).current_dir(dir);
+    if !url.is_empty() {
+        cmd.args(["--endpoint-url", url]);
+    }
     client_env(&mut cmd);
     apply_env(&mut cmd, env);
     finish(cmd.output().expect("the AWS CLI must be installed"))
 }
 
-/// [`dp`] with environment changes.
+/// [`dp`] with environment changes; an empty `url` gives no `--endpoint-url`.
 pub fn dp_with_env(url: &str, args: &[&str], dir: &std::path::Path, env: EnvChanges<'_>) -> Run {
     let mut cmd = Command::new(workspace_bin("dp"));
-    cmd.args(args)
-        .args(["--endpoint-url", url])
-        .current_dir(dir);
+    cmd.args(args).current_dir(dir);
+    if !url.is_empty() {
+        cmd.args(["--endpoint-url", url]);
+    }
     client_env(&mut cmd);
     apply_env(&mut cmd, env);
     finish(cmd.output().unwrap())

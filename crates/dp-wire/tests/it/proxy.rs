@@ -418,3 +418,88 @@ async fn web_identity_through_aws_config() {
         "{body}"
     );
 }
+
+/// IAM is global: without a configured endpoint, `call_iam` goes to the partition's IAM endpoint whatever the
+/// region. The proxy refuses every tunnel, so the request never leaves the machine; its `CONNECT` line shows the
+/// host dp would have reached.
+#[tokio::test]
+async fn iam_goes_to_the_partition_endpoint() {
+    for (region, authority) in [
+        ("eu-west-1", "iam.amazonaws.com:443"),
+        ("us-east-1", "iam.amazonaws.com:443"),
+        ("cn-northwest-1", "iam.cn-north-1.amazonaws.com.cn:443"),
+        ("us-gov-east-1", "iam.us-gov.amazonaws.com:443"),
+        ("us-iso-east-1", "iam.us-iso-east-1.c2s.ic.gov:443"),
+    ] {
+        let (proxy, seen) = start_connect_proxy("HTTP/1.1 403 Forbidden").await;
+        let settings = Settings {
+            region: Some(region.into()),
+            ..Settings::default()
+        };
+        let client = Client::with_environment(
+            settings,
+            env_with(&[("HTTPS_PROXY", &proxy), ("AWS_MAX_ATTEMPTS", "1")]),
+        )
+        .unwrap();
+        let error = client
+            .call_iam("GetRole", &[("RoleName", "DataPipelineDefaultRole")])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "Could not connect to the endpoint URL: \"https://{}/\"",
+                authority.trim_end_matches(":443")
+            ),
+            "{region}"
+        );
+        assert_eq!(
+            seen.lock().unwrap().clone(),
+            [format!("CONNECT {authority} HTTP/1.1")],
+            "{region}"
+        );
+    }
+}
+
+/// A configured IAM endpoint (`AWS_ENDPOINT_URL_IAM`) wins over the global one and leaves Data Pipeline's alone; the
+/// request is awsQuery, signed for the caller's region and the service `iam`.
+#[tokio::test]
+async fn iam_honours_its_configured_endpoint() {
+    let iam = Server::start(vec![Action::ok(
+        "<GetRoleResponse><GetRoleResult><Role><RoleName>R</RoleName></Role></GetRoleResult></GetRoleResponse>",
+    )])
+    .await;
+    let settings = Settings {
+        region: Some("us-west-2".into()),
+        ..Settings::default()
+    };
+    let client =
+        Client::with_environment(settings, env_with(&[("AWS_ENDPOINT_URL_IAM", &iam.url)]))
+            .unwrap();
+    let result = client
+        .call_iam("GetRole", &[("RoleName", "R")])
+        .await
+        .unwrap();
+    assert_eq!(result.text_at(&["Role", "RoleName"]), Some("R"));
+    let request = &iam.recorded()[0];
+    assert_eq!(
+        request.body,
+        b"Action=GetRole&Version=2010-05-08&RoleName=R"
+    );
+    assert_eq!(
+        request.header("content-type"),
+        Some("application/x-www-form-urlencoded; charset=utf-8")
+    );
+    assert_eq!(request.header("x-amz-target"), None);
+    let authorization = request.header("authorization").unwrap_or_default();
+    assert!(
+        authorization
+            .contains("/us-west-2/iam/aws4_request, SignedHeaders=content-type;host;x-amz-date,"),
+        "{authorization}"
+    );
+    assert_eq!(
+        client.endpoint_url().await.unwrap(),
+        "https://datapipeline.us-west-2.amazonaws.com/",
+        "Data Pipeline's endpoint does not change"
+    );
+}
