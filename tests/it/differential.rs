@@ -155,6 +155,9 @@ enum Stderr {
     Hint,
     /// An argument error: the reference's `aws: error:` message after dp's own usage block, as `dp: error:`.
     Usage,
+    /// Unknown options: the reference's `Unknown options: …` line (v1 exits 255 here) after dp's usage block, as
+    /// `dp: error: Unknown options: …`.
+    UnknownOptions,
     /// dp's own wording, which the README promises (quirks 1, 4, 12 and its other deliberate differences).
     Own(&'static str),
 }
@@ -164,7 +167,7 @@ const SERVICE: Expect = Expect::Service;
 const fn input(stderr: Stderr) -> Expect {
     Expect::Input(stderr)
 }
-use Stderr::{Hint, Own, Same, Usage};
+use Stderr::{Hint, Own, Same, UnknownOptions, Usage};
 
 /// The message after an argparse usage block: `aws: error: MSG` / `dp: error: MSG`.
 fn usage_message<'a>(stderr: &'a str, program: &str) -> Option<&'a str> {
@@ -237,6 +240,7 @@ fn check(expect: Expect, args: &[&str], files: &[(&str, &str)]) {
             assert_eq!(ours.stderr, theirs.stderr, "stderr differs: {what}");
         }
         Expect::Input(stderr) => {
+            // argparse's own errors exit 2 in v1; everything else, unknown options included, 255.
             let v1_code = if matches!(stderr, Usage) { 2 } else { 255 };
             assert_eq!((theirs.code, ours.code), (v1_code, 252), "{what}");
             assert!(their_requests.is_empty(), "the reference sent: {what}");
@@ -254,6 +258,16 @@ fn check(expect: Expect, args: &[&str], files: &[(&str, &str)]) {
                     assert_eq!(
                         usage_message(&ours.stderr, "dp"),
                         usage_message(&theirs.stderr, "aws").filter(|m| !m.is_empty()),
+                        "usage messages differ: {what}"
+                    );
+                }
+                UnknownOptions => {
+                    assert!(ours.stderr.starts_with("usage: dp "), "{what}");
+                    let theirs_line = theirs.stderr.lines().last().unwrap_or_default();
+                    assert!(theirs_line.starts_with("Unknown options: "), "{what}");
+                    assert_eq!(
+                        usage_message(&ours.stderr, "dp"),
+                        Some(format!("{theirs_line}\n").as_str()),
                         "usage messages differ: {what}"
                     );
                 }
@@ -309,7 +323,9 @@ cases! {
     rtp_comma_list_scalar (input(Hint)): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue=b,c"];
     rtp_empty_task_id (input(Same)): ["report-task-progress", "--task-id", ""];
     rtp_bad_json (input(Own("\nError parsing parameter '--fields': Invalid JSON: trailing comma: line 1 column 14\nJSON received: [{\"key\": \"a\",}]\n"))): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "a",}]"#];
-    rtp_unknown_option (input(Own("usage: dp [options] <command> [parameters]\nTo see help text, you can run:\n\n  dp help\n  dp <command> help\n\ndp: error: Unknown options: --bogus-arg\n"))): ["report-task-progress", "--task-id", "t", "--bogus-arg", "x"];
+    rtp_unknown_option (input(UnknownOptions)): ["report-task-progress", "--task-id", "t", "--bogus-arg", "x"];
+    rtp_unknown_option_equals (input(UnknownOptions)): ["report-task-progress", "--task-id", "t", "--bogus=1"];
+    rtp_unknown_option_before_command (input(UnknownOptions)): ["--bogus-global", "report-task-progress", "--task-id", "t"];
     rtp_cli_input_bad_json (input(Own("\nError parsing parameter 'cli-input-json': Invalid JSON: trailing comma: line 1 column 16\nJSON received: {\"taskId\": \"x\",}\n"))): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x",}"#];
     rtp_cli_input_unknown_key (input(Same)): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x", "foo": 1}"#];
     rtp_missing_file (input(Same)): ["report-task-progress", "--task-id", "file://nonexist.txt"];

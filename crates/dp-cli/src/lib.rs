@@ -109,8 +109,16 @@ fn parse_args(args: Vec<OsString>) -> Result<Request, CliError> {
     }
     let args = join_hyphen_values(args);
     let matches = cli::command()
-        .try_get_matches_from(args)
-        .map_err(clap_error)?;
+        .try_get_matches_from(args.clone())
+        .map_err(|e| match e.kind() {
+            clap::error::ErrorKind::UnknownArgument => match unknown_options(&args) {
+                Some(unknown) => {
+                    CliError::argument(format!("Unknown options: {}", unknown.join(", ")))
+                }
+                None => clap_error(e),
+            },
+            _ => clap_error(e),
+        })?;
     if matches.get_flag("version") {
         return Ok(Request::Version);
     }
@@ -154,6 +162,45 @@ fn join_hyphen_values(args: Vec<OsString>) -> Vec<OsString> {
         out.push(arg);
     }
     out
+}
+
+/// The tokens argparse leaves unrecognized, as the CLI lists them in `Unknown options: …`: every `--option` the
+/// command does not know, each with the plain tokens after it (no option takes them). `None` when none is found
+/// (clap's own message is used then).
+fn unknown_options(args: &[OsString]) -> Option<Vec<String>> {
+    let root = cli::command();
+    let tokens: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let command = tokens
+        .iter()
+        .find_map(|t| root.find_subcommand(t))
+        .unwrap_or(&root);
+    let known = |name: &str| {
+        name == "help"
+            || command
+                .get_arguments()
+                .chain(root.get_arguments())
+                .any(|a| a.get_long() == Some(name))
+    };
+    let mut unknown = Vec::new();
+    let mut in_unknown = false;
+    for token in &tokens {
+        if token == command.get_name() {
+            in_unknown = false;
+        } else if let Some(name) = token.strip_prefix("--") {
+            let name = name.split_once('=').map_or(name, |(n, _)| n);
+            in_unknown = !known(name);
+            if in_unknown {
+                unknown.push(token.clone());
+            }
+        } else if in_unknown {
+            unknown.push(token.clone());
+        }
+    }
+    (!unknown.is_empty()).then_some(unknown)
 }
 
 fn clap_error(e: clap::Error) -> CliError {
