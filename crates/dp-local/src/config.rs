@@ -76,6 +76,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// The most connections served at once; more wait in the listen queue until one closes (1024 by default).
     pub max_connections: usize,
+    /// Serve the web console at `/console` (on by default; `--no-console` turns it off).
+    pub console: bool,
 }
 
 impl Default for Config {
@@ -90,6 +92,7 @@ impl Default for Config {
             restore_time_scale: false,
             header_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            console: true,
         }
     }
 }
@@ -97,11 +100,12 @@ impl Default for Config {
 /// The binary's usage text.
 pub const USAGE: &str = "\
 usage: dp-local [--state PATH] [--port PORT] [--time-scale N] [--poll-timeout SECONDS] [--no-auth]
-                [--credentials FILE] [--header-timeout SECONDS] [--max-connections N]
+                [--credentials FILE] [--header-timeout SECONDS] [--max-connections N] [--no-console]
        dp-local export --state PATH > dump.json
        dp-local import --state PATH < dump.json
 
-Serves the AWS Data Pipeline API on http://127.0.0.1:PORT and prints that URL as the first line of stdout.
+Serves the AWS Data Pipeline API on http://127.0.0.1:PORT and prints that URL as the first line of stdout,
+and the web console's URL with its access token as the second (http://127.0.0.1:PORT/console?token=...).
 
   --state PATH               keep all state in this SQLite file (created if missing) and answer a change
                              only once it is saved; without it the state is in memory only
@@ -116,6 +120,7 @@ Serves the AWS Data Pipeline API on http://127.0.0.1:PORT and prints that URL as
   --header-timeout SECONDS   close a connection that sends no complete request head within this time
                              (default 30)
   --max-connections N        serve at most N connections at once; more wait until one closes (default 1024)
+  --no-console               do not serve the web console (GET /console)
   -h, --help                 print this help
 
 export writes the state file's rows as JSON to stdout; import loads such a dump into a new state file.
@@ -227,6 +232,7 @@ impl Config {
                     config.poll_timeout = Duration::from_secs_f64(secs);
                 }
                 "--no-auth" => config.auth = false,
+                "--no-console" => config.console = false,
                 "--credentials" => {
                     let path = value(&mut args)?;
                     let text = std::fs::read_to_string(&path).map_err(|e| {

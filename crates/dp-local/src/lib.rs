@@ -45,6 +45,7 @@
 pub mod auth;
 pub mod clock;
 pub mod config;
+mod console;
 pub mod definition;
 mod dispatch;
 pub mod engine;

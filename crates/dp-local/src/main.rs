@@ -30,6 +30,9 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     // A closed stdout (the reader only wanted the URL) is not a reason to stop serving.
     let _ = writeln!(stdout, "{}", server.url());
+    if let Some(console) = server.console_url() {
+        let _ = writeln!(stdout, "{console}");
+    }
     let _ = stdout.flush();
     drop(stdout);
     server.wait();

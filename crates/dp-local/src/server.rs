@@ -33,11 +33,13 @@ struct Shared {
     credentials: Vec<Credential>,
     header_timeout: Duration,
     max_connections: usize,
+    console: Option<crate::console::Console>,
 }
 
 /// A running dp-local endpoint.
 pub struct Server {
     addr: SocketAddr,
+    console_token: Option<String>,
     engine: Arc<Engine>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -81,7 +83,9 @@ impl Server {
             credentials: config.credentials,
             header_timeout: config.header_timeout,
             max_connections: config.max_connections.max(1),
+            console: config.console.then(crate::console::Console::new),
         });
+        let console_token = shared.console.as_ref().map(|c| c.token().to_string());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("dp-local")
@@ -105,6 +109,7 @@ impl Server {
             })?;
         Ok(Server {
             addr,
+            console_token,
             engine,
             stop: Some(stop),
             thread: Some(thread),
@@ -114,6 +119,14 @@ impl Server {
     /// The endpoint URL, `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The web console's URL with its access token (`http://127.0.0.1:PORT/console?token=…`), unless the console
+    /// is off (`Config::console`).
+    pub fn console_url(&self) -> Option<String> {
+        self.console_token
+            .as_ref()
+            .map(|token| format!("{}/console?token={token}", self.url()))
     }
 
     /// The bound address.
@@ -227,6 +240,11 @@ async fn handle(
             ))));
         }
     };
+    if let Some(console) = &shared.console
+        && (parts.uri.path() == "/console" || parts.uri.path().starts_with("/console/"))
+    {
+        return Ok(crate::console::handle(console, &shared.engine, &parts, &body).await);
+    }
     // A bug in a handler answers InternalServiceError instead of dropping the connection (in builds that unwind).
     let answer = CatchUnwind(Box::pin(respond(&shared, &parts, &body)))
         .await

@@ -1,0 +1,448 @@
+//! The web console in a real browser: headless Chromium driven through chromedriver (WebDriver, with fantoccini).
+//! `.ci/run` installs Debian's `chromium` and `chromium-driver` when they are missing; the tests start both
+//! themselves. Set `DP_CONSOLE_SCREENSHOT=PATH` to keep the screenshot of the pipeline page (docs/ has one).
+
+use std::io::{Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+
+/// chromedriver on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+    profile: std::path::PathBuf,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian: apt-get install chromium chromium-driver)");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "chromedriver did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile =
+            std::env::temp_dir().join(format!("dp-local-console-{}-{port}", std::process::id()));
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            profile,
+        }
+    }
+
+    async fn browser(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--window-size=1400,1200", format!("--user-data-dir={}", self.profile.display()),
+                ]
+            }),
+        );
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn client(server: &dp_local::Server) -> dp_wire::Client {
+    dp_wire::Client::with_environment(
+        dp_wire::Settings::default(),
+        dp_wire::Environment::from_vars([
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            ),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_ENDPOINT_URL_DATA_PIPELINE", server.url().as_str()),
+        ]),
+    )
+    .unwrap()
+}
+
+async fn call(client: &dp_wire::Client, operation: &str, input: Value) -> Value {
+    client
+        .call_json(dp_model::operation(operation).unwrap(), &input)
+        .await
+        .unwrap_or_else(|e| panic!("{operation}: {e}"))
+}
+
+fn text(key: &str, value: &str) -> Value {
+    json!({"key": key, "stringValue": value})
+}
+
+fn reference(key: &str, id: &str) -> Value {
+    json!({"key": key, "refValue": id})
+}
+
+/// A pipeline with 5 objects and 3 references; Extract finishes, Load fails with "table locked".
+async fn nightly(client: &dp_wire::Client) -> String {
+    let id = call(
+        client,
+        "CreatePipeline",
+        json!({"name": "nightly-etl", "uniqueId": "n1"}),
+    )
+    .await["pipelineId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let objects = json!([
+        {"id": "Default", "name": "Default", "fields": [text("scheduleType", "ondemand")]},
+        {"id": "Input", "name": "Input", "fields": [text("type", "S3DataNode"), text("directoryPath", "s3://b/in/")]},
+        {"id": "Output", "name": "Output", "fields": [text("type", "S3DataNode"), text("directoryPath", "s3://b/out/")]},
+        {"id": "Extract", "name": "Extract", "fields": [
+            text("type", "ShellCommandActivity"), text("workerGroup", "etl"), text("command", "true"),
+            reference("input", "Input"), reference("output", "Output")]},
+        {"id": "Load", "name": "Load", "fields": [
+            text("type", "ShellCommandActivity"), text("workerGroup", "etl"), text("command", "false"),
+            text("maximumRetries", "0"), reference("dependsOn", "Extract")]},
+    ]);
+    let put = call(
+        client,
+        "PutPipelineDefinition",
+        json!({"pipelineId": id, "pipelineObjects": objects}),
+    )
+    .await;
+    assert_eq!(put["errored"], false, "{put}");
+    call(client, "ActivatePipeline", json!({"pipelineId": id})).await;
+    for (status, error) in [
+        ("FINISHED", None),
+        ("FAILED", Some("table locked by another load")),
+    ] {
+        let task = loop {
+            let polled = call(client, "PollForTask", json!({"workerGroup": "etl"})).await;
+            if let Some(task) = polled.get("taskObject") {
+                break task.clone();
+            }
+        };
+        let mut input = json!({"taskId": task["taskId"], "taskStatus": status});
+        if let Some(message) = error {
+            input["errorId"] = json!("ExitCode_1");
+            input["errorMessage"] = json!(message);
+        }
+        call(
+            client,
+            "ReportTaskProgress",
+            json!({"taskId": task["taskId"]}),
+        )
+        .await;
+        call(client, "SetTaskStatus", input).await;
+    }
+    id
+}
+
+/// A raw HTTP/1.1 request to the server: `(status, body)`.
+fn raw(server: &dp_local::Server, request: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn count(browser: &Client, css: &str) -> usize {
+    browser.find_all(Locator::Css(css)).await.unwrap().len()
+}
+
+async fn wait_for(browser: &Client, what: &str, script: &str) {
+    let start = Instant::now();
+    loop {
+        if browser.execute(script, vec![]).await.unwrap() == Value::Bool(true) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "gave up waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_browser() {
+    let server = dp_local::Server::bind(dp_local::Config {
+        time_scale: 60.0,
+        ..Default::default()
+    })
+    .unwrap();
+    let console = server.console_url().expect("the console is on by default");
+    let token = console.rsplit("token=").next().unwrap().to_string();
+    let api = client(&server);
+    let pipeline = nightly(&api).await;
+    call(
+        &api,
+        "CreatePipeline",
+        json!({"name": HOSTILE, "uniqueId": "h1"}),
+    )
+    .await;
+
+    // Without the token: 401 and nothing shown, for pages, assets and actions alike.
+    for path in [
+        "/console",
+        &format!("/console/pipeline?id={pipeline}"),
+        "/console/assets/app.js",
+    ] {
+        let (status, body) = raw(
+            &server,
+            &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(status, 401, "{path}");
+        assert!(!body.contains("nightly-etl"), "{body}");
+    }
+    let (status, _) = raw(
+        &server,
+        &format!(
+            "GET /console?token=wrong{token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, 401);
+    // With the cookie but without a CSRF value from a page, an action is refused and changes nothing.
+    let form = format!("action=rerun&pipeline={pipeline}&object=x&confirmed=yes");
+    let (status, _) = raw(
+        &server,
+        &format!(
+            "POST /console/action HTTP/1.1\r\nHost: x\r\nCookie: dp_console={token}\r\nContent-Type: \
+             application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    assert_eq!(status, 403);
+
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+
+    browser
+        .goto(&format!("{}/console", server.url()))
+        .await
+        .unwrap();
+    let body = browser
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("401") && !body.contains("nightly-etl"),
+        "{body}"
+    );
+
+    browser.goto(&console).await.unwrap();
+    let names: Vec<String> = {
+        let mut names = Vec::new();
+        for link in browser.find_all(Locator::Css("a.name")).await.unwrap() {
+            names.push(link.text().await.unwrap());
+        }
+        names
+    };
+    assert!(names.contains(&"nightly-etl".to_string()), "{names:?}");
+    assert!(
+        names.contains(&HOSTILE.to_string()),
+        "the hostile name shows as text: {names:?}"
+    );
+    assert_eq!(
+        count(&browser, "img").await,
+        0,
+        "no element was made from the name"
+    );
+    assert!(browser.get_alert_text().await.is_err(), "no script ran");
+
+    // The pipeline page: one node per object, one edge per reference.
+    browser
+        .find(Locator::LinkText("nightly-etl"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the pipeline page",
+        "return !!document.querySelector('svg.graph')",
+    )
+    .await;
+    assert_eq!(count(&browser, "svg.graph g.node").await, 5);
+    assert_eq!(count(&browser, "svg.graph g.edge").await, 3);
+    let fields: Value = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('svg.graph g.edge')).map(e => e.dataset.from + ' ' + e.dataset.field + ' ' + e.dataset.to).sort()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fields,
+        json!([
+            "Extract input Input",
+            "Extract output Output",
+            "Load dependsOn Extract"
+        ])
+    );
+
+    // The failed attempt shows its errorMessage once its run is opened.
+    let load = "li.run[data-id^='@Load_']";
+    assert_eq!(
+        browser
+            .find(Locator::Css(&format!("{load} .status")))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "FAILED"
+    );
+    browser
+        .find(Locator::Css(&format!("{load} summary")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let message = browser
+        .find(Locator::Css(&format!("{load} .attempt .error-message")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(message, "table locked by another load");
+
+    // The page refreshes by itself and keeps the opened run open.
+    wait_for(
+        &browser,
+        "a refresh",
+        "return document.getElementById('refresh-note').textContent.startsWith('refreshed')",
+    )
+    .await;
+    let open: Value = browser
+        .execute(
+            &format!("return document.querySelector(\"{load} details\").open"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(open, Value::Bool(true), "the reader's place is kept");
+
+    if let Some(path) = std::env::var_os("DP_CONSOLE_SCREENSHOT") {
+        std::fs::write(path, browser.screenshot().await.unwrap()).unwrap();
+    }
+
+    // Rerun from the console: a confirmation, then a new attempt that the API sees.
+    browser
+        .find(Locator::Css(&format!("{load} button[data-action='rerun']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let question = browser
+        .find(Locator::Css(".confirm-text"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(question.starts_with("Rerun instance @Load_"), "{question}");
+    let before = attempts(&api, &pipeline).await;
+    assert_eq!(before, 2, "Extract's and Load's attempts");
+    browser
+        .find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the notice",
+        "return !!document.querySelector('p.notice')",
+    )
+    .await;
+    let notice = browser
+        .find(Locator::Css("p.notice"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        notice.starts_with("Done: Rerun instance @Load_"),
+        "{notice}"
+    );
+    assert_eq!(
+        attempts(&api, &pipeline).await,
+        3,
+        "the rerun made a new attempt"
+    );
+
+    browser.close().await.unwrap();
+    server.shutdown();
+}
+
+/// How many attempts the API lists for `pipeline`.
+async fn attempts(client: &dp_wire::Client, pipeline: &str) -> usize {
+    let ids = call(
+        client,
+        "QueryObjects",
+        json!({"pipelineId": pipeline, "sphere": "ATTEMPT"}),
+    )
+    .await;
+    ids["ids"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn no_console_turns_it_off() {
+    let server = dp_local::Server::bind(dp_local::Config {
+        console: false,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(server.console_url(), None);
+    let (status, body) = raw(
+        &server,
+        "GET /console HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_ne!(status, 200);
+    assert!(!body.contains("<html"), "{body}");
+}
