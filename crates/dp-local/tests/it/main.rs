@@ -5,6 +5,7 @@ mod auth;
 mod awscli;
 mod binary;
 mod concurrency;
+mod connections;
 mod console;
 mod crash;
 mod files;
