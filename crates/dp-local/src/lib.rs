@@ -1,7 +1,8 @@
 //! dp-local: a local AWS Data Pipeline endpoint with the service's task-lease rules.
 //!
 //! It serves all 19 operations of the Data Pipeline API (awsJson 1.1, SigV4-verified) on loopback, with state in
-//! memory, so that a task runner, the `dp` CLI or the AWS CLI can run a whole pipeline without an AWS account.
+//! memory or in an SQLite file ([`Config::state`], see [`store`]), so that a task runner, the `dp` CLI or the AWS
+//! CLI can run a whole pipeline without an AWS account.
 //! Embed it with [`Server::bind`], or run the `dp-local` binary, which prints its URL as the first line of stdout.
 //!
 //! ```no_run
