@@ -58,7 +58,11 @@ pub fn pages() -> Vec<Page> {
     for sub in root.get_subcommands() {
         let name = format!("dp-{}", sub.get_name());
         // The global options are accepted after the command too, so each command's page shows them.
-        let mut command = sub.clone().name(name.clone()).hide(false);
+        let mut command = sub
+            .clone()
+            .name(name.clone())
+            .bin_name(format!("dp {}", sub.get_name()))
+            .hide(false);
         for (i, arg) in root
             .get_arguments()
             .filter(|a| a.is_global_set())
