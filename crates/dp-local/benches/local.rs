@@ -1,4 +1,5 @@
-//! Requests per second of dp-local (with SigV4 verification) and, in the same run, of moto's server.
+//! Requests per second of dp-local (with SigV4 verification), in memory and with `--state` (every change committed
+//! before it is answered), and, in the same run, of moto's server.
 //!
 //! Run with `cargo bench -p dp-local --bench local [-- SECONDS CONNECTIONS]`. For each case the harness pre-signs
 //! one request with aws-sigv4 and replays its bytes over CONNECTIONS keep-alive connections for SECONDS seconds;
@@ -211,16 +212,15 @@ fn pipeline_id(body: &str) -> String {
     v["pipelineId"].as_str().expect("pipelineId").to_string()
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(5.0);
-    let connections: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
-
-    let server = dp_local::Server::bind(dp_local::Config::default()).unwrap();
+/// Measures DescribePipelines and ReportTaskProgress (keep-alive), and DescribePipelines with a new connection per
+/// request, against a dp-local server made from `config`.
+async fn measure(
+    config: dp_local::Config,
+    label: &'static str,
+    connections: usize,
+    seconds: f64,
+) -> Vec<(&'static str, String, Option<f64>)> {
+    let server = dp_local::Server::bind(config).unwrap();
     let host = server.addr().to_string();
     let (_, created) = once(
         &host,
@@ -273,18 +273,54 @@ async fn main() {
         assert_eq!(status, 200, "{operation}: {answer}");
         load(&host, request.clone(), connections, 0.5).await;
         let rate = load(&host, request, connections, seconds).await;
-        rows.push((operation, "dp-local", Some(rate)));
+        rows.push((operation, label.to_string(), Some(rate)));
     }
     // moto's server closes every connection after one answer; this row pays the same connection cost.
     let mut request = signed_request(&host, "DescribePipelines", &describe);
     let at = find(&request, b"\r\n").unwrap() + 2;
     request.splice(at..at, b"connection: close\r\n".iter().copied());
     let rate = load(&host, request, connections, seconds).await;
-    rows.push(("DescribePipelines", "dp-local (conn. close)", Some(rate)));
+    rows.push((
+        "DescribePipelines",
+        format!("{label} (conn. close)"),
+        Some(rate),
+    ));
     server.shutdown();
+    rows
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(5.0);
+    let connections: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
+
+    let mut rows = Vec::new();
+    rows.extend(
+        measure(
+            dp_local::Config::default(),
+            "dp-local",
+            connections,
+            seconds,
+        )
+        .await,
+    );
+    // The same with every change committed (fsync) to a state file before it is answered.
+    let dir = std::env::temp_dir().join(format!("dp-local-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let durable = dp_local::Config {
+        state: Some(dir.join("state.db")),
+        ..dp_local::Config::default()
+    };
+    rows.extend(measure(durable, "dp-local --state", connections, seconds).await);
+    let _ = std::fs::remove_dir_all(&dir);
 
     match start_moto().await {
-        None => rows.push(("DescribePipelines", "moto", None)),
+        None => rows.push(("DescribePipelines", "moto".into(), None)),
         Some((_moto, moto_host)) => {
             let (_, created) = once(
                 &moto_host,
@@ -305,15 +341,15 @@ async fn main() {
             assert_eq!(status, 200, "moto DescribePipelines: {answer}");
             load(&moto_host, request.clone(), connections, 0.5).await;
             let rate = load(&moto_host, request, connections, seconds).await;
-            rows.push(("DescribePipelines", "moto", Some(rate)));
+            rows.push(("DescribePipelines", "moto".into(), Some(rate)));
             let probe = signed_request(&moto_host, "ReportTaskProgress", r#"{"taskId":"t"}"#);
             let (status, _) = once(&moto_host, &probe).await;
             rows.push((
                 "ReportTaskProgress",
                 if status == 200 {
-                    "moto (answers)"
+                    "moto (answers)".into()
                 } else {
-                    "moto (not implemented)"
+                    "moto (not implemented)".into()
                 },
                 None,
             ));
@@ -330,15 +366,21 @@ async fn main() {
             .unwrap_or_else(|| "-".into());
         println!("{operation:<20} {server:<24} {rate:>12}");
     }
-    let dp = rows
-        .iter()
-        .find(|r| r.0 == "DescribePipelines" && r.1 == "dp-local")
-        .and_then(|r| r.2);
-    let moto = rows
-        .iter()
-        .find(|r| r.0 == "DescribePipelines" && r.1 == "moto")
-        .and_then(|r| r.2);
-    if let (Some(dp), Some(moto)) = (dp, moto) {
-        println!("DescribePipelines: dp-local / moto = {:.1}x", dp / moto);
+    let rate = |operation: &str, server: &str| {
+        rows.iter()
+            .find(|r| r.0 == operation && r.1 == server)
+            .and_then(|r| r.2)
+    };
+    if let Some(moto) = rate("DescribePipelines", "moto") {
+        for server in [
+            "dp-local (conn. close)",
+            "dp-local",
+            "dp-local --state (conn. close)",
+            "dp-local --state",
+        ] {
+            if let Some(dp) = rate("DescribePipelines", server) {
+                println!("DescribePipelines: {server} / moto = {:.1}x", dp / moto);
+            }
+        }
     }
 }
