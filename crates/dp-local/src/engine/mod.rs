@@ -1,0 +1,819 @@
+//! The service's state and rules: pipelines, definitions, instances, attempts and the task leases.
+//!
+//! All state sits behind one mutex; every operation is a short synchronous function over the private `State`, so requests
+//! never observe a half-applied change. The only waiting happens outside the lock: a poller waits on its worker
+//! group's [`Notify`], and the timer task sleeps until the next lease, retry or schedule deadline. A task (an
+//! attempt) is taken from its worker group's queue under the lock, which is what makes every hand-out unique.
+//! This module knows nothing of HTTP, signatures or SQL.
+//!
+//! This file holds the types, the [`Engine`] (one method per operation) and the lock; each part of the service
+//! has its own module of `State` methods: `pipelines` (pipelines and tags), `definitions` (validation results),
+//! `schedules` (activation, schedules, dependencies), `tasks` (attempts, queues, leases, reports), `status`
+//! (set-status, deactivation), `objects` (describe, query, expressions). Each operation marks the rows it changed
+//! (`Dirty`); `records` turns them into [`crate::store::Row`]s for the writer, and back into a `State` at start.
+
+mod definitions;
+mod objects;
+mod pipelines;
+mod records;
+mod schedules;
+mod status;
+mod tasks;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use dp_model::IndexMap;
+use dp_model::timestamp::format_utc;
+use dp_model::types::*;
+use tokio::sync::Notify;
+
+use crate::clock::{self, Clock};
+use crate::definition::{self, Definition, ScheduleType};
+use crate::error::{Error, ServiceError};
+use crate::expr::{self, Context, FieldValue};
+use crate::schedule::Period;
+use crate::store::{Batch, Row, Store, Table, Writer};
+use definitions::*;
+use objects::*;
+use records::Origin;
+
+type Result<T> = std::result::Result<T, ServiceError>;
+
+/// Most instances one schedule creates in one step (a guard against huge back-fills).
+pub const MAX_BACKFILL: usize = 1000;
+const PAGE_SIZE: usize = 100;
+const MAX_TAGS: usize = 10;
+
+/// The status of an instance or attempt, as `@status` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Waiting for the instances it depends on.
+    WaitingOnDependencies,
+    /// Ready, waiting for a task runner to poll.
+    WaitingForRunner,
+    /// Handed to a task runner.
+    Running,
+    /// Ended successfully (or marked finished).
+    Finished,
+    /// Ended in failure with no retries left.
+    Failed,
+    /// Cancelled by a user or by deactivation.
+    Canceled,
+    /// A dependency failed (failureAndRerunMode cascade).
+    CascadeFailed,
+    /// The runner stopped reporting progress.
+    TimedOut,
+}
+
+impl Status {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::WaitingOnDependencies => "WAITING_ON_DEPENDENCIES",
+            Status::WaitingForRunner => "WAITING_FOR_RUNNER",
+            Status::Running => "RUNNING",
+            Status::Finished => "FINISHED",
+            Status::Failed => "FAILED",
+            Status::Canceled => "CANCELED",
+            Status::CascadeFailed => "CASCADE_FAILED",
+            Status::TimedOut => "TIMEDOUT",
+        }
+    }
+
+    /// Whether the object has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Status::Finished
+                | Status::Failed
+                | Status::Canceled
+                | Status::CascadeFailed
+                | Status::TimedOut
+        )
+    }
+
+    fn is_failure(self) -> bool {
+        self.is_terminal() && self != Status::Finished
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PipelineState {
+    Pending,
+    Scheduled,
+    Paused,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ErrorInfo {
+    id: Option<String>,
+    message: Option<String>,
+    stack_trace: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lease {
+    Free,
+    Acknowledge(Instant),
+    Progress(Instant),
+}
+
+#[derive(Debug)]
+struct Instance {
+    id: String,
+    component: String,
+    scheduled_start: i64,
+    scheduled_end: Option<i64>,
+    status: Status,
+    paused: bool,
+    actual_start: Option<i64>,
+    actual_end: Option<i64>,
+    attempts: Vec<String>,
+    max_attempts: u32,
+    depends_on: Vec<String>,
+    worker_group: Option<String>,
+    progress_timeout: Duration,
+    retry_delay: Duration,
+    cascade: bool,
+    error: Option<ErrorInfo>,
+    definition: Arc<Definition>,
+    /// Which activation's definition `definition` is (its row is `active/N`).
+    activation: u32,
+}
+
+#[derive(Debug)]
+struct Attempt {
+    instance: String,
+    number: u32,
+    status: Status,
+    actual_start: Option<i64>,
+    actual_end: Option<i64>,
+    hostname: Option<String>,
+    task_id: Option<String>,
+    lease: Lease,
+    timer_at: Option<Instant>,
+    not_before: Option<Instant>,
+    queued: bool,
+    ended_by_runner: bool,
+    error: Option<ErrorInfo>,
+    reported: Vec<Field>,
+    last_report: Option<i64>,
+}
+
+#[derive(Debug)]
+struct Cursor {
+    next: i64,
+    period: Period,
+    end: Option<i64>,
+    remaining: Option<u32>,
+    cron: bool,
+}
+
+impl Cursor {
+    fn due(&self) -> i64 {
+        if self.cron {
+            self.next
+        } else {
+            self.period.advance(self.next, 1).unwrap_or(i64::MAX)
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.remaining == Some(0)
+            || self.end.is_some_and(|e| self.next >= e)
+            || self.period.advance(self.next, 1).is_none()
+    }
+}
+
+#[derive(Debug)]
+struct Pipeline {
+    id: String,
+    name: String,
+    unique_id: String,
+    description: Option<String>,
+    tags: Vec<Tag>,
+    created: i64,
+    deleted: bool,
+    state: PipelineState,
+    latest: Option<Arc<Definition>>,
+    latest_version: u32,
+    active: Option<Arc<Definition>>,
+    active_version: u32,
+    /// How many times the pipeline was activated; the active definition is stored as `active/N`.
+    activation: u32,
+    first_activation: Option<i64>,
+    last_activation: Option<i64>,
+    last_deactivation: Option<i64>,
+    last_run: i64,
+    instances: IndexMap<String, Instance>,
+    attempts: IndexMap<String, Attempt>,
+    dependents: HashMap<String, Vec<String>>,
+    by_component: HashMap<String, Vec<String>>,
+    paused_components: HashSet<String>,
+    cursors: IndexMap<String, Cursor>,
+    schedule_timer: Option<Instant>,
+}
+
+impl Pipeline {
+    fn definition(&self) -> Option<&Arc<Definition>> {
+        self.active.as_ref().or(self.latest.as_ref())
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.state {
+            PipelineState::Pending => "PENDING",
+            PipelineState::Paused => "PAUSED",
+            PipelineState::Scheduled => {
+                let done = !self.instances.is_empty()
+                    && self.instances.values().all(|i| i.status.is_terminal())
+                    && self.cursors.values().all(Cursor::exhausted);
+                if done { "FINISHED" } else { "SCHEDULED" }
+            }
+        }
+    }
+}
+
+/// A task runner that sent a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runner {
+    /// Its `taskrunnerId`.
+    pub id: String,
+    /// The worker group it named, if any.
+    pub worker_group: Option<String>,
+    /// The host name it named, if any.
+    pub hostname: Option<String>,
+    /// When it last reported, epoch seconds.
+    pub last_heartbeat: i64,
+    /// How many heartbeats it sent.
+    pub heartbeats: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Timer {
+    Lease { pipeline: String, attempt: String },
+    Retry { pipeline: String, attempt: String },
+    Schedule { pipeline: String },
+}
+
+/// Everything the service knows.
+#[derive(Debug, Default)]
+struct State {
+    pipelines: IndexMap<String, Pipeline>,
+    by_unique: HashMap<(String, String), String>,
+    tasks: HashMap<String, (String, String)>,
+    queues: HashMap<String, VecDeque<(String, String)>>,
+    timers: BTreeMap<(Instant, u64), Timer>,
+    timer_seq: u64,
+    timers_changed: bool,
+    runners: IndexMap<String, Runner>,
+    woken: HashSet<String>,
+    dirty: Dirty,
+}
+
+/// The rows an operation changed, collected while it runs when the state is kept in a store.
+#[derive(Debug, Default)]
+struct Dirty {
+    enabled: bool,
+    pipelines: IndexMap<String, ()>,
+    definitions: IndexMap<(String, String), ()>,
+    instances: IndexMap<(String, String), ()>,
+    attempts: IndexMap<(String, String), ()>,
+    tasks: Vec<(String, String, String)>,
+    runners: IndexMap<String, ()>,
+}
+
+impl Dirty {
+    fn pipeline(&mut self, pid: &str) {
+        if self.enabled {
+            self.pipelines.insert(pid.to_string(), ());
+        }
+    }
+
+    fn definition(&mut self, pid: &str, name: String) {
+        if self.enabled {
+            self.definitions.insert((pid.to_string(), name), ());
+        }
+    }
+
+    fn instance(&mut self, pid: &str, iid: &str) {
+        if self.enabled {
+            self.instances
+                .insert((pid.to_string(), iid.to_string()), ());
+        }
+    }
+
+    fn attempt(&mut self, pid: &str, aid: &str) {
+        if self.enabled {
+            self.attempts.insert((pid.to_string(), aid.to_string()), ());
+        }
+    }
+
+    fn task(&mut self, task_id: &str, pid: &str, aid: &str) {
+        if self.enabled {
+            self.tasks
+                .push((task_id.to_string(), pid.to_string(), aid.to_string()));
+        }
+    }
+
+    fn runner(&mut self, id: &str) {
+        if self.enabled {
+            self.runners.insert(id.to_string(), ());
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pipelines.is_empty()
+            && self.definitions.is_empty()
+            && self.instances.is_empty()
+            && self.attempts.is_empty()
+            && self.tasks.is_empty()
+            && self.runners.is_empty()
+    }
+}
+
+/// The service: state behind a mutex, plus the wake-up machinery for pollers and the timer task, and the writer
+/// of the state file when there is one.
+#[derive(Debug)]
+pub struct Engine {
+    clock: Clock,
+    poll_timeout: Duration,
+    state: Mutex<State>,
+    groups: Mutex<HashMap<String, Arc<Notify>>>,
+    timer: Notify,
+    origin: Origin,
+    /// The sequence number of the last batch handed to the writer (written under the state lock).
+    sent: AtomicU64,
+    writer: Option<Writer>,
+}
+
+/// The meta row that keeps the time scale.
+const TIME_SCALE_ROW: &str = "timeScale";
+
+/// What an operation sees of the clock, read once per operation.
+#[derive(Debug, Clone, Copy)]
+struct Now {
+    epoch: i64,
+    instant: Instant,
+    clock: Clock,
+}
+
+fn text(key: &str, value: impl Into<String>) -> Field {
+    Field {
+        key: key.into(),
+        string_value: Some(value.into()),
+        ref_value: None,
+    }
+}
+
+fn reference(key: &str, id: impl Into<String>) -> Field {
+    Field {
+        key: key.into(),
+        string_value: None,
+        ref_value: Some(id.into()),
+    }
+}
+
+fn random_id(len: usize, alphabet: &[u8]) -> String {
+    (0..len)
+        .map(|_| alphabet[fastrand::usize(..alphabet.len())] as char)
+        .collect()
+}
+
+const UPPER_ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const TOKEN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+impl Engine {
+    /// An empty service that keeps its state in memory.
+    pub fn new(clock: Clock, poll_timeout: Duration) -> Self {
+        Engine {
+            clock,
+            poll_timeout,
+            state: Mutex::new(State::default()),
+            groups: Mutex::new(HashMap::new()),
+            timer: Notify::new(),
+            origin: Origin::now(),
+            sent: AtomicU64::new(0),
+            writer: None,
+        }
+    }
+
+    /// The service kept in `store`: its state is loaded (lease deadlines as stored instants, so time spent down
+    /// counts), and every later change is written before the request that made it is answered. The time scale
+    /// is `time_scale`, or the stored one when `restore_time_scale` is set and the store has one.
+    pub fn open(
+        mut store: Box<dyn Store>,
+        time_scale: f64,
+        restore_time_scale: bool,
+        poll_timeout: Duration,
+    ) -> std::result::Result<Engine, Error> {
+        let mut tables = HashMap::new();
+        for table in Table::ALL {
+            tables.insert(table, store.load(table)?);
+        }
+        let stored_scale = tables[&Table::Meta]
+            .iter()
+            .find(|r| r.id == TIME_SCALE_ROW)
+            .and_then(|r| r.body.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0);
+        let scale = match stored_scale {
+            Some(stored) if restore_time_scale => stored,
+            _ => time_scale,
+        };
+        let clock = Clock::new(scale);
+        if stored_scale != Some(clock.scale()) {
+            store.commit(&[Row {
+                table: Table::Meta,
+                scope: String::new(),
+                id: TIME_SCALE_ROW.into(),
+                body: clock.scale().to_string(),
+            }])?;
+        }
+        let origin = Origin::now();
+        let state = State::restore(tables, origin)?;
+        let writer = Writer::start(store)?;
+        let engine = Engine {
+            clock,
+            poll_timeout,
+            state: Mutex::new(state),
+            groups: Mutex::new(HashMap::new()),
+            timer: Notify::new(),
+            origin,
+            sent: AtomicU64::new(0),
+            writer: Some(writer),
+        };
+        // Deadlines that passed while dp-local was stopped take effect before the first request is served.
+        engine.with(|s, now| s.fire_timers(now));
+        Ok(engine)
+    }
+
+    /// Checks that `store` holds a state this engine can load (used by import before it keeps a file).
+    pub fn check(store: &mut dyn Store) -> std::result::Result<(), Error> {
+        let mut tables = HashMap::new();
+        for table in Table::ALL {
+            tables.insert(table, store.load(table)?);
+        }
+        State::restore(tables, Origin::now()).map(|_| ())
+    }
+
+    /// The time scale in force.
+    pub fn time_scale(&self) -> f64 {
+        self.clock.scale()
+    }
+
+    /// Waits until every change made so far is durable, so that an answer never reports state that a crash
+    /// could lose. In memory this returns at once.
+    pub async fn durable(&self) -> Result<()> {
+        let Some(writer) = &self.writer else {
+            return Ok(());
+        };
+        let seq = self.sent.load(Ordering::Acquire);
+        if seq == 0 {
+            return Ok(());
+        }
+        writer.durable(seq).await.map_err(|reason| {
+            ServiceError::internal(format!(
+                "dp-local could not save its state, so this change may be lost: {reason}"
+            ))
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic inside an operation leaves consistent-enough state for a test fake; keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            epoch: self.clock.epoch_seconds(),
+            instant: self.clock.instant(),
+            clock: self.clock,
+        }
+    }
+
+    /// Runs `f` on the state under the lock, then wakes the pollers and the timer task it concerned.
+    fn with<T>(&self, f: impl FnOnce(&mut State, Now) -> T) -> T {
+        let now = self.now();
+        let (out, woken, timers_changed) = {
+            let mut state = self.lock();
+            let out = f(&mut state, now);
+            if let Some(writer) = &self.writer
+                && !state.dirty.is_empty()
+            {
+                let rows = state.take_rows(self.origin);
+                // Sent under the lock, so batches reach the writer in the order their changes were made.
+                let seq = self.sent.load(Ordering::Relaxed) + 1;
+                self.sent.store(seq, Ordering::Release);
+                writer.send(Batch { seq, rows });
+            }
+            let woken: Vec<String> = state.woken.drain().collect();
+            let changed = std::mem::take(&mut state.timers_changed);
+            (out, woken, changed)
+        };
+        for group in woken {
+            self.group(&group).notify_waiters();
+        }
+        if timers_changed {
+            self.timer.notify_one();
+        }
+        out
+    }
+
+    fn group(&self, name: &str) -> Arc<Notify> {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups
+            .entry(name.to_string())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
+    }
+
+    /// Fires due timers and sleeps until the next one; runs until the runtime stops.
+    pub async fn run_timers(self: Arc<Self>) {
+        loop {
+            let next = self.with(|s, now| {
+                s.fire_timers(now);
+                s.timers.keys().next().map(|(at, _)| *at)
+            });
+            match next {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                        _ = self.timer.notified() => {}
+                    }
+                }
+                None => self.timer.notified().await,
+            }
+        }
+    }
+
+    /// The task runners that have sent heartbeats.
+    pub fn runners(&self) -> Vec<Runner> {
+        self.lock().runners.values().cloned().collect()
+    }
+
+    /// PollForTask: waits up to the poll timeout for a task of the worker group.
+    pub async fn poll_for_task(&self, input: PollForTaskInput) -> Result<PollForTaskOutput> {
+        let notify = self.group(&input.worker_group);
+        let deadline = tokio::time::Instant::now() + self.clock.real(self.poll_timeout);
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let task = self
+                .with(|s, now| s.take_task(&input.worker_group, input.hostname.as_deref(), now));
+            if let Some(task) = task {
+                return Ok(PollForTaskOutput {
+                    task_object: Some(task),
+                });
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Ok(PollForTaskOutput { task_object: None });
+            }
+        }
+    }
+
+    /// CreatePipeline.
+    pub fn create_pipeline(&self, input: CreatePipelineInput) -> Result<CreatePipelineOutput> {
+        self.with(|s, now| s.create_pipeline(input, now))
+    }
+
+    /// DeletePipeline.
+    pub fn delete_pipeline(&self, input: DeletePipelineInput) -> Result<()> {
+        self.with(|s, now| s.delete_pipeline(&input.pipeline_id, now))
+    }
+
+    /// DescribePipelines.
+    pub fn describe_pipelines(
+        &self,
+        input: DescribePipelinesInput,
+    ) -> Result<DescribePipelinesOutput> {
+        self.with(|s, _| s.describe_pipelines(&input.pipeline_ids))
+    }
+
+    /// ListPipelines.
+    pub fn list_pipelines(&self, input: ListPipelinesInput) -> Result<ListPipelinesOutput> {
+        self.with(|s, _| s.list_pipelines(input.marker.as_deref()))
+    }
+
+    /// AddTags.
+    pub fn add_tags(&self, input: AddTagsInput) -> Result<AddTagsOutput> {
+        self.with(|s, _| s.add_tags(&input.pipeline_id, input.tags))
+            .map(|()| AddTagsOutput {})
+    }
+
+    /// RemoveTags.
+    pub fn remove_tags(&self, input: RemoveTagsInput) -> Result<RemoveTagsOutput> {
+        self.with(|s, _| {
+            let p = s.pipeline_mut(&input.pipeline_id)?;
+            p.tags.retain(|t| !input.tag_keys.contains(&t.key));
+            s.dirty.pipeline(&input.pipeline_id);
+            Ok(RemoveTagsOutput {})
+        })
+    }
+
+    /// PutPipelineDefinition.
+    pub fn put_pipeline_definition(
+        &self,
+        input: PutPipelineDefinitionInput,
+    ) -> Result<PutPipelineDefinitionOutput> {
+        self.with(|s, _| {
+            let p = s.pipeline_mut(&input.pipeline_id)?;
+            let def = Definition::new(
+                input.pipeline_objects,
+                input.parameter_objects.unwrap_or_default(),
+                input.parameter_values.unwrap_or_default(),
+            );
+            let findings = definition::validate(&def);
+            let errored = !findings.errors.is_empty();
+            if !errored {
+                p.latest = Some(Arc::new(def));
+                p.latest_version += 1;
+                s.dirty.pipeline(&input.pipeline_id);
+                s.dirty.definition(&input.pipeline_id, "latest".into());
+            }
+            let (errors, warnings) = findings_to_wire(findings);
+            Ok(PutPipelineDefinitionOutput {
+                validation_errors: Some(errors),
+                validation_warnings: Some(warnings),
+                errored,
+            })
+        })
+    }
+
+    /// ValidatePipelineDefinition.
+    pub fn validate_pipeline_definition(
+        &self,
+        input: ValidatePipelineDefinitionInput,
+    ) -> Result<ValidatePipelineDefinitionOutput> {
+        self.with(|s, _| s.pipeline(&input.pipeline_id).map(|_| ()))?;
+        let def = Definition::new(
+            input.pipeline_objects,
+            input.parameter_objects.unwrap_or_default(),
+            input.parameter_values.unwrap_or_default(),
+        );
+        let findings = definition::validate(&def);
+        let errored = !findings.errors.is_empty();
+        let (errors, warnings) = findings_to_wire(findings);
+        Ok(ValidatePipelineDefinitionOutput {
+            validation_errors: Some(errors),
+            validation_warnings: Some(warnings),
+            errored,
+        })
+    }
+
+    /// GetPipelineDefinition.
+    pub fn get_pipeline_definition(
+        &self,
+        input: GetPipelineDefinitionInput,
+    ) -> Result<GetPipelineDefinitionOutput> {
+        self.with(|s, _| {
+            let p = s.pipeline(&input.pipeline_id)?;
+            let def = match input.version.as_deref().unwrap_or("latest") {
+                "latest" => p.latest.clone(),
+                "active" => Some(p.active.clone().ok_or_else(|| {
+                    ServiceError::invalid_request(format!(
+                        "Pipeline {} has no active pipeline definition",
+                        p.id
+                    ))
+                })?),
+                other => {
+                    return Err(ServiceError::invalid_request(format!(
+                        "Invalid version {other:?}: expected \"latest\" or \"active\""
+                    )));
+                }
+            };
+            let def = def.unwrap_or_default();
+            Ok(GetPipelineDefinitionOutput {
+                pipeline_objects: Some(def.objects.clone()),
+                parameter_objects: (!def.parameter_objects.is_empty())
+                    .then(|| def.parameter_objects.clone()),
+                parameter_values: (!def.parameter_values.is_empty())
+                    .then(|| def.parameter_values.clone()),
+            })
+        })
+    }
+
+    /// ActivatePipeline.
+    pub fn activate_pipeline(
+        &self,
+        input: ActivatePipelineInput,
+    ) -> Result<ActivatePipelineOutput> {
+        self.with(|s, now| s.activate(input, now))
+            .map(|()| ActivatePipelineOutput {})
+    }
+
+    /// DeactivatePipeline.
+    pub fn deactivate_pipeline(
+        &self,
+        input: DeactivatePipelineInput,
+    ) -> Result<DeactivatePipelineOutput> {
+        self.with(|s, now| {
+            s.deactivate(&input.pipeline_id, input.cancel_active.unwrap_or(true), now)
+        })
+        .map(|()| DeactivatePipelineOutput {})
+    }
+
+    /// DescribeObjects.
+    pub fn describe_objects(&self, input: DescribeObjectsInput) -> Result<DescribeObjectsOutput> {
+        self.with(|s, _| s.describe_objects(input))
+    }
+
+    /// QueryObjects.
+    pub fn query_objects(&self, input: QueryObjectsInput) -> Result<QueryObjectsOutput> {
+        self.with(|s, _| s.query_objects(input))
+    }
+
+    /// EvaluateExpression.
+    pub fn evaluate_expression(
+        &self,
+        input: EvaluateExpressionInput,
+    ) -> Result<EvaluateExpressionOutput> {
+        self.with(|s, _| {
+            let p = s.pipeline(&input.pipeline_id)?;
+            let evaluated = evaluate_on(p, &input.object_id, &input.expression)?;
+            Ok(EvaluateExpressionOutput {
+                evaluated_expression: evaluated,
+            })
+        })
+    }
+
+    /// SetStatus.
+    pub fn set_status(&self, input: SetStatusInput) -> Result<()> {
+        self.with(|s, now| s.set_status(input, now))
+    }
+
+    /// ReportTaskProgress.
+    pub fn report_task_progress(
+        &self,
+        input: ReportTaskProgressInput,
+    ) -> Result<ReportTaskProgressOutput> {
+        self.with(|s, now| s.report_progress(&input.task_id, input.fields.unwrap_or_default(), now))
+            .map(|canceled| ReportTaskProgressOutput { canceled })
+    }
+
+    /// SetTaskStatus.
+    pub fn set_task_status(&self, input: SetTaskStatusInput) -> Result<SetTaskStatusOutput> {
+        self.with(|s, now| s.set_task_status(input, now))
+            .map(|()| SetTaskStatusOutput {})
+    }
+
+    /// ReportTaskRunnerHeartbeat.
+    pub fn report_task_runner_heartbeat(
+        &self,
+        input: ReportTaskRunnerHeartbeatInput,
+    ) -> Result<ReportTaskRunnerHeartbeatOutput> {
+        self.with(|s, now| {
+            let runner = s
+                .runners
+                .entry(input.taskrunner_id.clone())
+                .or_insert_with(|| Runner {
+                    id: input.taskrunner_id.clone(),
+                    worker_group: None,
+                    hostname: None,
+                    last_heartbeat: now.epoch,
+                    heartbeats: 0,
+                });
+            runner.worker_group = input.worker_group.or(runner.worker_group.take());
+            runner.hostname = input.hostname.or(runner.hostname.take());
+            runner.last_heartbeat = now.epoch;
+            runner.heartbeats += 1;
+            s.dirty.runner(&input.taskrunner_id);
+        });
+        // The service asks a runner to terminate only when it shuts down a resource it launched; dp-local launches
+        // none, so runners of worker groups are never told to stop.
+        Ok(ReportTaskRunnerHeartbeatOutput { terminate: false })
+    }
+}
+
+impl State {
+    pub(super) fn pipeline(&self, id: &str) -> Result<&Pipeline> {
+        match self.pipelines.get(id) {
+            None => Err(ServiceError::pipeline_not_found(id)),
+            Some(p) if p.deleted => Err(ServiceError::pipeline_deleted(id)),
+            Some(p) => Ok(p),
+        }
+    }
+
+    pub(super) fn pipeline_mut(&mut self, id: &str) -> Result<&mut Pipeline> {
+        match self.pipelines.get_mut(id) {
+            None => Err(ServiceError::pipeline_not_found(id)),
+            Some(p) if p.deleted => Err(ServiceError::pipeline_deleted(id)),
+            Some(p) => Ok(p),
+        }
+    }
+
+    pub(super) fn add_timer(&mut self, at: Instant, timer: Timer) {
+        self.timer_seq += 1;
+        if self
+            .timers
+            .keys()
+            .next()
+            .is_none_or(|(first, _)| at < *first)
+        {
+            self.timers_changed = true;
+        }
+        self.timers.insert((at, self.timer_seq), timer);
+    }
+}

@@ -1,0 +1,450 @@
+//! Tasks and leases: attempts, the worker-group queues, hand-out under a fresh task id, the acknowledgement and
+//! progress leases and their timers, retries, and the runner's reports.
+//!
+//! Every hand-out happens under the engine's lock, which is what makes it unique.
+
+use super::*;
+
+impl State {
+    /// Gives an instance a new attempt, ready after `delay` (service time).
+    pub(super) fn start_attempt(&mut self, pid: &str, iid: &str, delay: Duration, now: Now) {
+        let Some(p) = self.pipelines.get_mut(pid) else {
+            return;
+        };
+        let inst = &mut p.instances[iid];
+        let number = inst.attempts.len() as u32 + 1;
+        let aid = format!("{iid}_Attempt={number}");
+        inst.attempts.push(aid.clone());
+        inst.status = Status::WaitingForRunner;
+        self.dirty.instance(pid, iid);
+        self.dirty.attempt(pid, &aid);
+        p.attempts.insert(
+            aid.clone(),
+            Attempt {
+                instance: iid.to_string(),
+                number,
+                status: Status::WaitingForRunner,
+                actual_start: None,
+                actual_end: None,
+                hostname: None,
+                task_id: None,
+                lease: Lease::Free,
+                timer_at: None,
+                not_before: (!delay.is_zero()).then(|| now.instant + now.clock.real(delay)),
+                queued: false,
+                ended_by_runner: false,
+                error: None,
+                reported: Vec::new(),
+                last_report: None,
+            },
+        );
+        if delay.is_zero() {
+            self.enqueue(pid, &aid);
+        } else {
+            let at = now.instant + now.clock.real(delay);
+            self.add_timer(
+                at,
+                Timer::Retry {
+                    pipeline: pid.to_string(),
+                    attempt: aid,
+                },
+            );
+        }
+    }
+
+    /// Puts an attempt in its worker group's queue if it may be handed out and is not queued already.
+    pub(super) fn enqueue(&mut self, pid: &str, aid: &str) {
+        let Some(p) = self.pipelines.get_mut(pid) else {
+            return;
+        };
+        if p.deleted || p.state != PipelineState::Scheduled {
+            return;
+        }
+        let Some(attempt) = p.attempts.get_mut(aid) else {
+            return;
+        };
+        let inst = &p.instances[attempt.instance.as_str()];
+        if attempt.queued
+            || attempt.not_before.is_some_and(|t| Instant::now() < t)
+            || attempt.status != Status::WaitingForRunner
+            || attempt.lease != Lease::Free
+            || inst.paused
+        {
+            return;
+        }
+        let Some(group) = inst.worker_group.clone() else {
+            return;
+        };
+        attempt.queued = true;
+        self.queues
+            .entry(group.clone())
+            .or_default()
+            .push_back((pid.to_string(), aid.to_string()));
+        self.woken.insert(group);
+    }
+
+    /// Queues every waiting attempt of a pipeline (after activation or resume).
+    pub(super) fn requeue_pipeline(&mut self, pid: &str) {
+        let Some(p) = self.pipelines.get(pid) else {
+            return;
+        };
+        let waiting: Vec<String> = p
+            .instances
+            .values()
+            .filter(|i| i.status == Status::WaitingForRunner)
+            .filter_map(|i| i.attempts.last().cloned())
+            .collect();
+        for aid in waiting {
+            self.enqueue(pid, &aid);
+        }
+    }
+
+    /// Hands out the first ready task of `group`, if any.
+    pub(super) fn take_task(
+        &mut self,
+        group: &str,
+        hostname: Option<&str>,
+        now: Now,
+    ) -> Option<TaskObject> {
+        loop {
+            let (pid, aid) = self.queues.get_mut(group)?.pop_front()?;
+            let Some(p) = self.pipelines.get_mut(&pid) else {
+                continue;
+            };
+            let Some(attempt) = p.attempts.get_mut(&aid) else {
+                continue;
+            };
+            attempt.queued = false;
+            let inst = &p.instances[attempt.instance.as_str()];
+            if p.deleted
+                || p.state != PipelineState::Scheduled
+                || inst.paused
+                || attempt.status != Status::WaitingForRunner
+                || attempt.lease != Lease::Free
+            {
+                continue;
+            }
+            let task_id = loop {
+                let id = random_id(40, TOKEN_CHARS);
+                if !self.tasks.contains_key(&id) {
+                    break id;
+                }
+            };
+            let deadline = now.instant + now.clock.real(clock::ACKNOWLEDGE_WINDOW);
+            attempt.task_id = Some(task_id.clone());
+            attempt.lease = Lease::Acknowledge(deadline);
+            attempt.status = Status::Running;
+            attempt.actual_start = Some(now.epoch);
+            attempt.hostname = hostname.map(str::to_string);
+            let arm = attempt.timer_at.is_none_or(|t| deadline < t);
+            if arm {
+                attempt.timer_at = Some(deadline);
+            }
+            let iid = attempt.instance.clone();
+            let inst = &mut p.instances[iid.as_str()];
+            inst.status = Status::Running;
+            inst.actual_start.get_or_insert(now.epoch);
+            let task = task_object(p, &aid, &task_id);
+            self.dirty.task(&task_id, &pid, &aid);
+            self.dirty.attempt(&pid, &aid);
+            self.dirty.instance(&pid, &iid);
+            self.tasks.insert(task_id, (pid.clone(), aid.clone()));
+            if arm {
+                self.add_timer(
+                    deadline,
+                    Timer::Lease {
+                        pipeline: pid,
+                        attempt: aid,
+                    },
+                );
+            }
+            return Some(task);
+        }
+    }
+
+    pub(super) fn fire_timers(&mut self, now: Now) {
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now.instant {
+                break;
+            }
+            let ((at, _), timer) = entry.remove_entry();
+            match timer {
+                Timer::Lease { pipeline, attempt } => {
+                    self.lease_check(&pipeline, &attempt, at, now)
+                }
+                Timer::Retry { pipeline, attempt } => self.enqueue(&pipeline, &attempt),
+                Timer::Schedule { pipeline } => {
+                    if let Some(p) = self.pipelines.get_mut(&pipeline)
+                        && p.schedule_timer == Some(at)
+                    {
+                        p.schedule_timer = None;
+                        self.dirty.pipeline(&pipeline);
+                    }
+                    self.materialize(&pipeline, now)
+                }
+            }
+        }
+    }
+
+    pub(super) fn lease_check(&mut self, pid: &str, aid: &str, at: Instant, now: Now) {
+        let Some(p) = self.pipelines.get_mut(pid) else {
+            return;
+        };
+        let Some(attempt) = p.attempts.get_mut(aid) else {
+            return;
+        };
+        if attempt.timer_at != Some(at) {
+            return;
+        }
+        attempt.timer_at = None;
+        self.dirty.attempt(pid, aid);
+        self.dirty.instance(pid, &attempt.instance);
+        match attempt.lease {
+            Lease::Free => {}
+            Lease::Acknowledge(d) | Lease::Progress(d) if d > now.instant => {
+                attempt.timer_at = Some(d);
+                self.add_timer(
+                    d,
+                    Timer::Lease {
+                        pipeline: pid.to_string(),
+                        attempt: aid.to_string(),
+                    },
+                );
+            }
+            Lease::Acknowledge(_) => {
+                // Never acknowledged: the same attempt goes back to the queue under a new task id.
+                attempt.lease = Lease::Free;
+                attempt.task_id = None;
+                attempt.status = Status::WaitingForRunner;
+                attempt.actual_start = None;
+                attempt.hostname = None;
+                let iid = attempt.instance.clone();
+                let inst = &mut p.instances[iid.as_str()];
+                inst.status = Status::WaitingForRunner;
+                self.enqueue(pid, aid);
+            }
+            Lease::Progress(_) => {
+                // Ownership lapsed after acknowledgement: this attempt has timed out; retry as a new attempt.
+                attempt.lease = Lease::Free;
+                attempt.status = Status::TimedOut;
+                attempt.actual_end = Some(now.epoch);
+                let iid = attempt.instance.clone();
+                self.after_failed_attempt(pid, &iid, Status::TimedOut, now);
+            }
+        }
+    }
+
+    /// After an attempt failed or timed out: a new attempt if retries are left, else the instance ends.
+    pub(super) fn after_failed_attempt(
+        &mut self,
+        pid: &str,
+        iid: &str,
+        final_status: Status,
+        now: Now,
+    ) {
+        let Some(p) = self.pipelines.get_mut(pid) else {
+            return;
+        };
+        self.dirty.instance(pid, iid);
+        let inst = &mut p.instances[iid];
+        if (inst.attempts.len() as u32) < inst.max_attempts {
+            let delay = inst.retry_delay;
+            self.start_attempt(pid, iid, delay, now);
+        } else {
+            inst.status = final_status;
+            inst.actual_end = Some(now.epoch);
+            self.ended(pid, iid, now);
+        }
+    }
+
+    pub(super) fn report_progress(
+        &mut self,
+        task_id: &str,
+        fields: Vec<Field>,
+        now: Now,
+    ) -> Result<bool> {
+        let Some((pid, aid)) = self.tasks.get(task_id) else {
+            return Err(ServiceError::task_not_found(format!(
+                "Task {task_id} not found"
+            )));
+        };
+        let p = &mut self.pipelines[pid.as_str()];
+        if p.deleted {
+            return Ok(true);
+        }
+        let progress_timeout =
+            p.instances[p.attempts[aid.as_str()].instance.as_str()].progress_timeout;
+        let attempt = &mut p.attempts[aid.as_str()];
+        if attempt.task_id.as_deref() != Some(task_id) {
+            // The task was handed to another runner after its acknowledgement window lapsed.
+            return Ok(true);
+        }
+        match attempt.status {
+            Status::Running => {}
+            Status::Finished | Status::Failed if attempt.ended_by_runner => {
+                return Err(ServiceError::task_not_found(format!(
+                    "Task {task_id} has already ended"
+                )));
+            }
+            _ => return Ok(true),
+        }
+        let deadline = now.instant + now.clock.real(progress_timeout);
+        attempt.lease = Lease::Progress(deadline);
+        self.dirty.attempt(pid, aid);
+        attempt.last_report = Some(now.epoch);
+        for f in fields {
+            attempt.reported.retain(|r| r.key != f.key);
+            attempt.reported.push(f);
+        }
+        if attempt.timer_at.is_none_or(|t| deadline < t) {
+            attempt.timer_at = Some(deadline);
+            let (pid, aid) = (pid.clone(), aid.clone());
+            self.add_timer(
+                deadline,
+                Timer::Lease {
+                    pipeline: pid,
+                    attempt: aid,
+                },
+            );
+        }
+        Ok(false)
+    }
+
+    pub(super) fn set_task_status(&mut self, input: SetTaskStatusInput, now: Now) -> Result<()> {
+        let task_id = input.task_id.as_str();
+        let Some((pid, aid)) = self.tasks.get(task_id).cloned() else {
+            return Err(ServiceError::task_not_found(format!(
+                "Task {task_id} not found"
+            )));
+        };
+        if input
+            .error_id
+            .as_deref()
+            .is_some_and(|e| e.starts_with("Service_"))
+        {
+            return Err(ServiceError::invalid_request(
+                "errorId must not begin with \"Service_\"",
+            ));
+        }
+        let status = input.task_status.as_str();
+        if !matches!(status, "FINISHED" | "FAILED" | "FALSE") {
+            return Err(ServiceError::invalid_request(format!(
+                "Invalid taskStatus {status:?}: expected FINISHED, FAILED or FALSE"
+            )));
+        }
+        let p = &mut self.pipelines[pid.as_str()];
+        if p.deleted {
+            return Err(ServiceError::pipeline_deleted(&pid));
+        }
+        let attempt = &mut p.attempts[aid.as_str()];
+        if attempt.task_id.as_deref() != Some(task_id) {
+            return Err(ServiceError::task_not_found(format!(
+                "Task {task_id} was not acknowledged in time and has been handed out again"
+            )));
+        }
+        match attempt.status {
+            Status::Running => {}
+            Status::Canceled => return Ok(()),
+            Status::TimedOut => {
+                return Err(ServiceError::task_not_found(format!(
+                    "Task {task_id} timed out: no progress was reported within its reportProgressTimeout"
+                )));
+            }
+            _ => {
+                return Err(ServiceError::task_not_found(format!(
+                    "Task {task_id} has already ended"
+                )));
+            }
+        }
+        let error = ErrorInfo {
+            id: input.error_id,
+            message: input.error_message,
+            stack_trace: input.error_stack_trace,
+        };
+        let has_error =
+            error.id.is_some() || error.message.is_some() || error.stack_trace.is_some();
+        attempt.lease = Lease::Free;
+        attempt.actual_end = Some(now.epoch);
+        attempt.ended_by_runner = true;
+        self.dirty.attempt(&pid, &aid);
+        self.dirty.instance(&pid, &attempt.instance);
+        attempt.error = has_error.then_some(error.clone());
+        let iid = attempt.instance.clone();
+        if status == "FINISHED" {
+            attempt.status = Status::Finished;
+            let inst = &mut p.instances[iid.as_str()];
+            inst.status = Status::Finished;
+            inst.actual_end = Some(now.epoch);
+            inst.error = None;
+            self.ended(&pid, &iid, now);
+        } else {
+            attempt.status = Status::Failed;
+            p.instances[iid.as_str()].error = Some(error);
+            self.after_failed_attempt(&pid, &iid, Status::Failed, now);
+        }
+        Ok(())
+    }
+}
+
+/// The task object of poll-for-task: the attempt with its activity's fields evaluated, and the objects those
+/// fields refer to.
+pub(super) fn task_object(p: &Pipeline, aid: &str, task_id: &str) -> TaskObject {
+    let attempt = &p.attempts[aid];
+    let inst = &p.instances[attempt.instance.as_str()];
+    let def = &inst.definition;
+    let ctx = RunContext {
+        pipeline: p,
+        current_instance: Some(inst),
+    };
+    let evaluate = |fields: Vec<Field>, current: &str| -> Vec<Field> {
+        fields
+            .into_iter()
+            .map(|mut f| {
+                if let Some(s) = f.string_value.as_mut().filter(|s| s.contains("#{"))
+                    && let Ok(v) = expr::evaluate_template(s, current, &ctx)
+                {
+                    *s = v;
+                }
+                f
+            })
+            .collect()
+    };
+    let fields = with_component_fields(attempt_runtime_fields(p, attempt), def, &inst.component);
+    let mut objects = IndexMap::new();
+    let referenced: Vec<String> = def
+        .effective_fields(&inst.component)
+        .iter()
+        .filter(|f| f.key != "parent" && f.key != "dependsOn")
+        .filter_map(|f| f.ref_value.clone())
+        .collect();
+    objects.insert(
+        aid.to_string(),
+        PipelineObject {
+            id: aid.into(),
+            name: aid.into(),
+            fields: evaluate(fields, aid),
+        },
+    );
+    for r in referenced {
+        if objects.contains_key(&r) {
+            continue;
+        }
+        if let Some(o) = def.object(&r) {
+            let fields = evaluate(def.effective_fields(&r), &r);
+            objects.insert(
+                r.clone(),
+                PipelineObject {
+                    id: r.clone(),
+                    name: o.name.clone(),
+                    fields,
+                },
+            );
+        }
+    }
+    TaskObject {
+        task_id: Some(task_id.into()),
+        pipeline_id: Some(p.id.clone()),
+        attempt_id: Some(aid.into()),
+        objects: Some(objects),
+    }
+}
