@@ -4,8 +4,10 @@
 //! `cli` (the default) times `dp report-task-progress …` against `aws datapipeline` with the same arguments and
 //! against a floor (curl: a process plus one loopback request), all answered by a loopback server in this process;
 //! it also reads each one's peak RSS with GNU time. `shorthand` and `local` run those crates' criterion benches;
-//! `runner` drains a pipeline through dp-local with dp-task-runner (`bench/runner.rs`).
+//! `runner` drains a pipeline through dp-local with dp-task-runner (`bench/runner.rs`); `console` times the
+//! dp-local console's pages on the server and in headless Chromium (`bench/console.rs`).
 
+mod console;
 mod runner;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -209,6 +211,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             let rounds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30);
             cli(rounds)
         }
+        Some("console") => console::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000)),
         Some("runner") => runner::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000)),
         Some(which @ ("shorthand" | "local" | "wire")) => {
             let package = format!("dp-{which}");
@@ -223,7 +226,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         Some(other) => {
             bail!(
-                "unknown benchmark {other:?}: use cli [ROUNDS], shorthand, wire, local or runner [TASKS]"
+                "unknown benchmark {other:?}: use cli [ROUNDS], shorthand, wire, local, runner [TASKS] or console [INSTANCES]"
             )
         }
     }

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::demo::EXAMPLE_ENVIRONMENT as KEYS;
 
-struct Killed(Child);
+pub(super) struct Killed(pub(super) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -92,7 +92,7 @@ fn runner(binary: &Path, url: &str, work: &Path, group: &str) -> Result<Killed> 
     Ok(Killed(child))
 }
 
-fn stop(runner: &mut Killed) -> Result<()> {
+pub(super) fn stop(runner: &mut Killed) -> Result<()> {
     Command::new("kill")
         .args(["-TERM", &runner.0.id().to_string()])
         .status()?;
@@ -106,7 +106,8 @@ fn stop(runner: &mut Killed) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn run(tasks: usize) -> Result<()> {
+/// Builds dp-local, dp and dp-task-runner in release; returns the directory of the binaries.
+pub(super) fn release_binaries() -> Result<std::path::PathBuf> {
     let root = crate::project_root();
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
@@ -125,28 +126,38 @@ pub(crate) fn run(tasks: usize) -> Result<()> {
     if !status.success() {
         bail!("release build failed");
     }
-    let bin = std::env::var_os("CARGO_TARGET_DIR")
+    Ok(std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| root.join("target"), Into::into)
-        .join("release");
-    let work = std::env::temp_dir().join(format!("dp-bench-runner-{}", std::process::id()));
-    std::fs::create_dir_all(&work)?;
+        .join("release"))
+}
 
+/// dp-local at 60 times speed: the process (killed on drop), its API URL and its console URL.
+pub(super) fn start_local(bin: &Path) -> Result<(Killed, String, String)> {
     let mut local = Command::new(bin.join("dp-local"))
         .args(["--port", "0", "--time-scale", "60"])
         .stdout(Stdio::piped())
         .spawn()
         .context("starting dp-local")?;
-    let mut first = String::new();
-    BufReader::new(local.stdout.take().context("no stdout")?).read_line(&mut first)?;
-    let _local = Killed(local);
-    let url = first.trim().to_string();
+    let mut lines = BufReader::new(local.stdout.take().context("no stdout")?);
+    let (mut url, mut console) = (String::new(), String::new());
+    lines.read_line(&mut url)?;
+    lines.read_line(&mut console)?;
+    Ok((
+        Killed(local),
+        url.trim().to_string(),
+        console.trim().to_string(),
+    ))
+}
 
-    // Idle: an empty worker group, long polls only.
-    let mut idle = runner(&bin.join("dp-task-runner"), &url, &work, "idle")?;
-    std::thread::sleep(Duration::from_secs(3));
-    let (idle_peak, idle_rss) = memory_kib(idle.0.id())?;
-    stop(&mut idle)?;
-
+/// An activated on-demand pipeline with `tasks` `ShellCommandActivity` objects running `true` on `group`.
+pub(super) fn true_pipeline(
+    bin: &Path,
+    url: &str,
+    work: &Path,
+    name: &str,
+    tasks: usize,
+    group: &str,
+) -> Result<String> {
     let objects: Vec<serde_json::Value> = std::iter::once(serde_json::json!({
         "id": "Default", "name": "Default",
         "fields": [{"key": "scheduleType", "stringValue": "ondemand"}]
@@ -157,18 +168,18 @@ pub(crate) fn run(tasks: usize) -> Result<()> {
             "fields": [
                 {"key": "type", "stringValue": "ShellCommandActivity"},
                 {"key": "command", "stringValue": "true"},
-                {"key": "workerGroup", "stringValue": "bench"}
+                {"key": "workerGroup", "stringValue": group}
             ]
         })
     }))
     .collect();
-    let file = work.join("objects.json");
+    let file = work.join(format!("{name}.json"));
     std::fs::write(&file, serde_json::to_string(&objects)?)?;
     let dp_bin = bin.join("dp");
     let created = dp(
         &dp_bin,
-        &url,
-        &["create-pipeline", "--name", "bench", "--unique-id", "bench"],
+        url,
+        &["create-pipeline", "--name", name, "--unique-id", name],
     )?;
     let id = serde_json::from_str::<serde_json::Value>(&created)?["pipelineId"]
         .as_str()
@@ -177,7 +188,7 @@ pub(crate) fn run(tasks: usize) -> Result<()> {
     let objects_arg = format!("file://{}", file.display());
     dp(
         &dp_bin,
-        &url,
+        url,
         &[
             "put-pipeline-definition",
             "--pipeline-id",
@@ -186,24 +197,50 @@ pub(crate) fn run(tasks: usize) -> Result<()> {
             &objects_arg,
         ],
     )?;
-    dp(&dp_bin, &url, &["activate-pipeline", "--pipeline-id", &id])?;
+    dp(&dp_bin, url, &["activate-pipeline", "--pipeline-id", &id])?;
+    Ok(id)
+}
 
+/// Starts a runner for `group` and waits until its log shows `tasks` finished tasks; returns it (still running)
+/// and how long that took.
+pub(super) fn drain(
+    bin: &Path,
+    url: &str,
+    work: &Path,
+    group: &str,
+    tasks: usize,
+) -> Result<(Killed, Duration)> {
     let started = Instant::now();
-    let mut busy = runner(&bin.join("dp-task-runner"), &url, &work, "bench")?;
-    let log = work.join("bench/logs/dp-task-runner.log");
+    let busy = runner(&bin.join("dp-task-runner"), url, work, group)?;
+    let log = work.join(group).join("logs/dp-task-runner.log");
     loop {
         let done = std::fs::read_to_string(&log)
             .map(|t| t.matches("task ended FINISHED").count())
             .unwrap_or(0);
         if done >= tasks {
-            break;
+            return Ok((busy, started.elapsed()));
         }
         if started.elapsed() > Duration::from_secs(600) {
             bail!("only {done} of {tasks} tasks finished in 10 minutes");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let elapsed = started.elapsed();
+}
+
+pub(crate) fn run(tasks: usize) -> Result<()> {
+    let bin = release_binaries()?;
+    let work = std::env::temp_dir().join(format!("dp-bench-runner-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let (_local, url, _) = start_local(&bin)?;
+
+    // Idle: an empty worker group, long polls only.
+    let mut idle = runner(&bin.join("dp-task-runner"), &url, &work, "idle")?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (idle_peak, idle_rss) = memory_kib(idle.0.id())?;
+    stop(&mut idle)?;
+
+    true_pipeline(&bin, &url, &work, "bench", tasks, "bench")?;
+    let (mut busy, elapsed) = drain(&bin, &url, &work, "bench", tasks)?;
     let cpu = cpu_seconds(busy.0.id())?;
     let (busy_peak, _) = memory_kib(busy.0.id())?;
     stop(&mut busy)?;

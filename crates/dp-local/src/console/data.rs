@@ -151,12 +151,10 @@ pub(crate) struct PipelineView {
     pub definition: Option<dp_model::types::GetPipelineDefinitionOutput>,
     pub definition_error: Option<String>,
     pub instances: Vec<PipelineObject>,
-    /// Attempts by instance id, in attempt order.
-    pub attempts: BTreeMap<String, Vec<PipelineObject>>,
 }
 
-/// A pipeline's description, its `version` definition (`latest` or `active`), its instances (by scheduled start)
-/// and their attempts.
+/// A pipeline's description, its `version` definition (`latest` or `active`) and its instances (by scheduled
+/// start). Attempts are read per instance, when a run is opened ([`instance`]).
 pub(crate) async fn pipeline(
     engine: &Engine,
     id: &str,
@@ -191,20 +189,6 @@ pub(crate) async fn pipeline(
         };
         key(a).cmp(&key(b))
     });
-    let mut attempts: BTreeMap<String, Vec<PipelineObject>> = BTreeMap::new();
-    for attempt in objects(engine, id, "ATTEMPT").await? {
-        let parent = reference(&attempt.fields, "@instanceParent")
-            .unwrap_or("")
-            .to_string();
-        attempts.entry(parent).or_default().push(attempt);
-    }
-    for list in attempts.values_mut() {
-        list.sort_by_key(|a| {
-            text(&a.fields, "@attemptNumber")
-                .and_then(|n| n.parse::<u32>().ok())
-                .unwrap_or(0)
-        });
-    }
     Ok(PipelineView {
         id: p.pipeline_id,
         name: p.name,
@@ -213,8 +197,53 @@ pub(crate) async fn pipeline(
         definition,
         definition_error,
         instances,
-        attempts,
     })
+}
+
+/// One instance and its attempts (in attempt order), as an opened run shows them.
+pub(crate) async fn instance(
+    engine: &Engine,
+    pipeline: &str,
+    id: &str,
+) -> Result<(PipelineObject, Vec<PipelineObject>), ServiceError> {
+    let described: dp_model::types::DescribeObjectsOutput = decode(
+        api(
+            engine,
+            "DescribeObjects",
+            json!({"pipelineId": pipeline, "objectIds": [id]}),
+        )
+        .await?,
+    )?;
+    let instance = described
+        .pipeline_objects
+        .into_iter()
+        .find(|o| o.id == id)
+        .ok_or_else(|| ServiceError::invalid_request(format!("no instance {id} in {pipeline}")))?;
+    let query = json!({"selectors": [
+        {"fieldName": "@instanceParent", "operator": {"type": "REF_EQ", "values": [id]}}
+    ]});
+    let input = json!({"pipelineId": pipeline, "sphere": "ATTEMPT", "query": query, "limit": 1000});
+    let found: dp_model::types::QueryObjectsOutput =
+        decode(api(engine, "QueryObjects", input).await?)?;
+    let ids = found.ids.unwrap_or_default();
+    let mut attempts = Vec::new();
+    for chunk in ids.chunks(100) {
+        let described: dp_model::types::DescribeObjectsOutput = decode(
+            api(
+                engine,
+                "DescribeObjects",
+                json!({"pipelineId": pipeline, "objectIds": chunk}),
+            )
+            .await?,
+        )?;
+        attempts.extend(described.pipeline_objects);
+    }
+    attempts.sort_by_key(|a| {
+        text(&a.fields, "@attemptNumber")
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    Ok((instance, attempts))
 }
 
 /// A task waiting for a runner: its pipeline, instance and worker group.

@@ -139,7 +139,7 @@ fn decode(text: &str) -> String {
 }
 
 /// `text` percent-encoded for a query value.
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -254,6 +254,29 @@ async fn route(
                     StatusCode::OK,
                     pages::pipeline(&view, status, &console.new_csrf(), param("done")),
                 ),
+                Err(e) => page(
+                    StatusCode::NOT_FOUND,
+                    pages::message("Not found", &e.message),
+                ),
+            }
+        }
+        ("GET", "/console/instance") => {
+            let (Some(pipeline), Some(id)) = (param("pipeline"), param("id")) else {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    pages::message("Bad request", "Which instance? (?pipeline=…&id=…)"),
+                );
+            };
+            match data::instance(engine, pipeline, id).await {
+                Ok((instance, attempts)) => {
+                    let csrf = console.new_csrf();
+                    let markup = if parts.headers.contains_key("x-console-fragment") {
+                        pages::instance_fragment(pipeline, &instance, &attempts, &csrf)
+                    } else {
+                        pages::instance_page(pipeline, &instance, &attempts, &csrf)
+                    };
+                    page(StatusCode::OK, markup)
+                }
                 Err(e) => page(
                     StatusCode::NOT_FOUND,
                     pages::message("Not found", &e.message),

@@ -223,9 +223,9 @@ pub(crate) fn pipeline(
                 ol.runs-list {
                     @for (n, instance) in shown.iter().enumerate() {
                         @let status = text(&instance.fields, "@status").unwrap_or("");
-                        @let attempts = view.attempts.get(&instance.id).map(Vec::as_slice).unwrap_or(&[]);
+                        @let link = format!("/console/instance?pipeline={}&id={}", super::encode(&view.id), super::encode(&instance.id));
                         li.run data-id=(instance.id) data-status=(status) {
-                            details #{ "run-" (instance.id) } {
+                            details #{ "run-" (instance.id) } data-fragment=(link) {
                                 summary {
                                     span.n { (n + 1) "." }
                                     span.component { (reference(&instance.fields, "@componentParent").unwrap_or("")) }
@@ -235,27 +235,56 @@ pub(crate) fn pipeline(
                                     span.started { (utc(text(&instance.fields, "@actualStartTime").unwrap_or(""))) }
                                     span.ended { (utc(text(&instance.fields, "@actualEndTime").unwrap_or(""))) }
                                 }
-                                div.instance-actions {
-                                    (action_form(csrf, "rerun", &view.id, Some(&instance.id), "Rerun"))
-                                    (action_form(csrf, "cancel", &view.id, Some(&instance.id), "Cancel"))
-                                    (action_form(csrf, "mark-finished", &view.id, Some(&instance.id), "Mark finished"))
-                                }
-                                h4 { "Instance" }
-                                table.fields { tbody { (field_rows(&instance.fields)) } }
-                                @for attempt in attempts {
-                                    div.attempt data-id=(attempt.id) data-status=(text(&attempt.fields, "@status").unwrap_or("")) {
-                                        h4 { "Attempt " (text(&attempt.fields, "@attemptNumber").unwrap_or("?")) " " (status_badge(text(&attempt.fields, "@status").unwrap_or(""))) }
-                                        @if let Some(message) = text(&attempt.fields, "errorMessage") {
-                                            p.error-message { (message) }
-                                        }
-                                        table.fields { tbody { (field_rows(&attempt.fields)) } }
-                                    }
-                                }
+                                div.lazy { a href=(link) { "the instance's fields and attempts" } }
                             }
                         }
                     }
                 }
             }
+        },
+    )
+}
+
+/// An opened run: the instance's actions and fields, then every attempt with `errorMessage` first.
+pub(crate) fn instance_fragment(
+    pipeline: &str,
+    instance: &PipelineObject,
+    attempts: &[PipelineObject],
+    csrf: &str,
+) -> Markup {
+    html! {
+        div.instance-actions {
+            (action_form(csrf, "rerun", pipeline, Some(&instance.id), "Rerun"))
+            (action_form(csrf, "cancel", pipeline, Some(&instance.id), "Cancel"))
+            (action_form(csrf, "mark-finished", pipeline, Some(&instance.id), "Mark finished"))
+        }
+        h4 { "Instance" }
+        table.fields { tbody { (field_rows(&instance.fields)) } }
+        @for attempt in attempts {
+            div.attempt data-id=(attempt.id) data-status=(text(&attempt.fields, "@status").unwrap_or("")) {
+                h4 { "Attempt " (text(&attempt.fields, "@attemptNumber").unwrap_or("?")) " " (status_badge(text(&attempt.fields, "@status").unwrap_or(""))) }
+                @if let Some(message) = text(&attempt.fields, "errorMessage") {
+                    p.error-message { (message) }
+                }
+                table.fields { tbody { (field_rows(&attempt.fields)) } }
+            }
+        }
+    }
+}
+
+/// An instance on a page of its own (the console without JavaScript).
+pub(crate) fn instance_page(
+    pipeline: &str,
+    instance: &PipelineObject,
+    attempts: &[PipelineObject],
+    csrf: &str,
+) -> Markup {
+    layout(
+        &instance.id,
+        html! {
+            p.meta { a href={ "/console/pipeline?id=" (super::encode(pipeline)) } { "← pipeline " (pipeline) } }
+            h1 { (instance.id) " " (status_badge(text(&instance.fields, "@status").unwrap_or(""))) }
+            div.instance { (instance_fragment(pipeline, instance, attempts, csrf)) }
         },
     )
 }

@@ -339,6 +339,12 @@ async fn the_console_in_a_browser() {
         .click()
         .await
         .unwrap();
+    wait_for(
+        &browser,
+        "the run's attempts",
+        &format!("return !!document.querySelector(\"{load} .attempt .error-message\")"),
+    )
+    .await;
     let message = browser
         .find(Locator::Css(&format!("{load} .attempt .error-message")))
         .await
@@ -367,6 +373,27 @@ async fn the_console_in_a_browser() {
     if let Some(path) = std::env::var_os("DP_CONSOLE_SCREENSHOT") {
         std::fs::write(path, browser.screenshot().await.unwrap()).unwrap();
     }
+
+    // The same run on a page of its own, for a browser without JavaScript.
+    let link: Value = browser
+        .execute(
+            &format!("return document.querySelector(\"{load} details\").dataset.fragment"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (status, html) = raw(
+        &server,
+        &format!(
+            "GET {} HTTP/1.1\r\nHost: x\r\nCookie: dp_console={token}\r\nConnection: close\r\n\r\n",
+            link.as_str().unwrap()
+        ),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<html") && html.contains("table locked by another load"),
+        "{html}"
+    );
 
     // Rerun from the console: a confirmation, then a new attempt that the API sees.
     browser
