@@ -443,6 +443,68 @@ async fn the_console_in_a_browser() {
         "the rerun made a new attempt"
     );
 
+    // Runners: the one that sent a heartbeat, and a task waiting for a worker group nobody serves, flagged.
+    call(
+        &api,
+        "ReportTaskRunnerHeartbeat",
+        json!({"taskrunnerId": "runner-1", "workerGroup": "etl", "hostname": "builder-7"}),
+    )
+    .await;
+    let orphan = call(
+        &api,
+        "CreatePipeline",
+        json!({"name": "orphan", "uniqueId": "o1"}),
+    )
+    .await["pipelineId"]
+        .clone();
+    let objects = json!([
+        {"id": "Default", "name": "Default", "fields": [text("scheduleType", "ondemand")]},
+        {"id": "Wait", "name": "Wait", "fields": [
+            text("type", "ShellCommandActivity"), text("workerGroup", "nobody-polls"), text("command", "true")]},
+    ]);
+    call(
+        &api,
+        "PutPipelineDefinition",
+        json!({"pipelineId": orphan, "pipelineObjects": objects}),
+    )
+    .await;
+    call(&api, "ActivatePipeline", json!({"pipelineId": orphan})).await;
+    browser
+        .find(Locator::LinkText("Runners"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(
+        &browser,
+        "the runners page",
+        "return !!document.querySelector('table.waiting')",
+    )
+    .await;
+    let runner = browser
+        .find(Locator::Css("tr.runner"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        runner.contains("runner-1") && runner.contains("etl") && runner.contains("builder-7"),
+        "{runner}"
+    );
+    let flagged = browser
+        .find(Locator::Css("tr.flagged"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        flagged.contains("nobody-polls") && flagged.contains("no runner has sent a heartbeat"),
+        "{flagged}"
+    );
+
     browser.close().await.unwrap();
     server.shutdown();
 }
