@@ -248,6 +248,29 @@ async fn the_console_in_a_browser() {
         ),
     );
     assert_eq!(status, 403);
+    let mut stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    write!(
+        stream,
+        "GET {console} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let head = answer
+        .split("\r\n\r\n")
+        .next()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        head.contains(
+            "content-security-policy: default-src 'none'; script-src 'self'; style-src 'self'"
+        ),
+        "{head}"
+    );
+    assert!(
+        head.contains("set-cookie: dp_console=") && head.contains("httponly; samesite=strict"),
+        "{head}"
+    );
 
     let driver = Driver::start();
     let browser = driver.browser().await;
@@ -534,4 +557,46 @@ fn no_console_turns_it_off() {
     );
     assert_ne!(status, 200);
     assert!(!body.contains("<html"), "{body}");
+}
+
+#[test]
+fn the_binary_prints_the_console_url_second_and_no_console_turns_it_off() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dp-local"))
+        .args(["--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut api, mut console) = (String::new(), String::new());
+    lines.read_line(&mut api).unwrap();
+    lines.read_line(&mut console).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let (api, console) = (api.trim(), console.trim());
+    let token = console
+        .strip_prefix(&format!("{api}/console?token="))
+        .unwrap_or_else(|| panic!("second line {console:?} is not {api}/console?token=…"));
+    assert_eq!(token.len(), 64);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dp-local"))
+        .args(["--port", "0", "--no-console"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut api = String::new();
+    lines.read_line(&mut api).unwrap();
+    let addr = api.trim().trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .write_all(b"GET /console HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(!answer.contains("<html"), "{answer}");
 }
