@@ -78,6 +78,33 @@ async fn apply(
     }
 }
 
+/// dp-local's own calls (`X-Amz-Target: DpLocal.<Name>`), signed like the service's: `StopWorkerGroup` and
+/// `ResumeWorkerGroup` with `{"workerGroup": "..."}`.
+pub async fn admin(engine: &Engine, name: &str, body: &[u8]) -> Result<Vec<u8>, ServiceError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ServiceError::serialization(format!("Malformed JSON body: {e}")))?;
+    let group = value["workerGroup"]
+        .as_str()
+        .filter(|g| !g.is_empty())
+        .ok_or_else(|| {
+            ServiceError::invalid_request(
+                "Value null at 'workerGroup' failed to satisfy constraint: Member must not be null",
+            )
+        })?;
+    let stop = match name {
+        "StopWorkerGroup" => true,
+        "ResumeWorkerGroup" => false,
+        other => {
+            return Err(ServiceError::unknown_operation(format!(
+                "Unknown operation DpLocal.{other}"
+            )));
+        }
+    };
+    engine.stop_worker_group(group, stop);
+    engine.durable().await?;
+    Ok(b"{}".to_vec())
+}
+
 fn decode<T: DeserializeOwned>(value: Value) -> Result<T, ServiceError> {
     serde_json::from_value(value).map_err(|e| ServiceError::serialization(e.to_string()))
 }

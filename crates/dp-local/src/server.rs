@@ -285,6 +285,9 @@ async fn respond(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    if let Some(name) = target.strip_prefix("DpLocal.") {
+        return crate::dispatch::admin(&shared.engine, name, body).await;
+    }
     let operation = target
         .strip_prefix(dp_model::SERVICE.target_prefix)
         .and_then(|rest| rest.strip_prefix('.'))

@@ -161,6 +161,8 @@ struct Attempt {
     error: Option<ErrorInfo>,
     reported: Vec<Field>,
     last_report: Option<i64>,
+    /// When a handed-out attempt times out under the activity's `attemptTimeout`, counted from its first hand-out.
+    run_deadline: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -256,6 +258,7 @@ enum Timer {
     Lease { pipeline: String, attempt: String },
     Retry { pipeline: String, attempt: String },
     Schedule { pipeline: String },
+    AttemptTimeout { pipeline: String, attempt: String },
 }
 
 /// Everything the service knows.
@@ -271,6 +274,7 @@ struct State {
     runners: IndexMap<String, Runner>,
     woken: HashSet<String>,
     dirty: Dirty,
+    stopped_groups: std::collections::BTreeSet<String>,
 }
 
 /// The rows an operation changed, collected while it runs when the state is kept in a store.
@@ -283,6 +287,8 @@ struct Dirty {
     attempts: IndexMap<(String, String), ()>,
     tasks: Vec<(String, String, String)>,
     runners: IndexMap<String, ()>,
+    /// The meta rows (stopped worker groups) changed.
+    meta: bool,
 }
 
 impl Dirty {
@@ -331,6 +337,7 @@ impl Dirty {
             && self.attempts.is_empty()
             && self.tasks.is_empty()
             && self.runners.is_empty()
+            && !self.meta
     }
 }
 
@@ -780,10 +787,34 @@ impl Engine {
             runner.last_heartbeat = now.epoch;
             runner.heartbeats += 1;
             s.dirty.runner(&input.taskrunner_id);
+            // The service asks a runner to terminate when it shuts down the resource the runner serves; dp-local
+            // launches none, so it does so for worker groups an operator stopped (`DpLocal.StopWorkerGroup`).
+            let terminate = runner
+                .worker_group
+                .as_ref()
+                .is_some_and(|g| s.stopped_groups.contains(g));
+            Ok(ReportTaskRunnerHeartbeatOutput { terminate })
+        })
+    }
+
+    /// dp-local's own call `DpLocal.StopWorkerGroup` (`stop`) or `DpLocal.ResumeWorkerGroup`: from now on the
+    /// heartbeats of the group's runners answer `terminate: true` (or `false` again). Kept in the state file.
+    pub fn stop_worker_group(&self, group: &str, stop: bool) {
+        self.with(|s, _| {
+            let changed = if stop {
+                s.stopped_groups.insert(group.to_string())
+            } else {
+                s.stopped_groups.remove(group)
+            };
+            if changed {
+                s.dirty.meta = s.dirty.enabled;
+            }
         });
-        // The service asks a runner to terminate only when it shuts down a resource it launched; dp-local launches
-        // none, so runners of worker groups are never told to stop.
-        Ok(ReportTaskRunnerHeartbeatOutput { terminate: false })
+    }
+
+    /// The worker groups told to stop, in name order.
+    pub fn stopped_worker_groups(&self) -> Vec<String> {
+        self.lock().stopped_groups.iter().cloned().collect()
     }
 }
 

@@ -23,6 +23,9 @@ use crate::error::{Error, ErrorKind};
 use crate::schedule::Period;
 use crate::store::{Row, Table};
 
+/// The meta row that lists the worker groups told to stop.
+const STOPPED_GROUPS_ROW: &str = "stoppedWorkerGroups";
+
 /// Maps the process's monotonic instants to wall-clock epoch milliseconds, from one reading of both clocks.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin {
@@ -156,6 +159,9 @@ struct AttemptRecord {
     error: Option<ErrorRecord>,
     reported: Vec<Field>,
     last_report: Option<i64>,
+    /// Added after schema version 1's first release; absent in older rows.
+    #[serde(default)]
+    run_deadline_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -319,6 +325,7 @@ fn attempt_record(a: &Attempt, origin: Origin) -> AttemptRecord {
         error: error_record(&a.error),
         reported: a.reported.clone(),
         last_report: a.last_report,
+        run_deadline_ms: a.run_deadline.map(|t| origin.to_ms(t)),
     }
 }
 
@@ -392,6 +399,10 @@ impl State {
                 attempt: aid.clone(),
             });
             rows.push(row(Table::Tasks, "", task_id, body));
+        }
+        if dirty.meta {
+            let groups: Vec<&String> = self.stopped_groups.iter().collect();
+            rows.push(row(Table::Meta, "", STOPPED_GROUPS_ROW, json(&groups)));
         }
         for (id, ()) in &dirty.runners {
             if let Some(r) = self.runners.get(id) {
@@ -602,6 +613,7 @@ impl State {
                     error: error_info(a.error),
                     reported: a.reported,
                     last_report: a.last_report,
+                    run_deadline: a.run_deadline_ms.map(|ms| origin.to_instant(ms)),
                 },
             );
         }
@@ -628,6 +640,13 @@ impl State {
                     heartbeats: x.heartbeats,
                 },
             );
+        }
+        if let Some(r) = rows(Table::Meta)
+            .iter()
+            .find(|r| r.id == STOPPED_GROUPS_ROW)
+        {
+            let groups: Vec<String> = parse(r)?;
+            state.stopped_groups = groups.into_iter().collect();
         }
         state.rearm();
         // Rebuilding made no change worth writing.
@@ -657,6 +676,17 @@ impl State {
                     timers.push((
                         at,
                         Timer::Lease {
+                            pipeline: pid.clone(),
+                            attempt: aid.clone(),
+                        },
+                    ));
+                }
+                if let Some(at) = a.run_deadline
+                    && a.status == Status::Running
+                {
+                    timers.push((
+                        at,
+                        Timer::AttemptTimeout {
                             pipeline: pid.clone(),
                             attempt: aid.clone(),
                         },

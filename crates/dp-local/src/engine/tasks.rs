@@ -36,6 +36,7 @@ impl State {
                 error: None,
                 reported: Vec::new(),
                 last_report: None,
+                run_deadline: None,
             },
         );
         if delay.is_zero() {
@@ -124,6 +125,11 @@ impl State {
             {
                 continue;
             }
+            let attempt_timeout = inst
+                .definition
+                .string(&inst.component, "attemptTimeout")
+                .and_then(|v| Period::parse(&v))
+                .map(|p| Duration::from_secs(p.min_seconds().clamp(0, i64::MAX) as u64));
             let task_id = loop {
                 let id = random_id(40, TOKEN_CHARS);
                 if !self.tasks.contains_key(&id) {
@@ -140,6 +146,14 @@ impl State {
             if arm {
                 attempt.timer_at = Some(deadline);
             }
+            let run_deadline = match (attempt_timeout, attempt.run_deadline) {
+                (Some(timeout), None) => {
+                    let at = now.instant + now.clock.real(timeout);
+                    attempt.run_deadline = Some(at);
+                    Some(at)
+                }
+                _ => None,
+            };
             let iid = attempt.instance.clone();
             let inst = &mut p.instances[iid.as_str()];
             inst.status = Status::Running;
@@ -149,6 +163,15 @@ impl State {
             self.dirty.attempt(&pid, &aid);
             self.dirty.instance(&pid, &iid);
             self.tasks.insert(task_id, (pid.clone(), aid.clone()));
+            if let Some(at) = run_deadline {
+                self.add_timer(
+                    at,
+                    Timer::AttemptTimeout {
+                        pipeline: pid.clone(),
+                        attempt: aid.clone(),
+                    },
+                );
+            }
             if arm {
                 self.add_timer(
                     deadline,
@@ -173,6 +196,9 @@ impl State {
                     self.lease_check(&pipeline, &attempt, at, now)
                 }
                 Timer::Retry { pipeline, attempt } => self.enqueue(&pipeline, &attempt),
+                Timer::AttemptTimeout { pipeline, attempt } => {
+                    self.attempt_timed_out(&pipeline, &attempt, at, now)
+                }
                 Timer::Schedule { pipeline } => {
                     if let Some(p) = self.pipelines.get_mut(&pipeline)
                         && p.schedule_timer == Some(at)
@@ -216,6 +242,8 @@ impl State {
                 attempt.lease = Lease::Free;
                 attempt.task_id = None;
                 attempt.status = Status::WaitingForRunner;
+                // The work never started: its attemptTimeout starts again at the next hand-out.
+                attempt.run_deadline = None;
                 attempt.actual_start = None;
                 attempt.hostname = None;
                 let iid = attempt.instance.clone();
@@ -232,6 +260,31 @@ impl State {
                 self.after_failed_attempt(pid, &iid, Status::TimedOut, now);
             }
         }
+    }
+
+    /// `attemptTimeout` passed while the attempt was still running: it ends `TIMEDOUT` and is retried as the
+    /// rules say (the runner's next report answers `canceled: true`).
+    pub(super) fn attempt_timed_out(&mut self, pid: &str, aid: &str, at: Instant, now: Now) {
+        let Some(p) = self.pipelines.get_mut(pid) else {
+            return;
+        };
+        let Some(attempt) = p.attempts.get_mut(aid) else {
+            return;
+        };
+        if attempt.run_deadline != Some(at) || attempt.status != Status::Running {
+            return;
+        }
+        attempt.lease = Lease::Free;
+        attempt.status = Status::TimedOut;
+        attempt.actual_end = Some(now.epoch);
+        attempt.error = Some(ErrorInfo {
+            id: None,
+            message: Some("The attempt ran longer than its attemptTimeout".into()),
+            stack_trace: None,
+        });
+        let iid = attempt.instance.clone();
+        self.dirty.attempt(pid, aid);
+        self.after_failed_attempt(pid, &iid, Status::TimedOut, now);
     }
 
     /// After an attempt failed or timed out: a new attempt if retries are left, else the instance ends.

@@ -8,6 +8,7 @@ mod concurrency;
 mod connections;
 mod console;
 mod crash;
+mod differences;
 mod files;
 mod leases;
 mod operations;

@@ -120,7 +120,15 @@ impl Client {
             .uri(&self.url)
             .header("host", &self.host)
             .header("content-type", "application/x-amz-json-1.1")
-            .header("x-amz-target", format!("DataPipeline.{operation}"))
+            // A name with a dot is a whole target (dp-local's own `DpLocal.StopWorkerGroup`).
+            .header(
+                "x-amz-target",
+                if operation.contains('.') {
+                    operation.to_string()
+                } else {
+                    format!("DataPipeline.{operation}")
+                },
+            )
             .body(Full::new(Bytes::from(body.clone())))
             .unwrap();
         if let Signing::Keys {
