@@ -1,54 +1,5 @@
-//! Records the commit the binary is built from, for `dp --version`.
-//!
-//! `DP_BUILD_COMMIT` in the environment wins (an archive build, or a packager who knows the commit); otherwise
-//! `git rev-parse HEAD` in the source tree; otherwise `unknown` (a source tarball without git). The script
-//! reruns when HEAD or the branch it points to moves, and never fails the build.
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
+//! Records the commit this binary is built from, for `--version` (see the dp-build crate).
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=DP_BUILD_COMMIT");
-    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let commit = std::env::var("DP_BUILD_COMMIT")
-        .ok()
-        .filter(|c| !c.trim().is_empty())
-        .or_else(|| git_commit(&manifest))
-        .unwrap_or_else(|| "unknown".to_string());
-    println!("cargo:rustc-env=DP_BUILD_COMMIT={}", commit.trim());
-}
-
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    Some(String::from_utf8(out.stdout).ok()?.trim().to_string())
-}
-
-fn git_commit(dir: &Path) -> Option<String> {
-    let commit = git(dir, &["rev-parse", "--verify", "HEAD"])?;
-    // Rerun when HEAD moves: the HEAD file, the ref it names, and packed refs.
-    if let Some(git_dir) = git(dir, &["rev-parse", "--absolute-git-dir"]) {
-        let git_dir = PathBuf::from(git_dir);
-        println!("cargo:rerun-if-changed={}", git_dir.join("HEAD").display());
-        if let Ok(head) = std::fs::read_to_string(git_dir.join("HEAD"))
-            && let Some(reference) = head.trim().strip_prefix("ref: ")
-        {
-            let common = git(dir, &["rev-parse", "--git-common-dir"])
-                .map(|d| dir.join(d))
-                .unwrap_or(git_dir.clone());
-            // A missing file would make cargo rerun this script on every build.
-            for file in [common.join(reference), common.join("packed-refs")] {
-                if file.exists() {
-                    println!("cargo:rerun-if-changed={}", file.display());
-                }
-            }
-        }
-    }
-    Some(commit)
+    dp_build::emit_build_commit();
 }

@@ -121,6 +121,7 @@ and the web console's URL with its access token as the second (http://127.0.0.1:
                              (default 30)
   --max-connections N        serve at most N connections at once; more wait until one closes (default 1024)
   --no-console               do not serve the web console (GET /console)
+  -V, --version              print the version and the commit it was built from
   -h, --help                 print this help
 
 export writes the state file's rows as JSON to stdout; import loads such a dump into a new state file.
@@ -134,6 +135,8 @@ pub enum Invocation {
     Serve(Config),
     /// Print [`USAGE`].
     Help,
+    /// Print the version and the commit it was built from.
+    Version,
     /// Write the state file at this path as JSON to stdout.
     Export(PathBuf),
     /// Read JSON from stdin into a new state file at this path.
@@ -169,6 +172,7 @@ impl Config {
             };
             match name.as_str() {
                 "-h" | "--help" => return Ok(Invocation::Help),
+                "-V" | "--version" => return Ok(Invocation::Version),
                 "--port" => {
                     let v = value(&mut args)?;
                     config.port = v.parse().map_err(|_| {

@@ -13,6 +13,14 @@ fn main() -> ExitCode {
             print!("{}", dp_local::config::USAGE);
             return ExitCode::SUCCESS;
         }
+        Ok(Invocation::Version) => {
+            println!(
+                "dp-local {} (commit {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("DP_BUILD_COMMIT")
+            );
+            return ExitCode::SUCCESS;
+        }
         Ok(Invocation::Export(path)) => return finish(export(&path)),
         Ok(Invocation::Import(path)) => return finish(import(&path)),
         Err(e) => {

@@ -9,8 +9,13 @@ use dp_runner::doctor::{self, Verdict};
 use dp_runner::exec::ExecCommand;
 use dp_runner::{Control, Runner, RunnerLog, Task, TaskEnd};
 
-/// `--version`: the package version.
-pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// `--version`: the package version and the commit it was built from.
+pub(crate) const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DP_BUILD_COMMIT"),
+    ")"
+);
 
 fn main() -> ExitCode {
     let invocation = match args::parse(std::env::args_os()) {

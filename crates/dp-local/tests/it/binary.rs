@@ -113,3 +113,23 @@ async fn credentials_flag_replaces_the_example_keys() {
     child.wait().unwrap();
     std::fs::remove_file(&file).unwrap();
 }
+
+#[test]
+fn version_names_the_version_and_the_commit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dp-local"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let commit = text
+        .trim()
+        .strip_prefix(concat!("dp-local ", env!("CARGO_PKG_VERSION"), " (commit "))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{text:?}"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{commit}"
+    );
+}

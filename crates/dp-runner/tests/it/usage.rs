@@ -374,3 +374,27 @@ fn java_proxy_flags_send_every_call_through_the_proxy_and_hide_the_password() {
         );
     }
 }
+
+#[test]
+fn version_names_the_version_and_the_commit() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dp-task-runner"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let commit = text
+        .trim()
+        .strip_prefix(concat!(
+            "dp-task-runner ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        ))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{text:?}"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
+        "{commit}"
+    );
+}
