@@ -52,11 +52,14 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn start() -> Endpoint {
-        let server = dp_local::Server::bind(dp_local::Config {
+        Self::start_with(dp_local::Config {
             time_scale: TIME_SCALE,
             ..Default::default()
         })
-        .expect("dp-local binds");
+    }
+
+    pub fn start_with(config: dp_local::Config) -> Endpoint {
+        let server = dp_local::Server::bind(config).expect("dp-local binds");
         let upstream = server
             .url()
             .trim_start_matches("http://")

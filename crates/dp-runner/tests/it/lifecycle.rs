@@ -642,3 +642,59 @@ fn a_second_signal_stops_at_once_even_a_command_that_ignores_sigterm() {
         "TaskRunnerShutdown"
     );
 }
+
+#[test]
+fn dp_locals_stop_worker_group_terminates_the_runner_after_its_held_task() {
+    // Unsigned requests, so the test can send dp-local's own StopWorkerGroup call without a signer.
+    let endpoint = Endpoint::start_with(dp_local::Config {
+        time_scale: TIME_SCALE,
+        auth: false,
+        ..Default::default()
+    });
+    let dir = TempDir::new("stop-group");
+    let pid_file = dir.path().join("cmd.pid");
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-stop",
+        &[(
+            "command",
+            &format!("echo $$ > {}; sleep 2", pid_file.display()),
+        )],
+    );
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &["--workerGroup=wg-stop", "--heartbeat-interval=1"],
+    );
+    wait_until(LIMIT, "the command", || read_pid(&pid_file).is_some());
+    let body = r#"{"workerGroup": "wg-stop"}"#;
+    let mut stream = std::net::TcpStream::connect(endpoint.server.addr()).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: DpLocal.StopWorkerGroup\r\nContent-Type: \
+             application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(
+        runner.wait(LIMIT).code(),
+        Some(0),
+        "stderr: {}",
+        runner.stderr_text()
+    );
+    assert!(
+        runner.log().contains("asked this runner to terminate"),
+        "{}",
+        runner.log()
+    );
+    assert_eq!(
+        field(&attempts(&endpoint, &pipeline)[0], "@status"),
+        "FINISHED"
+    );
+}
