@@ -181,6 +181,14 @@ fn raw(server: &dp_local::Server, request: &str) -> (u16, String) {
     (status, body)
 }
 
+async fn click(browser: &Client, locator: Locator<'_>) {
+    browser.find(locator).await.unwrap().click().await.unwrap();
+}
+
+async fn text_of(browser: &Client, locator: Locator<'_>) -> String {
+    browser.find(locator).await.unwrap().text().await.unwrap()
+}
+
 async fn count(browser: &Client, css: &str) -> usize {
     browser.find_all(Locator::Css(css)).await.unwrap().len()
 }
@@ -279,13 +287,7 @@ async fn the_console_in_a_browser() {
         .goto(&format!("{}/console", server.url()))
         .await
         .unwrap();
-    let body = browser
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = text_of(&browser, Locator::Css("body")).await;
     assert!(
         body.contains("401") && !body.contains("nightly-etl"),
         "{body}"
@@ -312,13 +314,7 @@ async fn the_console_in_a_browser() {
     assert!(browser.get_alert_text().await.is_err(), "no script ran");
 
     // The pipeline page: one node per object, one edge per reference.
-    browser
-        .find(Locator::LinkText("nightly-etl"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::LinkText("nightly-etl")).await;
     wait_for(
         &browser,
         "the pipeline page",
@@ -346,35 +342,21 @@ async fn the_console_in_a_browser() {
     // The failed attempt shows its errorMessage once its run is opened.
     let load = "li.run[data-id^='@Load_']";
     assert_eq!(
-        browser
-            .find(Locator::Css(&format!("{load} .status")))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
+        text_of(&browser, Locator::Css(&format!("{load} .status"))).await,
         "FAILED"
     );
-    browser
-        .find(Locator::Css(&format!("{load} summary")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Css(&format!("{load} summary"))).await;
     wait_for(
         &browser,
         "the run's attempts",
         &format!("return !!document.querySelector(\"{load} .attempt .error-message\")"),
     )
     .await;
-    let message = browser
-        .find(Locator::Css(&format!("{load} .attempt .error-message")))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let message = text_of(
+        &browser,
+        Locator::Css(&format!("{load} .attempt .error-message")),
+    )
+    .await;
     assert_eq!(message, "table locked by another load");
 
     // The page refreshes by itself and keeps the opened run open.
@@ -419,43 +401,23 @@ async fn the_console_in_a_browser() {
     );
 
     // Rerun from the console: a confirmation, then a new attempt that the API sees.
-    browser
-        .find(Locator::Css(&format!("{load} button[data-action='rerun']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let question = browser
-        .find(Locator::Css(".confirm-text"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    click(
+        &browser,
+        Locator::Css(&format!("{load} button[data-action='rerun']")),
+    )
+    .await;
+    let question = text_of(&browser, Locator::Css(".confirm-text")).await;
     assert!(question.starts_with("Rerun instance @Load_"), "{question}");
     let before = attempts(&api, &pipeline).await;
     assert_eq!(before, 2, "Extract's and Load's attempts");
-    browser
-        .find(Locator::Id("confirm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Id("confirm")).await;
     wait_for(
         &browser,
         "the notice",
         "return !!document.querySelector('p.notice')",
     )
     .await;
-    let notice = browser
-        .find(Locator::Css("p.notice"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let notice = text_of(&browser, Locator::Css("p.notice")).await;
     assert!(
         notice.starts_with("Done: Rerun instance @Load_"),
         "{notice}"
@@ -492,37 +454,19 @@ async fn the_console_in_a_browser() {
     )
     .await;
     call(&api, "ActivatePipeline", json!({"pipelineId": orphan})).await;
-    browser
-        .find(Locator::LinkText("Runners"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::LinkText("Runners")).await;
     wait_for(
         &browser,
         "the runners page",
         "return !!document.querySelector('table.waiting')",
     )
     .await;
-    let runner = browser
-        .find(Locator::Css("tr.runner"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let runner = text_of(&browser, Locator::Css("tr.runner")).await;
     assert!(
         runner.contains("runner-1") && runner.contains("etl") && runner.contains("builder-7"),
         "{runner}"
     );
-    let flagged = browser
-        .find(Locator::Css("tr.flagged"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let flagged = text_of(&browser, Locator::Css("tr.flagged")).await;
     assert!(
         flagged.contains("nobody-polls") && flagged.contains("no runner has sent a heartbeat"),
         "{flagged}"
