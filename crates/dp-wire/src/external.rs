@@ -238,7 +238,10 @@ impl ProvideCredentials for ImdsOrNothing {
 
 /// An HTTP client for AWS SDK clients (aws-config's providers, or a service client such as aws-sdk-s3) that sends
 /// through dp-wire's transport: the same TLS settings, CA bundle and proxy rules as the Data Pipeline calls.
-pub(crate) fn sdk_http_client(tls: Option<Arc<rustls::ClientConfig>>, env: &Environment) -> SharedHttpClient {
+pub(crate) fn sdk_http_client(
+    tls: Option<Arc<rustls::ClientConfig>>,
+    env: &Environment,
+) -> SharedHttpClient {
     SharedHttpClient::new(DpHttpClient {
         transports: Arc::new(Transports {
             tls,
