@@ -12,6 +12,7 @@
 //! (set-status, deactivation), `objects` (describe, query, expressions). Each operation marks the rows it changed
 //! (`Dirty`); `records` turns them into [`crate::store::Row`]s for the writer, and back into a `State` at start.
 
+mod actions;
 mod definitions;
 mod objects;
 mod pipelines;
@@ -142,6 +143,8 @@ struct Instance {
     definition: Arc<Definition>,
     /// Which activation's definition `definition` is (its row is `active/N`).
     activation: u32,
+    /// `onSuccess`/`onFail` actions taken, as `@event` shows them.
+    events: Vec<String>,
 }
 
 #[derive(Debug)]

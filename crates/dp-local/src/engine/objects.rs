@@ -235,6 +235,9 @@ pub(super) fn instance_runtime_fields(p: &Pipeline, inst: &Instance) -> Vec<Fiel
     for dep in &inst.depends_on {
         fields.push(reference("@dependsOnInstance", dep));
     }
+    for event in &inst.events {
+        fields.push(text("@event", event));
+    }
     fields.push(text("@sphere", "INSTANCE"));
     fields.push(text("@pipelineId", &p.id));
     fields

@@ -138,6 +138,9 @@ struct InstanceRecord {
     cascade: bool,
     error: Option<ErrorRecord>,
     activation: u32,
+    /// Added after schema version 1's first release; absent in older rows.
+    #[serde(default)]
+    events: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -300,6 +303,7 @@ fn instance_record(i: &Instance) -> InstanceRecord {
         cascade: i.cascade,
         error: error_record(&i.error),
         activation: i.activation,
+        events: i.events.clone(),
     }
 }
 
@@ -573,6 +577,7 @@ impl State {
                     error: error_info(i.error),
                     definition,
                     activation: i.activation,
+                    events: i.events,
                 },
             );
         }

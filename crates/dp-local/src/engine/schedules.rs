@@ -238,6 +238,7 @@ impl State {
 
     /// Called when an instance has ended: its dependents may now run (or fail).
     pub(super) fn ended(&mut self, pid: &str, iid: &str, now: Now) {
+        self.run_actions(pid, iid, now);
         let dependents = self
             .pipelines
             .get(pid)
@@ -306,6 +307,7 @@ pub(super) fn create_instance(
         error: None,
         definition: def.clone(),
         activation: p.activation,
+        events: Vec::new(),
     };
     p.by_component
         .entry(component.to_string())

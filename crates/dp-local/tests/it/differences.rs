@@ -1,5 +1,5 @@
-//! Known differences from the service that dp-local now closes: `attemptTimeout`, and heartbeats that answer
-//! `terminate: true` to the runners of a worker group an operator stopped.
+//! Known differences from the service that dp-local now closes: `attemptTimeout`, `onSuccess`/`onFail` actions, and
+//! heartbeats that answer `terminate: true` to the runners of a worker group an operator stopped.
 
 use serde_json::json;
 
@@ -120,5 +120,123 @@ async fn heartbeats_of_a_stopped_worker_group_answer_terminate() {
     assert_eq!(
         client.ok(heartbeat, beat("r1", "wg-a")).await,
         json!({"terminate": false})
+    );
+}
+
+/// `onSuccess` and `onFail` actions become `@event` fields of the instance, and an SnsAlarm's message, with
+/// `#{node...}` evaluated against the instance, is written to dp-local's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_success_and_on_fail_actions_are_recorded_and_logged() {
+    let dir = TempDir::new("actions");
+    let log_path = dir.path("dp-local.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = crate::process::DpLocal::start_logging(&["--port", "0"], log).unwrap();
+    let client = Client::new(&server.url);
+    let objects = vec![
+        object(
+            "Default",
+            vec![
+                s("scheduleType", "ondemand"),
+                s("workerGroup", "wg-actions"),
+                s("maximumRetries", "0"),
+            ],
+        ),
+        object(
+            "Good",
+            vec![
+                s("type", "ShellCommandActivity"),
+                s("command", "true"),
+                r("onSuccess", "Done"),
+            ],
+        ),
+        object(
+            "Bad",
+            vec![
+                s("type", "ShellCommandActivity"),
+                s("command", "false"),
+                r("onFail", "Alarm"),
+                r("onFail", "Stop"),
+                r("onSuccess", "Done"),
+            ],
+        ),
+        object(
+            "Done",
+            vec![
+                s("type", "SnsAlarm"),
+                s("topicArn", "arn:aws:sns:us-east-1:123456789012:done"),
+                s("subject", "finished"),
+                s("message", "#{node.@componentParent} is done"),
+                s("role", "DataPipelineDefaultRole"),
+            ],
+        ),
+        object(
+            "Alarm",
+            vec![
+                s("type", "SnsAlarm"),
+                s("topicArn", "arn:aws:sns:us-east-1:123456789012:alarm"),
+                s("subject", "failed at #{node.@scheduledStartTime}"),
+                s("message", "#{node.errorMessage}"),
+                s("role", "DataPipelineDefaultRole"),
+            ],
+        ),
+        object("Stop", vec![s("type", "Terminate")]),
+    ];
+    let pipeline = running_pipeline(&client, "actions", objects).await;
+    let mut instances = std::collections::HashMap::new();
+    for _ in 0..2 {
+        let task = poll_until_task(&client, "wg-actions").await;
+        let attempt = task["attemptId"].as_str().unwrap().to_string();
+        let instance = attempt.rsplit_once("_Attempt=").unwrap().0.to_string();
+        let (status, component) = if instance.starts_with("@Good_") {
+            ("FINISHED", "Good")
+        } else {
+            ("FAILED", "Bad")
+        };
+        client
+            .ok(
+                "SetTaskStatus",
+                json!({"taskId": task["taskId"], "taskStatus": status, "errorMessage": "exit code 1"}),
+            )
+            .await;
+        instances.insert(component, instance);
+    }
+    let events = |object: &serde_json::Value| -> Vec<String> {
+        object["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["key"] == "@event")
+            .map(|f| f["stringValue"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let described = client
+        .ok(
+            "DescribeObjects",
+            json!({"pipelineId": pipeline, "objectIds": [instances["Good"], instances["Bad"]]}),
+        )
+        .await;
+    let good = events(&described["pipelineObjects"][0]);
+    let bad = events(&described["pipelineObjects"][1]);
+    assert_eq!(good.len(), 1, "{good:?}");
+    assert!(good[0].starts_with("onSuccess SnsAlarm Done "), "{good:?}");
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(bad[0].starts_with("onFail SnsAlarm Alarm "), "{bad:?}");
+    assert!(bad[1].starts_with("onFail Terminate Stop "), "{bad:?}");
+    server.kill();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let bad_instance = &instances["Bad"];
+    let scheduled = bad_instance.trim_start_matches("@Bad_").to_string();
+    assert!(
+        log.contains(&format!(
+            "SnsAlarm Done (onSuccess of {} in {pipeline}) to arn:aws:sns:us-east-1:123456789012:done: finished: Good is done",
+            instances["Good"]
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "SnsAlarm Alarm (onFail of {bad_instance} in {pipeline}) to arn:aws:sns:us-east-1:123456789012:alarm: failed at {scheduled}: exit code 1"
+        )),
+        "{log}"
     );
 }

@@ -12,9 +12,15 @@ pub struct DpLocal {
 impl DpLocal {
     /// Starts `dp-local ARGS` and waits for the URL on its first line of stdout.
     pub fn start(args: &[&str]) -> Result<DpLocal, String> {
+        Self::start_logging(args, Stdio::inherit())
+    }
+
+    /// Like [`DpLocal::start`], with its stderr (dp-local's log) going to `stderr`.
+    pub fn start_logging(args: &[&str], stderr: impl Into<Stdio>) -> Result<DpLocal, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dp-local"))
             .args(args)
             .stdout(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .map_err(|e| format!("cannot start dp-local: {e}"))?;
         let mut line = String::new();
