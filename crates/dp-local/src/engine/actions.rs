@@ -1,5 +1,6 @@
-//! Actions of an ended instance: the objects its activity names in `onSuccess` (it finished) or `onFail` (it failed,
-//! timed out or cascade-failed) are recorded as events on the instance (`@event` in describe-objects), and an
+//! Actions of an instance: the objects its activity names in `onSuccess` (it finished), `onFail` (it failed, timed
+//! out or cascade-failed) or `onLateAction` (it had not ended when its `lateAfterTimeout` passed) are recorded as
+//! events on the instance (`@event` in describe-objects), and an
 //! `SnsAlarm`'s subject and message, with expressions evaluated (`#{node.errorMessage}` and
 //! `#{node.@scheduledStartTime}` read the instance), are written to dp-local's log on stderr.
 //!
@@ -30,16 +31,46 @@ impl Context for ActionContext<'_> {
 impl State {
     /// Records (and logs) the `onSuccess` or `onFail` actions of an instance that has just ended.
     pub(super) fn run_actions(&mut self, pid: &str, iid: &str, now: Now) {
+        let status = self
+            .pipelines
+            .get(pid)
+            .and_then(|p| p.instances.get(iid))
+            .map(|i| i.status);
+        let key = match status {
+            Some(Status::Finished) => "onSuccess",
+            Some(Status::Failed | Status::TimedOut | Status::CascadeFailed) => "onFail",
+            _ => return,
+        };
+        self.take_actions(pid, iid, key, now);
+    }
+
+    /// The `lateAfterTimeout` of an instance has passed: unless it has ended, its `onLateAction` actions run.
+    pub(super) fn late(&mut self, pid: &str, iid: &str, at: Instant, now: Now) {
+        let Some(inst) = self
+            .pipelines
+            .get_mut(pid)
+            .and_then(|p| p.instances.get_mut(iid))
+        else {
+            return;
+        };
+        if inst.late_at != Some(at) {
+            return;
+        }
+        inst.late_at = None;
+        let ended = inst.status.is_terminal();
+        self.dirty.instance(pid, iid);
+        if !ended {
+            self.take_actions(pid, iid, "onLateAction", now);
+        }
+    }
+
+    /// Records the actions an instance's activity names under `key`, and logs those that are `SnsAlarm`s.
+    fn take_actions(&mut self, pid: &str, iid: &str, key: &str, now: Now) {
         let Some(p) = self.pipelines.get(pid) else {
             return;
         };
         let Some(inst) = p.instances.get(iid) else {
             return;
-        };
-        let key = match inst.status {
-            Status::Finished => "onSuccess",
-            Status::Failed | Status::TimedOut | Status::CascadeFailed => "onFail",
-            _ => return,
         };
         let def = inst.definition.clone();
         let actions: Vec<String> = def

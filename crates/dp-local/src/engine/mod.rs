@@ -143,8 +143,10 @@ struct Instance {
     definition: Arc<Definition>,
     /// Which activation's definition `definition` is (its row is `active/N`).
     activation: u32,
-    /// `onSuccess`/`onFail` actions taken, as `@event` shows them.
+    /// `onSuccess`/`onFail`/`onLateAction` actions taken, as `@event` shows them.
     events: Vec<String>,
+    /// When the instance is late (`lateAfterTimeout`) unless it has ended by then.
+    late_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -262,6 +264,7 @@ enum Timer {
     Retry { pipeline: String, attempt: String },
     Schedule { pipeline: String },
     AttemptTimeout { pipeline: String, attempt: String },
+    Late { pipeline: String, instance: String },
 }
 
 /// Everything the service knows.

@@ -141,6 +141,8 @@ struct InstanceRecord {
     /// Added after schema version 1's first release; absent in older rows.
     #[serde(default)]
     events: Vec<String>,
+    #[serde(default)]
+    late_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -284,7 +286,7 @@ fn definition_record(d: &Definition) -> DefinitionRecord {
     }
 }
 
-fn instance_record(i: &Instance) -> InstanceRecord {
+fn instance_record(i: &Instance, origin: Origin) -> InstanceRecord {
     InstanceRecord {
         id: i.id.clone(),
         component: i.component.clone(),
@@ -304,6 +306,7 @@ fn instance_record(i: &Instance) -> InstanceRecord {
         error: error_record(&i.error),
         activation: i.activation,
         events: i.events.clone(),
+        late_ms: i.late_at.map(|t| origin.to_ms(t)),
     }
 }
 
@@ -384,7 +387,12 @@ impl State {
         }
         for ((pid, iid), ()) in &dirty.instances {
             if let Some(i) = self.pipelines.get(pid).and_then(|p| p.instances.get(iid)) {
-                rows.push(row(Table::Instances, pid, iid, json(&instance_record(i))));
+                rows.push(row(
+                    Table::Instances,
+                    pid,
+                    iid,
+                    json(&instance_record(i, origin)),
+                ));
             }
         }
         for ((pid, aid), ()) in &dirty.attempts {
@@ -578,6 +586,7 @@ impl State {
                     definition,
                     activation: i.activation,
                     events: i.events,
+                    late_at: i.late_ms.map(|ms| origin.to_instant(ms)),
                 },
             );
         }
@@ -675,6 +684,19 @@ impl State {
                         pipeline: pid.clone(),
                     },
                 ));
+            }
+            for (iid, i) in &p.instances {
+                if let Some(at) = i.late_at
+                    && !i.status.is_terminal()
+                {
+                    timers.push((
+                        at,
+                        Timer::Late {
+                            pipeline: pid.clone(),
+                            instance: iid.clone(),
+                        },
+                    ));
+                }
             }
             for (aid, a) in &p.attempts {
                 if let Some(at) = a.timer_at {

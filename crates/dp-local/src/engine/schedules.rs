@@ -202,6 +202,37 @@ impl State {
             }
             p.instances[id].depends_on = deps;
         }
+        // lateAfterTimeout counts from the instance's creation (its scheduled time, or now for a back-filled one);
+        // as in the service, ondemand pipelines have none.
+        let mut late = Vec::new();
+        if let Some(p) = self.pipelines.get_mut(pid) {
+            for id in created {
+                let inst = &mut p.instances[id.as_str()];
+                let def = &inst.definition;
+                if def.schedule_type() == Some(ScheduleType::OnDemand) {
+                    continue;
+                }
+                if let Some(period) = def
+                    .string(&inst.component, "lateAfterTimeout")
+                    .and_then(|v| Period::parse(&v))
+                {
+                    let timeout =
+                        Duration::from_secs(period.min_seconds().clamp(0, i64::MAX) as u64);
+                    let at = now.instant + now.clock.real(timeout);
+                    inst.late_at = Some(at);
+                    late.push((at, id.clone()));
+                }
+            }
+        }
+        for (at, id) in late {
+            self.add_timer(
+                at,
+                Timer::Late {
+                    pipeline: pid.to_string(),
+                    instance: id,
+                },
+            );
+        }
         for id in created {
             self.refresh(pid, id, now);
         }
@@ -308,6 +339,7 @@ pub(super) fn create_instance(
         definition: def.clone(),
         activation: p.activation,
         events: Vec::new(),
+        late_at: None,
     };
     p.by_component
         .entry(component.to_string())

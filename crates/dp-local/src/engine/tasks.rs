@@ -196,6 +196,7 @@ impl State {
                     self.lease_check(&pipeline, &attempt, at, now)
                 }
                 Timer::Retry { pipeline, attempt } => self.enqueue(&pipeline, &attempt),
+                Timer::Late { pipeline, instance } => self.late(&pipeline, &instance, at, now),
                 Timer::AttemptTimeout { pipeline, attempt } => {
                     self.attempt_timed_out(&pipeline, &attempt, at, now)
                 }

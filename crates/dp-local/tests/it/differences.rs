@@ -1,5 +1,5 @@
-//! Known differences from the service that dp-local now closes: `attemptTimeout`, `onSuccess`/`onFail` actions, and
-//! heartbeats that answer `terminate: true` to the runners of a worker group an operator stopped.
+//! Known differences from the service that dp-local now closes: `attemptTimeout`, `onSuccess`/`onFail`/`onLateAction`
+//! actions, and heartbeats that answer `terminate: true` to the runners of a worker group an operator stopped.
 
 use serde_json::json;
 
@@ -238,5 +238,95 @@ async fn on_success_and_on_fail_actions_are_recorded_and_logged() {
             "SnsAlarm Alarm (onFail of {bad_instance} in {pipeline}) to arn:aws:sns:us-east-1:123456789012:alarm: failed at {scheduled}: exit code 1"
         )),
         "{log}"
+    );
+}
+
+/// An instance of a scheduled pipeline that has not ended when its `lateAfterTimeout` passes takes its
+/// `onLateAction` actions; one that ended in time does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_instances_take_their_on_late_action() {
+    // At scale 1000: 1 minute = 60 ms, 30 minutes = 1.8 s.
+    let server = crate::server(1000.0, 20.0);
+    let client = Client::new(&server.url());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let start = dp_model::timestamp::format_utc(now - 3600);
+    let activity = |id: &str, late: &str| {
+        object(
+            id,
+            vec![
+                s("type", "ShellCommandActivity"),
+                s("command", "true"),
+                s("lateAfterTimeout", late),
+                r("onLateAction", "Alarm"),
+            ],
+        )
+    };
+    let objects = vec![
+        object(
+            "Default",
+            vec![
+                s("scheduleType", "cron"),
+                s("workerGroup", "wg-late"),
+                r("schedule", "Daily"),
+            ],
+        ),
+        object(
+            "Daily",
+            vec![
+                s("type", "Schedule"),
+                s("period", "1 day"),
+                s("startDateTime", &start),
+            ],
+        ),
+        activity("Slow", "1 minutes"),
+        activity("Quick", "30 minutes"),
+        object(
+            "Alarm",
+            vec![
+                s("type", "SnsAlarm"),
+                s("topicArn", "arn:aws:sns:us-east-1:123456789012:late"),
+                s("subject", "late"),
+                s("message", "#{node.@scheduledStartTime} is late"),
+                s("role", "DataPipelineDefaultRole"),
+            ],
+        ),
+    ];
+    let pipeline = running_pipeline(&client, "late", objects).await;
+    let quick = format!("@Quick_{start}");
+    let slow = format!("@Slow_{start}");
+    client
+        .ok(
+            "SetStatus",
+            json!({"pipelineId": pipeline, "objectIds": [quick], "status": "MARK_FINISHED"}),
+        )
+        .await;
+    let mut event = String::new();
+    for _ in 0..2000 {
+        event = fields(&client, &pipeline, &slow)
+            .await
+            .get("@event")
+            .cloned()
+            .unwrap_or_default();
+        if !event.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        event.starts_with("onLateAction SnsAlarm Alarm "),
+        "{slow}: {event:?}"
+    );
+    // Past Quick's 1.8 s: it had ended, so it took no late action.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let quick_fields = fields(&client, &pipeline, &quick).await;
+    assert_eq!(quick_fields["@status"], "FINISHED");
+    assert!(
+        quick_fields
+            .get("@event")
+            .is_none_or(|e| !e.starts_with("onLateAction")),
+        "{quick_fields:?}"
     );
 }
