@@ -3,7 +3,8 @@
 //! Timestamps written into objects (`@actualStartTime`, ...) and the signature date check always use the real
 //! wall clock; only the durations the service waits for (acknowledgement window, progress timeout, retry delay,
 //! long poll) are divided by `time_scale`, so a test can watch a 15-minute lease lapse in a fraction of a second.
-//! Nothing here sleeps.
+//! (Schedules have a clock of their own that runs `time_scale` times faster: `engine::schedules`.) Nothing here
+//! sleeps.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -32,8 +32,8 @@
 //!   `cron` (an instance at the start of each period) and `timeseries` (at the end of each period, the default),
 //!   with a `Schedule` of `period` (`N minutes|hours|days|weeks|months|years`, at least 15 minutes), `startDateTime`
 //!   or `startAt: FIRST_ACTIVATION_DATE_TIME`, and optional `endDateTime` or `occurrences`. Past periods are
-//!   back-filled, at most [`engine::MAX_BACKFILL`] per activity per step. Schedule periods follow the wall clock and
-//!   are not scaled by the time scale.
+//!   back-filled, at most [`engine::MAX_BACKFILL`] per activity per step. From a pipeline's first activation on,
+//!   schedule time runs [`Config::time_scale`] times faster than the wall clock.
 //! * `dependsOn`: an instance waits for the instance of each referenced activity with the same scheduled start
 //!   (else the latest earlier one; none means no wait). A failed dependency fails its dependents with
 //!   `CASCADE_FAILED` when `failureAndRerunMode` is `cascade`; otherwise they keep waiting.

@@ -369,6 +369,8 @@ const TIME_SCALE_ROW: &str = "timeScale";
 #[derive(Debug, Clone, Copy)]
 struct Now {
     epoch: i64,
+    /// The same wall-clock moment in milliseconds (schedule time is computed from it).
+    epoch_ms: i64,
     instant: Instant,
     clock: Clock,
 }
@@ -499,8 +501,13 @@ impl Engine {
     }
 
     fn now(&self) -> Now {
+        let epoch_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
         Now {
-            epoch: self.clock.epoch_seconds(),
+            epoch: epoch_ms.div_euclid(1000),
+            epoch_ms,
             instant: self.clock.instant(),
             clock: self.clock,
         }

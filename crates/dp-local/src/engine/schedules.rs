@@ -116,12 +116,13 @@ impl State {
         }
         let mut created = Vec::new();
         self.dirty.pipeline(pid);
+        let schedule_now = schedule_time(p.first_activation, now);
         let names: Vec<String> = p.cursors.keys().cloned().collect();
         for name in &names {
             let mut made = 0;
             loop {
                 let cursor = &p.cursors[name];
-                if cursor.exhausted() || cursor.due() > now.epoch || made >= MAX_BACKFILL {
+                if cursor.exhausted() || cursor.due() > schedule_now || made >= MAX_BACKFILL {
                     break;
                 }
                 let at = cursor.next;
@@ -143,8 +144,9 @@ impl State {
             .min();
         self.settle_new(pid, &created, now);
         if let Some(due) = next_due {
-            // Schedules follow the wall clock of the data, not the service's durations, so they are not scaled.
-            let at = now.instant + Duration::from_secs((due - now.epoch).max(0) as u64);
+            // Schedule time runs `scale` times faster than the wall clock; the millisecond covers rounding down.
+            let service = Duration::from_secs((due - schedule_now).max(0) as u64);
+            let at = now.instant + now.clock.real(service) + Duration::from_millis(1);
             let Some(p) = self.pipelines.get_mut(pid) else {
                 return;
             };
@@ -279,6 +281,18 @@ impl State {
             self.refresh(pid, &d, now);
         }
     }
+}
+
+/// Schedule time: from a pipeline's first activation on, its schedules run `--time-scale` times faster than the
+/// wall clock (at scale 60 a 15-minute period takes 15 s), so `@scheduledStartTime`s run ahead of the wall clock.
+/// Before the first activation, and at scale 1, it is the wall clock.
+pub(super) fn schedule_time(first_activation: Option<i64>, now: Now) -> i64 {
+    let Some(start) = first_activation else {
+        return now.epoch;
+    };
+    let elapsed_ms = (now.epoch_ms - start.saturating_mul(1000)).max(0) as f64;
+    let scaled = (elapsed_ms * now.clock.scale() / 1000.0).floor();
+    start.saturating_add(scaled.min(i64::MAX as f64) as i64)
 }
 
 pub(super) fn period_field(def: &Definition, id: &str, key: &str, default: Duration) -> Duration {

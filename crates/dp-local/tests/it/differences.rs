@@ -1,5 +1,6 @@
 //! Known differences from the service that dp-local now closes: `attemptTimeout`, `onSuccess`/`onFail`/`onLateAction`
-//! actions, and heartbeats that answer `terminate: true` to the runners of a worker group an operator stopped.
+//! actions, heartbeats that answer `terminate: true` to the runners of a worker group an operator stopped, and
+//! schedules that run at the time scale.
 
 use serde_json::json;
 
@@ -329,4 +330,60 @@ async fn late_instances_take_their_on_late_action() {
             .is_none_or(|e| !e.starts_with("onLateAction")),
         "{quick_fields:?}"
     );
+}
+
+/// `--time-scale` scales schedule periods: at scale 900 a 15-minute cron schedule makes an instance every second,
+/// with `@scheduledStartTime`s 15 minutes apart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_run_at_the_time_scale() {
+    let server = crate::server(900.0, 20.0);
+    let client = Client::new(&server.url());
+    let objects = vec![
+        object(
+            "Default",
+            vec![
+                s("scheduleType", "cron"),
+                s("workerGroup", "wg-scaled"),
+                r("schedule", "Quarter"),
+            ],
+        ),
+        object(
+            "Quarter",
+            vec![
+                s("type", "Schedule"),
+                s("period", "15 minutes"),
+                s("startAt", "FIRST_ACTIVATION_DATE_TIME"),
+            ],
+        ),
+        object(
+            "A",
+            vec![s("type", "ShellCommandActivity"), s("command", "true")],
+        ),
+    ];
+    let pipeline = running_pipeline(&client, "scaled", objects).await;
+    let mut starts = Vec::new();
+    for _ in 0..2000 {
+        let ids = client
+            .ok(
+                "QueryObjects",
+                json!({"pipelineId": pipeline, "sphere": "INSTANCE"}),
+            )
+            .await["ids"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if ids.len() >= 3 {
+            for id in &ids[..3] {
+                let start =
+                    fields(&client, &pipeline, id.as_str().unwrap()).await["@scheduledStartTime"]
+                        .clone();
+                starts.push(dp_model::timestamp::parse(&start).unwrap());
+            }
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(starts.len(), 3, "three periods passed");
+    assert_eq!(starts[1] - starts[0], 15 * 60, "{starts:?}");
+    assert_eq!(starts[2] - starts[1], 15 * 60, "{starts:?}");
 }
