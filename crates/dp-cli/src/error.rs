@@ -71,6 +71,26 @@ impl fmt::Display for CliError {
     }
 }
 
+/// `--output`/`--query` settings that do not compile are input errors (252), in the reference's wording.
+impl From<crate::output::OptionsError> for CliError {
+    fn from(e: crate::output::OptionsError) -> CliError {
+        CliError::usage(e.to_string())
+    }
+}
+
+/// A failing `--query` or a result the formatter cannot lay out: the reference reports these as 252 too.
+impl From<crate::output::RenderError> for CliError {
+    fn from(e: crate::output::RenderError) -> CliError {
+        CliError::usage(e.to_string())
+    }
+}
+
+impl From<crate::output::query::QueryError> for CliError {
+    fn from(e: crate::output::query::QueryError) -> CliError {
+        CliError::usage(e.to_string())
+    }
+}
+
 impl From<dp_wire::Error> for CliError {
     fn from(e: dp_wire::Error) -> CliError {
         CliError::other(e.to_string(), e.exit_code())

@@ -371,20 +371,14 @@ fn run_operation(
             op.name,
             dp_skeleton::output_sample(op).unwrap_or(Value::Object(Default::default())),
         );
-        stdout.push_str(
-            &output::render(op.name, &sample, &render_opts)
-                .map_err(|e| CliError::usage(e.to_string()))?,
-        );
+        stdout.push_str(&output::render(op.name, &sample, &render_opts)?);
         return Ok(());
     }
     if let Some(shape) = op.input {
         params::serialize_timestamps(shape, &mut input);
     }
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::other(e.to_string(), exit::OTHER))?;
+    let runtime = runtime()?;
     let mut call = |input: &Value| -> Result<Value, CliError> {
         let raw = runtime.block_on(client.call_json(op, input))?;
         let shaped = match op.output {
@@ -415,24 +409,18 @@ fn run_operation(
                 skip,
             };
             let (pages, resume) = paginate::paginate(op, p, &input, &opts, &mut call)?;
-            stdout.push_str(
-                &output::render_pages(
-                    op.name,
-                    p.result_key,
-                    &pages,
-                    resume.as_deref(),
-                    &render_opts,
-                )
-                .map_err(|e| CliError::usage(e.to_string()))?,
-            );
+            stdout.push_str(&output::render_pages(
+                op.name,
+                p.result_key,
+                &pages,
+                resume.as_deref(),
+                &render_opts,
+            )?);
             return Ok(());
         }
         _ => call(&input)?,
     };
-    stdout.push_str(
-        &output::render(op.name, &result, &render_opts)
-            .map_err(|e| CliError::usage(e.to_string()))?,
-    );
+    stdout.push_str(&output::render(op.name, &result, &render_opts)?);
     Ok(())
 }
 
@@ -446,10 +434,7 @@ fn run_list_runs(
     // Like the CLI, list-runs takes only --region, --endpoint-url and --no-verify-ssl from the globals' request
     // settings; --output and --query still shape what it prints.
     let client = dp_wire::Client::new(wire_settings(settings))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::other(e.to_string(), exit::OTHER))?;
+    let runtime = runtime()?;
     let input = serde_json::json!({"pipelineId": args.pipeline_id, "sphere": "INSTANCE", "query": args.query(list_runs::now())});
     let paginator = query_op.paginator.as_ref().expect("QueryObjects pages");
     let (pages, _) = paginate::paginate(
@@ -481,16 +466,12 @@ fn run_list_runs(
     match &settings.output {
         Some(format) => {
             let opts = render_options(format, settings)?;
-            stdout.push_str(
-                &output::render("list-runs", &rows, &opts)
-                    .map_err(|e| CliError::usage(e.to_string()))?,
-            );
+            stdout.push_str(&output::render("list-runs", &rows, &opts)?);
         }
         None => {
-            let opts = output::RenderOptions::new("json", settings.query.as_deref(), false)
-                .map_err(|e| CliError::usage(e.to_string()))?;
+            let opts = output::RenderOptions::new("json", settings.query.as_deref(), false)?;
             let rows = match &opts.query {
-                Some(q) => q.apply(&rows).map_err(|e| CliError::usage(e.to_string()))?,
+                Some(q) => q.apply(&rows)?,
                 None => rows,
             };
             let list = rows.as_array().cloned().unwrap_or_default();
@@ -507,10 +488,7 @@ fn run_create_default_roles(
     let client = dp_wire::Client::new(wire_settings(settings))?;
     let format = output_format(settings, &client);
     let render_opts = render_options(&format, settings)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::other(e.to_string(), exit::OTHER))?;
+    let runtime = runtime()?;
     // The notice comes before anything can fail, as in the reference (which warns, then finds no region or
     // credentials on its first request). The blank line after it is the reference's warning framing.
     let _ = std::io::stderr()
@@ -522,11 +500,16 @@ fn run_create_default_roles(
     };
     let partition = dp_wire::endpoint::partition(&region).id;
     let result = default_roles::run(&mut iam, partition)?;
-    stdout.push_str(
-        &output::render("create_role", &result, &render_opts)
-            .map_err(|e| CliError::usage(e.to_string()))?,
-    );
+    stdout.push_str(&output::render("create_role", &result, &render_opts)?);
     Ok(())
+}
+
+/// The one runtime of a command: dp's calls are sequential, so a current-thread runtime is all it needs.
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::other(e.to_string(), exit::OTHER))
 }
 
 fn wire_settings(s: &GlobalSettings) -> dp_wire::Settings {
@@ -563,8 +546,7 @@ fn render_options(
     format: &str,
     settings: &GlobalSettings,
 ) -> Result<output::RenderOptions, CliError> {
-    let mut opts = output::RenderOptions::new(format, settings.query.as_deref(), color(settings))
-        .map_err(|e| CliError::usage(e.to_string()))?;
+    let mut opts = output::RenderOptions::new(format, settings.query.as_deref(), color(settings))?;
     if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(std::io::stdout()) {
         opts.terminal_width = usize::from(w);
     }

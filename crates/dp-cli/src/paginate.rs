@@ -47,7 +47,7 @@ pub fn decode_token(token: &str) -> (Option<String>, usize) {
 pub fn encode_token(marker: Option<&str>, truncate: Option<usize>) -> String {
     let mut text = String::from("{\"marker\": ");
     match marker {
-        Some(m) => text.push_str(&python_ascii_json(m)),
+        Some(m) => crate::output::pyfmt::write_json_str(&mut text, m, true),
         None => text.push_str("null"),
     }
     if let Some(n) = truncate {
@@ -55,28 +55,6 @@ pub fn encode_token(marker: Option<&str>, truncate: Option<usize>) -> String {
     }
     text.push('}');
     base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-fn python_ascii_json(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7E => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// One page of a paginated call, already trimmed as the paginator trims it.
@@ -187,5 +165,10 @@ mod tests {
         );
         assert_eq!(decode_token("garbage"), (Some("garbage".into()), 0));
         assert_eq!(decode_token("abc___3"), (Some("abc".into()), 3));
+        // Python: base64.b64encode(json.dumps({"marker": "a\bb\fc\x7f\u00e9\U0001F600\x01"}).encode())
+        assert_eq!(
+            encode_token(Some("a\u{8}b\u{c}c\u{7f}\u{e9}\u{1F600}\u{1}"), None),
+            "eyJtYXJrZXIiOiAiYVxiYlxmY1x1MDA3Zlx1MDBlOVx1ZDgzZFx1ZGUwMFx1MDAwMSJ9"
+        );
     }
 }

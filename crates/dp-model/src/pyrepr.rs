@@ -1,7 +1,9 @@
-//! Python's `repr()` and `str()` of JSON values, as botocore prints them in validation messages.
+//! Python's view of JSON values: `repr()`, `str()`, `type()` and truthiness, as botocore and the AWS CLI print
+//! and test them.
 //!
 //! Scripts match on the reference CLI's messages, which embed Python renderings of the offending value
-//! (`['b', 'c']`, `{'key': 'sh'}`, `True`). This module reproduces those renderings; it does no IO.
+//! (`['b', 'c']`, `{'key': 'sh'}`, `True`, `<class 'str'>`). This module reproduces those renderings and is their
+//! only home (dp-cli's `output::pyfmt` adds `json.dumps` on top of it); it does no IO.
 
 use serde_json::Value;
 
@@ -22,14 +24,36 @@ pub fn str(value: &Value) -> String {
 
 /// Python's `type()` printed with `str()`: `<class 'str'>`, `<class 'dict'>`, ….
 pub fn type_name(value: &Value) -> &'static str {
+    python_class(value).1
+}
+
+/// The name of Python's class of the value that `json.loads` would produce: `str`, `dict`, `NoneType`, ….
+pub fn class_name(value: &Value) -> &'static str {
+    python_class(value).0
+}
+
+/// Python's truthiness (`bool(x)`) of the value that `json.loads` would produce.
+pub fn is_truthy(value: &Value) -> bool {
     match value {
-        Value::Null => "<class 'NoneType'>",
-        Value::Bool(_) => "<class 'bool'>",
-        Value::Number(n) if n.is_f64() => "<class 'float'>",
-        Value::Number(_) => "<class 'int'>",
-        Value::String(_) => "<class 'str'>",
-        Value::Array(_) => "<class 'list'>",
-        Value::Object(_) => "<class 'dict'>",
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// The class's name and its `str(type(x))`, in one table so that the two cannot disagree.
+fn python_class(value: &Value) -> (&'static str, &'static str) {
+    match value {
+        Value::Null => ("NoneType", "<class 'NoneType'>"),
+        Value::Bool(_) => ("bool", "<class 'bool'>"),
+        Value::Number(n) if n.is_f64() => ("float", "<class 'float'>"),
+        Value::Number(_) => ("int", "<class 'int'>"),
+        Value::String(_) => ("str", "<class 'str'>"),
+        Value::Array(_) => ("list", "<class 'list'>"),
+        Value::Object(_) => ("dict", "<class 'dict'>"),
     }
 }
 
@@ -182,5 +206,33 @@ mod tests {
     fn str_of_string_is_raw() {
         assert_eq!(str(&json!("notadate")), "notadate");
         assert_eq!(type_name(&json!(1.0)), "<class 'float'>");
+    }
+
+    #[test]
+    fn classes_and_truthiness() {
+        let cases = [
+            (json!(null), "NoneType", false),
+            (json!(true), "bool", true),
+            (json!(false), "bool", false),
+            (json!(0), "int", false),
+            (json!(-3), "int", true),
+            (json!(0.0), "float", false),
+            (json!(0.5), "float", true),
+            (json!(""), "str", false),
+            (json!("0"), "str", true),
+            (json!([]), "list", false),
+            (json!([0]), "list", true),
+            (json!({}), "dict", false),
+            (json!({"a": null}), "dict", true),
+        ];
+        for (value, class, truthy) in cases {
+            assert_eq!(class_name(&value), class, "class of {value}");
+            assert_eq!(
+                type_name(&value),
+                format!("<class '{class}'>"),
+                "type of {value}"
+            );
+            assert_eq!(is_truthy(&value), truthy, "bool({value})");
+        }
     }
 }

@@ -2,12 +2,14 @@
 //!
 //! The AWS CLI formats with Python, so numbers and strings must be spelled the way CPython spells them:
 //! `True`/`False`/`None` in text and tables, `1e+16` and `1e-05` for floats (not Rust's `1e16`), and the
-//! `json` module's escaping. This module only spells values; it must not decide layout.
+//! `json` module's escaping. This module only spells values; it must not decide layout. It is dp-cli's one door
+//! to Python's view of values: `repr`, `str`, class names and truthiness come from `dp_model::pyrepr`, and
+//! `json.dumps` (output, JMESPath `to_string`, pagination tokens) is written here, once.
 
 use serde_json::{Number, Value};
 use std::fmt::Write as _;
 
-pub use dp_model::pyrepr::float_repr;
+pub use dp_model::pyrepr::{class_name, float_repr, is_truthy};
 
 /// Python `str()` of a JSON number (int stays int, float uses `repr`).
 pub fn number_str(n: &Number) -> String {

@@ -7,8 +7,7 @@
 //! `ESC[0m` after every write (quirk 22). This module knows nothing of terminals: the caller passes the width.
 
 use super::RenderError;
-use super::pyfmt::py_str;
-use super::text::python_type_name;
+use super::pyfmt::{class_name, is_truthy, py_str};
 use super::width::text_width;
 use serde_json::{Map, Value};
 
@@ -306,18 +305,6 @@ fn align_left(
     s
 }
 
-/// Python truthiness of a JSON value.
-pub(crate) fn is_truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
 fn is_scalar(v: &Value) -> bool {
     !matches!(v, Value::Array(_) | Value::Object(_))
 }
@@ -428,7 +415,7 @@ fn build_sub_table_from_list(
         let Value::Object(map) = item else {
             return Err(RenderError::Shape(format!(
                 "a list that starts with an object holds a {}",
-                python_type_name(item)
+                class_name(item)
             )));
         };
         let (h, m) = group_scalar_keys(map);

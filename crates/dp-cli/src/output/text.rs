@@ -6,7 +6,7 @@
 //! module must not know about pages or queries.
 
 use super::RenderError;
-use super::pyfmt::py_str;
+use super::pyfmt::{class_name, py_str};
 use serde_json::{Map, Value};
 
 /// Formats one value as `awscli.text.format_text` does.
@@ -135,7 +135,7 @@ fn all_scalar_keys(items: &[Value]) -> Result<Vec<String>, RenderError> {
         let Value::Object(map) = item else {
             return Err(RenderError::Shape(format!(
                 "'{}' object has no attribute 'items'",
-                python_type_name(item)
+                class_name(item)
             )));
         };
         for (k, v) in map {
@@ -146,17 +146,4 @@ fn all_scalar_keys(items: &[Value]) -> Result<Vec<String>, RenderError> {
     }
     keys.sort();
     Ok(keys)
-}
-
-/// Python's type name of a JSON value, for messages that quote Python's own errors.
-pub(crate) fn python_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
 }

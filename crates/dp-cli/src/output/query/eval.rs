@@ -7,8 +7,7 @@
 
 use super::parse::{Comparator, Node};
 use super::{QueryError, QueryErrorKind};
-use crate::output::pyfmt::{json_compact_ascii, py_str};
-use crate::output::text::python_type_name;
+use crate::output::pyfmt::{class_name, is_truthy, json_compact_ascii, py_str};
 use serde_json::{Map, Number, Value};
 use std::cmp::Ordering;
 
@@ -109,7 +108,7 @@ pub(super) fn eval(node: &Node, value: &Value) -> Result<Value, QueryError> {
             Ok(Value::Bool(match &result {
                 // Python: a number is never "not"-ed to True (0 is true in JMESPath).
                 Value::Number(_) => false,
-                other => !py_truthy(other),
+                other => !is_truthy(other),
             }))
         }
         Node::Or(left, right) => {
@@ -187,11 +186,6 @@ fn is_true(v: &Value) -> bool {
         // `0 == False` in Python, but jmespath.py tests `value is False`, so numbers stay true.
         Value::Number(_) => false,
     }
-}
-
-/// Python truthiness.
-fn py_truthy(v: &Value) -> bool {
-    crate::output::table::is_truthy(v)
 }
 
 fn py_index(len: usize, i: i64) -> Option<usize> {
@@ -361,8 +355,8 @@ fn compare(op: Comparator, left: &Value, right: &Value) -> Result<Value, QueryEr
             return Err(runtime(format!(
                 "'{}' not supported between instances of '{}' and '{}'",
                 op.symbol(),
-                python_type_name(left),
-                python_type_name(right)
+                class_name(left),
+                class_name(right)
             )));
         }
         _ => return Ok(Value::Null),
@@ -388,7 +382,7 @@ enum Arg<'n> {
 impl Arg<'_> {
     fn type_name(&self) -> &'static str {
         match self {
-            Arg::Value(v) => python_type_name(v),
+            Arg::Value(v) => class_name(v),
             Arg::Expref(_) => "_Expression",
         }
     }
@@ -528,18 +522,18 @@ fn validate(name: &str, args: &[Arg<'_>], signature: &[Param]) -> Result<(), Que
         };
         if subtypes.len() == 1 {
             for element in items {
-                let t = python_type_name(element);
+                let t = class_name(element);
                 if !subtypes[0].contains(&t) {
                     return Err(type_error(name, &py_str(element), t, param.0));
                 }
             }
         } else if let Some(first) = items.first() {
-            let first_type = python_type_name(first);
+            let first_type = class_name(first);
             let Some(allowed_sub) = subtypes.iter().find(|s| s.contains(&first_type)) else {
                 return Err(type_error(name, &py_str(first), first_type, param.0));
             };
             for element in items {
-                let t = python_type_name(element);
+                let t = class_name(element);
                 if !allowed_sub.contains(&t) {
                     return Err(type_error(name, &py_str(element), t, param.0));
                 }
@@ -558,8 +552,8 @@ fn py_order(a: &Value, b: &Value, op: &str) -> Result<Ordering, QueryError> {
         (Value::String(x), Value::String(y)) => Ok(x.cmp(y)),
         _ => Err(runtime(format!(
             "'{op}' not supported between instances of '{}' and '{}'",
-            python_type_name(a),
-            python_type_name(b)
+            class_name(a),
+            class_name(b)
         ))),
     }
 }
@@ -627,15 +621,13 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
             Value::String(s) => to_number(s),
             _ => Value::Null,
         }),
-        "type" => Ok(Value::String(
-            jmespath_type(python_type_name(v(0))).to_string(),
-        )),
+        "type" => Ok(Value::String(jmespath_type(class_name(v(0))).to_string())),
         "contains" => match v(0) {
             Value::String(subject) => match v(1) {
                 Value::String(search) => Ok(Value::Bool(subject.contains(search.as_str()))),
                 other => Err(runtime(format!(
                     "'in <string>' requires string as left operand, not {}",
-                    python_type_name(other)
+                    class_name(other)
                 ))),
             },
             Value::Array(items) => Ok(Value::Bool(items.iter().any(|item| py_eq(item, v(1))))),
@@ -737,7 +729,7 @@ fn call_function(name: &str, args: Vec<Arg<'_>>) -> Result<Value, QueryError> {
             }
             let node = expref(1);
             let first_key = eval(node, &items[0])?;
-            let required = jmespath_type(python_type_name(&first_key));
+            let required = jmespath_type(class_name(&first_key));
             if required != "number" && required != "string" {
                 return Err(type_error(
                     "sort_by",
@@ -821,7 +813,7 @@ fn dict_update(merged: &mut Map<String, Value>, other: &Value) -> Result<(), Que
                         other => {
                             return Err(runtime(format!(
                                 "dictionary keys of type '{}' cannot be printed as JSON object keys here",
-                                python_type_name(other)
+                                class_name(other)
                             )));
                         }
                     },
@@ -852,7 +844,7 @@ fn dict_update(merged: &mut Map<String, Value>, other: &Value) -> Result<(), Que
         }
         other => Err(runtime(format!(
             "'{}' object is not iterable",
-            python_type_name(other)
+            class_name(other)
         ))),
     }
 }
@@ -864,7 +856,7 @@ fn key_of(
     function: &str,
 ) -> Result<Value, QueryError> {
     let key = eval(node, item)?;
-    let t = jmespath_type(python_type_name(&key));
+    let t = jmespath_type(class_name(&key));
     if !allowed.contains(&t) {
         return Err(type_error(function, &py_str(&key), t, allowed));
     }
