@@ -329,6 +329,15 @@ cases! {
     rtp_cli_input_bad_json (input(Own("\nError parsing parameter 'cli-input-json': Invalid JSON: trailing comma: line 1 column 16\nJSON received: {\"taskId\": \"x\",}\n"))): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x",}"#];
     rtp_cli_input_unknown_key (input(Same)): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x", "foo": 1}"#];
     rtp_missing_file (input(Same)): ["report-task-progress", "--task-id", "file://nonexist.txt"];
+    // Paramfiles are read as Python's text mode reads them (newlines translated), after `~` and `$VAR` expansion;
+    // errors quote the expanded path. Both clients run with HOME set to the temporary directory.
+    rtp_file_crlf (OK): ["report-task-progress", "--task-id", "file://crlf.txt"] files [("crlf.txt", "a\r\nb\rc\n")];
+    rtp_file_var_missing (input(Same)): ["report-task-progress", "--task-id", "file://$HOME/dp-surely-missing.txt"];
+    rtp_file_braced_var_missing (input(Same)): ["report-task-progress", "--task-id", "file://${HOME}/dp-surely-missing.txt"];
+    rtp_file_unset_var_missing (input(Same)): ["report-task-progress", "--task-id", "file://$DP_SURELY_UNSET/x.txt"];
+    rtp_file_tilde_missing (input(Same)): ["report-task-progress", "--task-id", "file://~/dp-surely-missing.txt"];
+    rtp_file_tilde_is_directory (input(Same)): ["report-task-progress", "--task-id", "file://~"];
+    rtp_cli_input_var_missing (input(Same)): ["report-task-progress", "--cli-input-json", "file://$HOME/dp-surely-missing.json"];
     // Service errors.
     rtp_task_not_found (SERVICE): ["report-task-progress", "--task-id", "missing"];
     rtp_internal_error_retried (SERVICE): ["report-task-progress", "--task-id", "boom"];
@@ -404,6 +413,7 @@ cases! {
     rtp_at_file (OK): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue@=file://v.txt"] files [("v.txt", "from-file\n")];
     rtp_at_file_nested (OK): ["validate-pipeline-definition", "--pipeline-id", "p", "--pipeline-objects", "id=A,name=A,fields@=[{key=k,stringValue=file://v.txt}]"] files [("v.txt", "x")];
     rtp_at_missing_file (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue@=file://nope.txt"];
+    rtp_at_file_crlf (OK): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue@=file://crlf.txt"] files [("crlf.txt", "a\r\nb\rc\n")];
     rtp_equals_file_is_literal (OK): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue=file://v.txt"] files [("v.txt", "x")];
     list_pipelines_garbage_token (OK): ["list-pipelines", "--starting-token", "garbage"];
     list_pipelines_legacy_token (OK): ["list-pipelines", "--starting-token", "m1___1"];

@@ -11,65 +11,27 @@ use serde_json::{Map, Value};
 use crate::cli::{Invocation, RawValue, option_name};
 use crate::error::CliError;
 
-/// [`paramfile`] for the option `option` (`--task-id`): a failure names the option, as the CLI's `ParamError`
-/// does (`Error parsing parameter '--task-id': Unable to load paramfile …`).
+/// Reads a `file://` or `fileb://` value for the option `option` (`--task-id`); other values are returned
+/// unchanged, and `http(s)://` is never fetched (v2). The file is read by dp-shorthand's paramfile reader, the one
+/// that `@=` uses, so both expand `~` and `$VAR`, translate newlines and word errors alike. A failure names the
+/// option, as the CLI's `ParamError` does (`Error parsing parameter '--task-id': Unable to load paramfile …`).
 pub fn paramfile_for(option: &str, value: &str) -> Result<String, CliError> {
-    paramfile(value)
-        .map_err(|e| CliError::usage(format!("Error parsing parameter '{option}': {}", e.message)))
-}
-
-/// Reads a `file://` or `fileb://` value; other values are returned unchanged. `http(s)://` is never fetched (v2).
-pub fn paramfile(value: &str) -> Result<String, CliError> {
-    if let Some(path) = value.strip_prefix("file://") {
-        let expanded = expand_home(path);
-        let bytes = std::fs::read(&expanded).map_err(|e| {
-            CliError::usage(format!(
-                "Unable to load paramfile {value}: {}",
-                io_error_text(&e, path)
-            ))
-        })?;
-        return String::from_utf8(bytes).map_err(|_| {
-            CliError::usage(format!(
-                "Unable to load paramfile ({path}), text contents could not be decoded.  If this is a binary file, please use the fileb:// prefix instead of the file:// prefix."
-            ))
-        });
-    }
-    if let Some(path) = value.strip_prefix("fileb://") {
-        let expanded = expand_home(path);
-        let bytes = std::fs::read(&expanded).map_err(|e| {
-            CliError::usage(format!(
-                "Unable to load paramfile {value}: {}",
-                io_error_text(&e, path)
-            ))
-        })?;
-        // The model has no blob members; bytes that are text are accepted as text.
-        return String::from_utf8(bytes).map_err(|_| {
-            CliError::usage(format!("Unable to load paramfile {value}: the file is not UTF-8 text, and this API takes no binary values"))
-        });
-    }
-    Ok(value.to_string())
-}
-
-fn expand_home(path: &str) -> std::path::PathBuf {
-    match path.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME")
-            .map_or_else(|| path.into(), |h| std::path::Path::new(&h).join(rest)),
-        None => path.into(),
-    }
-}
-
-/// Python's rendering of an `OSError`: `[Errno 2] No such file or directory: 'x'`.
-fn io_error_text(e: &std::io::Error, path: &str) -> String {
-    let (errno, text) = match e.kind() {
-        std::io::ErrorKind::NotFound => (2, "No such file or directory"),
-        std::io::ErrorKind::PermissionDenied => (13, "Permission denied"),
-        std::io::ErrorKind::IsADirectory => (21, "Is a directory"),
-        _ => return format!("{e}: {}", dp_model::pyrepr::string_repr(path)),
+    let Some(file) = dp_shorthand::FileRef::from_value(value) else {
+        return Ok(value.to_string());
     };
-    format!(
-        "[Errno {errno}] {text}: {}",
-        dp_model::pyrepr::string_repr(path)
-    )
+    let contents = dp_shorthand::read_file(&file).map_err(|message| {
+        CliError::usage(format!("Error parsing parameter '{option}': {message}"))
+    })?;
+    match contents {
+        dp_shorthand::FileContents::Text(text) => Ok(text),
+        // The model has no blob members; bytes that are text are accepted as text.
+        dp_shorthand::FileContents::Bytes(bytes) => String::from_utf8(bytes).map_err(|_| {
+            CliError::usage(format!(
+                "Error parsing parameter '{option}': Unable to load paramfile {value}: the file is not UTF-8 text, \
+                 and this API takes no binary values"
+            ))
+        }),
+    }
 }
 
 fn looks_like_json(s: &str) -> bool {

@@ -1,16 +1,28 @@
-//! Reading the files that `@=` values name, as `awscli.paramfile.get_file` does.
+//! The one paramfile reader: `file://` and `fileb://` values, read as `awscli.paramfile.get_file` reads them.
 //!
-//! This is the crate's only IO, and it runs only when a caller passes [`load_file`] to
-//! [`parse_with_files`](crate::parse_with_files). It must never fetch `http(s)://` (the reference's `@=` does not).
+//! Two callers share it, so that a file reads the same wherever it is named: `@=` values inside shorthand
+//! ([`load_file`], passed to [`parse_with_files`](crate::parse_with_files)) and whole option values and
+//! `--cli-input-json` (dp-cli's `params`, through [`read_file`]). This is the crate's only IO, and it runs only when
+//! a caller asks for it. It must never fetch `http(s)://` (the reference's `@=` does not, and v2's options do not).
 
 use crate::{FileKind, FileRef, Value};
 
-/// Reads the file a [`FileRef`] names: `file://` as UTF-8 text (newlines translated as Python's text mode does),
-/// `fileb://` as bytes. `~` and `$VAR` / `${VAR}` in the path are expanded first.
+/// What a paramfile holds: text for `file://`, bytes for `fileb://`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileContents {
+    /// `file://`: UTF-8 text with newlines translated as Python's text mode does.
+    Text(String),
+    /// `fileb://`: the bytes as stored.
+    Bytes(Vec<u8>),
+}
+
+/// Reads the file a [`FileRef`] names: `file://` as UTF-8 text (`\r\n` and lone `\r` become `\n`, as in Python's
+/// text mode), `fileb://` as bytes. `~` and `$VAR` / `${VAR}` in the path are expanded first
+/// (`os.path.expanduser`, then `os.path.expandvars`).
 ///
-/// Errors carry the reference's wording, for example
+/// Errors carry the reference's wording, with the expanded path where Python shows it, for example
 /// `Unable to load paramfile file://nonexist.txt: [Errno 2] No such file or directory: 'nonexist.txt'`.
-pub fn load_file(file: &FileRef<'_>) -> Result<Value<'static>, String> {
+pub fn read_file(file: &FileRef<'_>) -> Result<FileContents, String> {
     let path = expand_vars(&expand_user(file.path));
     let bytes = std::fs::read(&path).map_err(|e| {
         let text = e.to_string();
@@ -25,15 +37,23 @@ pub fn load_file(file: &FileRef<'_>) -> Result<Value<'static>, String> {
         }
     })?;
     match file.kind {
-        FileKind::Binary => Ok(Value::Bytes(bytes)),
+        FileKind::Binary => Ok(FileContents::Bytes(bytes)),
         FileKind::Text => match String::from_utf8(bytes) {
-            Ok(text) => Ok(Value::from(universal_newlines(text))),
+            Ok(text) => Ok(FileContents::Text(universal_newlines(text))),
             Err(_) => Err(format!(
                 "Unable to load paramfile ({path}), text contents could not be decoded.  If this is a binary file, \
                  please use the fileb:// prefix instead of the file:// prefix."
             )),
         },
     }
+}
+
+/// [`read_file`] as a shorthand value: the loader for [`parse_with_files`](crate::parse_with_files).
+pub fn load_file(file: &FileRef<'_>) -> Result<Value<'static>, String> {
+    Ok(match read_file(file)? {
+        FileContents::Text(text) => Value::from(text),
+        FileContents::Bytes(bytes) => Value::Bytes(bytes),
+    })
 }
 
 /// Python's text mode turns `\r\n` and lone `\r` into `\n`.

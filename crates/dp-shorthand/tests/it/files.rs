@@ -1,7 +1,9 @@
 //! `@=`: `file://` gives the file's text, `fileb://` its bytes; a plain `=` never loads; the flag follows the
 //! reference's one-flag semantics (the last key read decides, at whatever nesting level).
 
-use dp_shorthand::{FileKind, FileRef, Value, load_file, parse, parse_with_files};
+use dp_shorthand::{
+    FileContents, FileKind, FileRef, Value, load_file, parse, parse_with_files, read_file,
+};
 
 use crate::support::{outcome, tree};
 
@@ -110,5 +112,54 @@ fn pure_parse_keeps_references_and_loaders_see_them() {
             (FileKind::Text, "p".to_owned(), "file://p".to_owned()),
             (FileKind::Binary, "q".to_owned(), "fileb://q".to_owned())
         ]
+    );
+}
+
+/// The reader that dp-cli uses for whole option values: the same expansion, newline handling and wording.
+#[test]
+fn read_file_expands_the_path_and_quotes_it_expanded() {
+    let d = temp_dir("read");
+    let dir = d.0.to_str().unwrap();
+    let home = std::env::var("HOME").expect("HOME is set where tests run");
+    let read = |value: &str| read_file(&FileRef::from_value(value).expect("a file reference"));
+    assert_eq!(
+        read(&format!("file://{dir}/crlf.txt")),
+        Ok(FileContents::Text("a\nb\n".into()))
+    );
+    assert_eq!(
+        read(&format!("fileb://{dir}/crlf.txt")),
+        Ok(FileContents::Bytes(b"a\r\nb\r".to_vec()))
+    );
+    for (value, path) in [
+        (
+            "file://~/dp-surely-missing.txt",
+            format!("{home}/dp-surely-missing.txt"),
+        ),
+        (
+            "file://$HOME/dp-surely-missing.txt",
+            format!("{home}/dp-surely-missing.txt"),
+        ),
+        (
+            "file://${HOME}/dp-surely-missing.txt",
+            format!("{home}/dp-surely-missing.txt"),
+        ),
+        (
+            "fileb://$DP_SURELY_UNSET/x",
+            "$DP_SURELY_UNSET/x".to_owned(),
+        ),
+    ] {
+        assert_eq!(
+            read(value),
+            Err(format!(
+                "Unable to load paramfile {value}: [Errno 2] No such file or directory: '{path}'"
+            )),
+            "{value}"
+        );
+    }
+    assert_eq!(
+        read(&format!("file://{dir}")),
+        Err(format!(
+            "Unable to load paramfile file://{dir}: [Errno 21] Is a directory: '{dir}'"
+        ))
     );
 }
