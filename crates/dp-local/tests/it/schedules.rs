@@ -210,12 +210,12 @@ async fn failure_cascades_and_rerun_recovers() {
     assert_eq!(task["attemptId"], format!("{b}_Attempt=1"));
 }
 
-/// The next period's instance is made when its time comes (here 3 s of schedule time, 0.3 s at scale 10).
+/// The next period's instance is made when its time comes (here 60 s of schedule time, 6 s at scale 10).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn next_occurrence_appears_on_time() {
     let server = server(10.0, 1.0);
     let client = Client::new(&server.url());
-    let start = now() - 15 * 60 + 3;
+    let start = now() - 15 * 60 + 60;
     let mut objects = scheduled("cron", start, vec![]);
     objects[1]["fields"][1] = s("period", "15 minutes");
     let pipeline = running_pipeline(&client, "soon", objects).await;
@@ -225,7 +225,7 @@ async fn next_occurrence_appears_on_time() {
         "the current period's instances"
     );
     let mut seen = 0;
-    for _ in 0..200 {
+    for _ in 0..400 {
         seen = instances(&client, &pipeline).await.len();
         if seen == 4 {
             break;
