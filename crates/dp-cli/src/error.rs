@@ -93,9 +93,41 @@ impl From<crate::output::query::QueryError> for CliError {
 
 impl From<dp_wire::Error> for CliError {
     fn from(e: dp_wire::Error) -> CliError {
-        CliError::other(e.to_string(), e.exit_code())
+        CliError::other(e.to_string(), exit_code(e.kind()))
+    }
+}
+
+/// The exit code of a failed request, after CLI v2's table: 253 for configuration, credentials and region, 254 for
+/// service errors, 255 for everything else.
+pub fn exit_code(kind: &dp_wire::ErrorKind) -> i32 {
+    use dp_wire::ErrorKind;
+    match kind {
+        ErrorKind::Config | ErrorKind::Credentials | ErrorKind::Region => exit::CONFIG,
+        ErrorKind::Service => exit::SERVICE,
+        // Transport and invalid responses, and any kind a later dp-wire adds.
+        _ => exit::OTHER,
     }
 }
 
 /// The usage block printed before argument errors.
 pub const USAGE: &str = "usage: dp [options] <command> [parameters]\nTo see help text, you can run:\n\n  dp help\n  dp <command> help\n\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dp_wire::ErrorKind;
+
+    #[test]
+    fn request_failures_follow_the_v2_table() {
+        for (kind, code) in [
+            (ErrorKind::Config, 253),
+            (ErrorKind::Credentials, 253),
+            (ErrorKind::Region, 253),
+            (ErrorKind::Service, 254),
+            (ErrorKind::Transport, 255),
+            (ErrorKind::InvalidResponse, 255),
+        ] {
+            assert_eq!(exit_code(&kind), code, "{kind:?}");
+        }
+    }
+}

@@ -374,20 +374,11 @@ fn run_operation(
         stdout.push_str(&output::render(op.name, &sample, &render_opts)?);
         return Ok(());
     }
-    if let Some(shape) = op.input {
-        params::serialize_timestamps(shape, &mut input);
-    }
-
     let runtime = runtime()?;
+    // dp-wire sends timestamps as epoch seconds and returns the output in the model's order, as the CLI prints it.
     let mut call = |input: &Value| -> Result<Value, CliError> {
-        let raw = runtime.block_on(client.call_json(op, input))?;
-        let shaped = match op.output {
-            Some(shape) => {
-                params::shape_output(shape, &raw).unwrap_or(Value::Object(Default::default()))
-            }
-            None => Value::Object(Default::default()),
-        };
-        Ok(customize::after_call(op.name, shaped))
+        let output = runtime.block_on(client.call_json(op, input))?;
+        Ok(customize::after_call(op.name, output))
     };
 
     // Setting the marker or limit option directly turns automatic pagination off, as in the CLI.

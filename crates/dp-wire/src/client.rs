@@ -539,16 +539,31 @@ impl Client {
         ))
     }
 
-    /// Sends one operation (with retries) and returns the response body as JSON, wire key order kept (`{}` for an
-    /// empty body). `input` is the already validated request value (`null` counts as no members).
+    /// Sends one operation (with retries) and returns its output as the AWS CLI prints it: structure members in the
+    /// model's order, unknown and `null` members dropped, map entries in wire order (`{}` for an empty body or an
+    /// operation without output). `input` is the already validated request value (`null` counts as no members);
+    /// its timestamps may be written as the CLI accepts them (`2026-01-02T03:04:05Z`, epoch seconds) and are sent as
+    /// epoch seconds.
     pub async fn call_json(
         &self,
         operation: &'static dp_model::Operation,
         input: &Value,
     ) -> Result<Value, Error> {
-        let body = protocol::encode_body(input);
+        let body = match operation.input {
+            Some(shape) => {
+                let mut input = input.clone();
+                protocol::serialize_timestamps(shape, &mut input);
+                protocol::encode_body(&input)
+            }
+            None => protocol::encode_body(input),
+        };
         let response = self.send(operation, body).await?;
-        protocol::decode_output(&response.body).map_err(|e| e.with_operation(operation.name))
+        let output = protocol::decode_output(&response.body)
+            .map_err(|e| e.with_operation(operation.name))?;
+        Ok(operation
+            .output
+            .and_then(|shape| protocol::shape_output(shape, &output))
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new())))
     }
 
     /// Typed call for library users: serializes `input`, sends it, and decodes the output or the modeled error.

@@ -1,7 +1,8 @@
 //! The one error type of dp-wire, and the typed error of [`crate::Client::call`].
 //!
-//! Its `Display` is the AWS CLI's wording, because users script against those lines; its kinds map onto the CLI v2
-//! exit codes (253 configuration, 254 service, 255 everything else). It must never carry a secret: messages are built
+//! Its `Display` is the AWS CLI's wording, because users script against those lines; its [`ErrorKind`] says what
+//! went wrong, and a program (dp-cli's exit-code table) decides what that means
+//! for it. It must never carry a secret: messages are built
 //! from codes, URLs and service messages only, never from credentials or signed headers.
 
 use std::fmt;
@@ -115,16 +116,6 @@ impl Error {
         &self.inner.kind
     }
 
-    /// The exit code the CLI should use, after the CLI v2 table: 253 for configuration, credentials and region,
-    /// 254 for service errors, 255 for everything else.
-    pub fn exit_code(&self) -> i32 {
-        match self.inner.kind {
-            ErrorKind::Config | ErrorKind::Credentials | ErrorKind::Region => 253,
-            ErrorKind::Service => 254,
-            ErrorKind::Transport | ErrorKind::InvalidResponse => 255,
-        }
-    }
-
     /// For service errors: the error code.
     pub fn service_code(&self) -> Option<&str> {
         self.inner.service.as_ref().map(|s| s.code.as_str())
@@ -217,7 +208,7 @@ pub enum CallError<E> {
 }
 
 impl<E> CallError<E> {
-    /// The underlying [`Error`], for its wording and exit code.
+    /// The underlying [`Error`], for its wording and kind.
     pub fn error(&self) -> &Error {
         match self {
             CallError::Service { details, .. } => details,

@@ -27,7 +27,8 @@
 //!    ([`signing`]) at the clock-skew-corrected time ([`skew`]), sent over one kept-alive connection with connect and
 //!    read timeouts (`transport.rs`), and classified: success, or an error parsed by the awsJson rules ([`protocol`])
 //!    that is retried with backoff, quota and, in adaptive mode, the client rate limiter ([`rate_limiter`]).
-//! 3. Errors carry the AWS CLI's wording and exit code ([`Error`]).
+//! 3. Errors carry the AWS CLI's wording and a kind ([`Error`], [`ErrorKind`]); the exit code a kind gives is
+//!    the CLI's business (dp-cli's `error` module).
 //!
 //! Only `client.rs`, `profile.rs`, `transport.rs`, `external.rs` and the log's time stamps touch the real clock,
 //! environment, files or network; the rest are pure functions, tested with published vectors.

@@ -1,9 +1,12 @@
 //! awsJson 1.1 framing: the request body, the output, and error responses.
 //!
-//! Pure functions of bytes and headers. The error rules are Smithy's (header `X-Amzn-ErrorType`, then body `code`,
+//! Pure functions of bytes, headers and the model's shapes: timestamps go out as epoch seconds
+//! ([`serialize_timestamps`]) and outputs come back as botocore's parser builds them ([`shape_output`]), so that
+//! [`Client::call_json`](crate::Client::call_json) sends and returns what the AWS CLI sends and prints. The error rules are Smithy's (header `X-Amzn-ErrorType`, then body `code`,
 //! then body `__type`; namespace and `:` suffix removed), and a 2xx body that is not a JSON object is an error, never
 //! an empty success.
 
+use dp_model::{Shape, ShapeKind};
 use http::StatusCode;
 use serde_json::{Map, Value};
 
@@ -97,5 +100,64 @@ pub fn parse_error_parts(
         message,
         status: status.as_u16(),
         request_id,
+    }
+}
+
+/// Converts timestamp members to epoch seconds, as the awsJson serializer sends them.
+pub fn serialize_timestamps(shape: &Shape, value: &mut Value) {
+    match (&shape.kind, value) {
+        (ShapeKind::Timestamp, v) => {
+            let secs = match v {
+                Value::String(s) => dp_model::timestamp::parse(s),
+                Value::Number(n) => n.as_f64().map(|f| f.trunc() as i64),
+                _ => None,
+            };
+            if let Some(secs) = secs {
+                *v = Value::from(secs);
+            }
+        }
+        (ShapeKind::Structure(members), Value::Object(map)) => {
+            for m in *members {
+                if let Some(v) = map.get_mut(m.name) {
+                    serialize_timestamps(m.shape, v);
+                }
+            }
+        }
+        (ShapeKind::List(member), Value::Array(items)) => items
+            .iter_mut()
+            .for_each(|v| serialize_timestamps(member, v)),
+        (ShapeKind::Map { value: vs, .. }, Value::Object(map)) => {
+            map.values_mut().for_each(|v| serialize_timestamps(vs, v))
+        }
+        _ => {}
+    }
+}
+
+/// Rebuilds a response as botocore's parser does: structure members in model order, unknown and null members
+/// dropped, map entries in wire order.
+pub fn shape_output(shape: &Shape, value: &Value) -> Option<Value> {
+    match (&shape.kind, value) {
+        (_, Value::Null) => None,
+        (ShapeKind::Structure(members), Value::Object(map)) => {
+            let mut out = Map::new();
+            for m in *members {
+                if let Some(v) = map.get(m.name).and_then(|v| shape_output(m.shape, v)) {
+                    out.insert(m.name.to_string(), v);
+                }
+            }
+            Some(Value::Object(out))
+        }
+        (ShapeKind::List(member), Value::Array(items)) => Some(Value::Array(
+            items
+                .iter()
+                .filter_map(|v| shape_output(member, v))
+                .collect(),
+        )),
+        (ShapeKind::Map { value: vs, .. }, Value::Object(map)) => Some(Value::Object(
+            map.iter()
+                .filter_map(|(k, v)| shape_output(vs, v).map(|v| (k.clone(), v)))
+                .collect(),
+        )),
+        (_, v) => Some(v.clone()),
     }
 }

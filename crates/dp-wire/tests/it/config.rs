@@ -37,7 +37,7 @@ async fn configuration_errors_happen_before_any_request() {
         error.to_string(),
         "Unable to locate credentials. You can configure credentials by running \"aws configure\"."
     );
-    assert_eq!(error.exit_code(), 253);
+    assert_eq!(error.kind(), &dp_wire::ErrorKind::Credentials);
 
     let error = error_of(
         Settings {
@@ -51,7 +51,7 @@ async fn configuration_errors_happen_before_any_request() {
         error.to_string(),
         "You must specify a region. You can also configure your region by running \"aws configure\"."
     );
-    assert_eq!(error.exit_code(), 253);
+    assert_eq!(error.kind(), &dp_wire::ErrorKind::Region);
 
     let error = error_of(
         settings(&server.url),
@@ -74,7 +74,7 @@ async fn configuration_errors_happen_before_any_request() {
         error.to_string(),
         "The config profile (nosuch) could not be found"
     );
-    assert_eq!(error.exit_code(), 253);
+    assert_eq!(error.kind(), &dp_wire::ErrorKind::Config);
 
     let error = error_of(
         Settings {
@@ -89,7 +89,7 @@ async fn configuration_errors_happen_before_any_request() {
         error.to_string(),
         "Provided region_name 'evil.com/x' doesn't match a supported format."
     );
-    assert_eq!(error.exit_code(), 253);
+    assert_eq!(error.kind(), &dp_wire::ErrorKind::Config);
 
     let error = error_of(
         Settings {
@@ -99,7 +99,7 @@ async fn configuration_errors_happen_before_any_request() {
         env_with(&[("AWS_ENDPOINT_URL", "ftp://x")]),
     )
     .await;
-    assert_eq!(error.exit_code(), 253, "{error}");
+    assert_eq!(error.kind(), &dp_wire::ErrorKind::Config, "{error}");
 
     let error = error_of(
         settings(&server.url),
@@ -395,7 +395,7 @@ async fn credential_process_through_aws_config() {
         ..Default::default()
     };
     let error = error_of(settings, env_with_files(config, "", &[])).await;
-    assert_eq!(error.exit_code(), 253, "{error}");
+    assert_eq!(error.kind(), &dp_wire::ErrorKind::Credentials, "{error}");
     assert_eq!(server.count(), 2);
 }
 
@@ -561,7 +561,7 @@ async fn unreachable_instance_metadata_means_no_credentials() {
         error.to_string(),
         "Unable to locate credentials. You can configure credentials by running \"aws configure\"."
     );
-    assert_eq!(error.exit_code(), 253);
+    assert_eq!(error.kind(), &dp_wire::ErrorKind::Credentials);
     assert_eq!(service.count(), 0);
 }
 
@@ -639,7 +639,7 @@ async fn container_full_uris_outside_the_allow_list_are_refused() {
         ),
     ]);
     let error = error_of(settings(&service.url), env).await;
-    assert_eq!(error.exit_code(), 253);
+    assert_eq!(error.kind(), &dp_wire::ErrorKind::Credentials);
     assert!(
         error.to_string().contains("Unsupported host '192.0.2.10'"),
         "{error}"

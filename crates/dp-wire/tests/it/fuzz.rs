@@ -26,7 +26,7 @@ proptest! {
         prop_assert!(!error.code.contains(':') && !error.code.contains('#'), "sanitized: {:?}", error.code);
         match decode_output(&body) {
             Ok(value) => prop_assert!(value.is_object()),
-            Err(e) => prop_assert_eq!(e.exit_code(), 255),
+            Err(e) => prop_assert_eq!(e.kind(), &dp_wire::ErrorKind::InvalidResponse),
         }
         let _ = sanitize_error_code(&String::from_utf8_lossy(&body));
     }

@@ -215,7 +215,7 @@ async fn no_proxy_bypasses_the_proxy() {
         .call_json(op("ReportTaskProgress"), &report_task_progress())
         .await
         .unwrap_err();
-    assert_eq!(error.exit_code(), 253, "{error}");
+    assert_eq!(error.kind(), &dp_wire::ErrorKind::Config, "{error}");
 }
 
 #[tokio::test]

@@ -117,7 +117,6 @@ async fn a_2xx_body_that_is_not_json_is_an_error() {
             .await
             .unwrap_err();
         assert_eq!(error.kind(), &ErrorKind::InvalidResponse, "{body}");
-        assert_eq!(error.exit_code(), 255);
         assert_eq!(server.count(), 1, "not retried: {body}");
     }
     // An empty 2xx body is an empty output.
@@ -132,13 +131,60 @@ async fn a_2xx_body_that_is_not_json_is_an_error() {
 }
 
 #[tokio::test]
-async fn output_keeps_wire_key_order() {
-    let server = Server::start(vec![Action::ok(r#"{"z":1,"a":{"y":2,"b":3}}"#)]).await;
+async fn output_is_shaped_as_the_cli_prints_it() {
+    // Members in the model's order (pipelineIdList, marker, hasMoreResults), unknown and null members dropped,
+    // also inside lists; list order kept.
+    let server = Server::start(vec![Action::ok(
+        r#"{"hasMoreResults":true,"zzz":1,"marker":null,"pipelineIdList":[{"name":"b","id":"df-2","x":0},{"id":"df-1","name":null}]}"#,
+    )])
+    .await;
     let value = client(&server.url, &[])
         .call_json(op("ListPipelines"), &serde_json::Value::Null)
         .await
         .unwrap();
-    assert_eq!(value.to_string(), r#"{"z":1,"a":{"y":2,"b":3}}"#);
+    assert_eq!(
+        value.to_string(),
+        r#"{"pipelineIdList":[{"id":"df-2","name":"b"},{"id":"df-1"}],"hasMoreResults":true}"#
+    );
+}
+
+#[tokio::test]
+async fn operations_without_output_return_an_empty_object() {
+    let server = Server::start(vec![Action::ok(r#"{"unexpected":1}"#)]).await;
+    let value = client(&server.url, &[])
+        .call_json(
+            op("DeletePipeline"),
+            &serde_json::json!({"pipelineId": "df-1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(value, serde_json::json!({}));
+}
+
+#[tokio::test]
+async fn timestamps_are_sent_as_epoch_seconds() {
+    // As the CLI sends `--start-timestamp`: ISO 8601 and epoch seconds (fractions truncated) become integers.
+    let server = Server::start(vec![]).await;
+    let client = client(&server.url, &[]);
+    for start in [
+        serde_json::json!("2026-01-02T03:04:05Z"),
+        serde_json::json!(1767323045.9),
+        serde_json::json!(1767323045),
+    ] {
+        client
+            .call_json(
+                op("ActivatePipeline"),
+                &serde_json::json!({"pipelineId": "df-1", "startTimestamp": start}),
+            )
+            .await
+            .unwrap();
+    }
+    for request in server.recorded() {
+        assert_eq!(
+            String::from_utf8_lossy(&request.body),
+            r#"{"pipelineId":"df-1","startTimestamp":1767323045}"#
+        );
+    }
 }
 
 #[tokio::test]
@@ -155,10 +201,7 @@ async fn slow_server_against_the_read_timeout() {
         error.to_string(),
         format!("Read timeout on endpoint URL: \"{}/\"", server.url)
     );
-    assert_eq!(
-        (error.kind(), error.exit_code()),
-        (&ErrorKind::Transport, 255)
-    );
+    assert_eq!(error.kind(), &ErrorKind::Transport);
 }
 
 #[tokio::test]
@@ -178,7 +221,7 @@ async fn connection_refused() {
         error.to_string(),
         format!("Could not connect to the endpoint URL: \"http://127.0.0.1:{port}/\"")
     );
-    assert_eq!(error.exit_code(), 255);
+    assert_eq!(error.kind(), &ErrorKind::Transport);
 }
 
 #[tokio::test]
@@ -200,7 +243,7 @@ async fn connection_dropped_mid_response() {
             server.url
         )
     );
-    assert_eq!(error.exit_code(), 255);
+    assert_eq!(error.kind(), &ErrorKind::Transport);
 }
 
 #[tokio::test]
@@ -259,7 +302,7 @@ async fn typed_calls_decode_outputs_and_modeled_errors() {
             details,
         }) => {
             assert_eq!(e.message.as_deref(), Some("Task not found: t"));
-            assert_eq!(details.exit_code(), 254);
+            assert_eq!(details.kind(), &ErrorKind::Service);
         }
         other => panic!("expected a modeled error, got {other:?}"),
     }

@@ -80,7 +80,13 @@ async fn check(kind: &str, failures: u32, max_attempts: u32, source: Source) {
         );
     } else {
         let error = result.unwrap_err();
-        assert_ne!(error.exit_code(), 0, "{case}");
+        let expected_kind = match kind {
+            "connection-drop" | "mid-response-drop" | "read-timeout" => {
+                dp_wire::ErrorKind::Transport
+            }
+            _ => dp_wire::ErrorKind::Service,
+        };
+        assert_eq!(error.kind(), &expected_kind, "{case}");
         if error.service_code().is_some() {
             assert!(
                 error
@@ -126,7 +132,7 @@ async fn default_is_standard_mode_with_three_attempts() {
         error.to_string(),
         "An error occurred (InternalServiceError) when calling the ReportTaskProgress operation (reached max retries: 2): boom"
     );
-    assert_eq!(error.exit_code(), 254);
+    assert_eq!(error.kind(), &dp_wire::ErrorKind::Service);
     let recorded = server.recorded();
     let request_headers: Vec<&str> = recorded
         .iter()
@@ -183,7 +189,7 @@ async fn modeled_client_errors_are_tried_once() {
             .unwrap_err();
         assert_eq!(server.count(), 1, "{code}");
         assert_eq!(error.service_code(), Some(code));
-        assert_eq!(error.exit_code(), 254);
+        assert_eq!(error.kind(), &dp_wire::ErrorKind::Service);
         assert_eq!(
             error.to_string(),
             format!("An error occurred ({code}) when calling the ReportTaskProgress operation: no")
@@ -323,7 +329,11 @@ async fn invalid_retry_settings_are_configuration_errors() {
             .call_json(op("ReportTaskProgress"), &report_task_progress())
             .await
             .unwrap_err();
-        assert_eq!(error.exit_code(), 253, "{var}={value}: {error}");
+        assert_eq!(
+            error.kind(),
+            &dp_wire::ErrorKind::Config,
+            "{var}={value}: {error}"
+        );
     }
     let _ = Settings::default();
 }

@@ -90,7 +90,7 @@ async fn a_missing_ca_bundle_is_a_configuration_error() {
         ..settings("https://localhost:9")
     };
     let error = call(settings, &[]).await.unwrap_err();
-    assert_eq!(error.exit_code(), 253, "{error}");
+    assert_eq!(error.kind(), &ErrorKind::Config, "{error}");
     assert!(
         error.to_string().contains("/nonexistent/bundle.pem"),
         "{error}"
