@@ -1,4 +1,5 @@
-//! `cargo xtask codegen`: the committed model → `crates/dp-model/src/generated.rs`.
+//! `cargo xtask codegen`: the committed model → `crates/dp-model/src/generated.rs`, and the committed Unicode data
+//! → the Unicode tables of dp-model and dp-cli (see `unicode.rs`).
 //!
 //! The output is deterministic (model order is BTreeMap/list order, no timestamps, no network) and formatted with
 //! rustfmt, so `--check` can compare bytes. Nothing here is hand-tuned per operation: every table and type comes
@@ -16,21 +17,41 @@ const GENERATED: &str = "crates/dp-model/src/generated.rs";
 const COMMAND: &str = "cargo xtask codegen";
 
 pub(crate) fn run(check: bool) -> Result<()> {
-    let model: Value = serde_json::from_str(&crate::read_to_string(&crate::model_path())?)?;
-    let source = generate(&model)?;
-    let formatted = rustfmt(&source)?;
-    let path = crate::project_root().join(GENERATED);
-    let current = std::fs::read_to_string(&path).unwrap_or_default();
-    if current == formatted {
-        eprintln!("{GENERATED} is up to date");
-        return Ok(());
+    let mut stale = Vec::new();
+    for (path, contents) in outputs()? {
+        let full = crate::project_root().join(path);
+        let current = std::fs::read_to_string(&full).unwrap_or_default();
+        if current == contents {
+            eprintln!("{path} is up to date");
+        } else if check {
+            stale.push(path);
+        } else {
+            std::fs::write(&full, contents)
+                .with_context(|| format!("writing {}", full.display()))?;
+            eprintln!("wrote {path}");
+        }
     }
-    if check {
-        bail!("{GENERATED} is stale: run `{COMMAND}` and commit the result");
+    if !stale.is_empty() {
+        bail!(
+            "{} stale: run `{COMMAND}` and commit the result",
+            stale.join(", ")
+        );
     }
-    std::fs::write(&path, formatted).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("wrote {GENERATED}");
     Ok(())
+}
+
+/// Every generated file and what it must contain: the model code from the committed model, and the Unicode tables
+/// from the committed Unicode data (`unicode.rs`).
+fn outputs() -> Result<Vec<(&'static str, String)>> {
+    let model: Value = serde_json::from_str(&crate::read_to_string(&crate::model_path())?)?;
+    let mut files = vec![(GENERATED, rustfmt(&generate(&model)?)?)];
+    let data = crate::unicode::parse(&crate::read_to_string(
+        &crate::project_root().join(crate::unicode::DATA),
+    )?)?;
+    for (path, source) in crate::unicode::generate(&data) {
+        files.push((path, rustfmt(&source)?));
+    }
+    Ok(files)
 }
 
 fn rustfmt(source: &str) -> Result<String> {
@@ -630,20 +651,19 @@ fn generate_ops(m: &Model<'_>, out: &mut String) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    /// The committed generated file must be what `cargo xtask codegen` writes today.
+    /// The committed generated files (model code and Unicode tables) must be what `cargo xtask codegen` writes
+    /// today.
     #[test]
     fn generated_code_is_fresh() {
-        let model: serde_json::Value =
-            serde_json::from_str(&crate::read_to_string(&crate::model_path()).unwrap()).unwrap();
-        let expected = super::rustfmt(&super::generate(&model).unwrap()).unwrap();
-        let current =
-            std::fs::read_to_string(crate::project_root().join(super::GENERATED)).unwrap();
-        assert!(
-            current == expected,
-            "{} is stale: run `{}` and commit the result",
-            super::GENERATED,
-            super::COMMAND
-        );
+        for (path, expected) in super::outputs().unwrap() {
+            let current =
+                std::fs::read_to_string(crate::project_root().join(path)).unwrap_or_default();
+            assert!(
+                current == expected,
+                "{path} is stale: run `{}` and commit the result",
+                super::COMMAND
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod codegen;
 mod demo;
 mod dist;
 mod import_model;
+mod unicode;
 
 use std::path::{Path, PathBuf};
 
@@ -20,8 +21,12 @@ usage: cargo xtask <task>
 tasks:
   import-model [PATH]   read botocore's datapipeline service model (default: the installed botocore, found
                         through python3) and write crates/dp-model/model/datapipeline.json
-  codegen [--check]     generate crates/dp-model/src/generated.rs from the committed model;
-                        --check fails if the committed file is stale
+  import-unicode [PYTHON]
+                        write xtask/data/python-unicode.txt from the unicodedata of PYTHON (default python3,
+                        the reference CLI's interpreter): the source of the Unicode tables
+  codegen [--check]     generate crates/dp-model/src/generated.rs from the committed model, and the Unicode
+                        tables (printable/table.rs, output/width/table.rs) from the committed Unicode data;
+                        --check fails if a committed file is stale
   bench [cli [ROUNDS] | shorthand | wire | local]
                         whole-process timings of dp vs aws vs a floor (cli), or a crate's criterion benches
   dist [--check ARCHIVE]
@@ -47,6 +52,11 @@ fn main() -> Result<()> {
             };
             codegen::run(check)
         }
+        "import-unicode" => match rest {
+            [] => unicode::import(None),
+            [python] => unicode::import(Some(python)),
+            _ => bail!("usage: cargo xtask import-unicode [PYTHON]"),
+        },
         "demo" => demo::run(),
         "dist" => dist::run(rest),
         "bench" => bench::run(rest),
