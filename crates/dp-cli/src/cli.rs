@@ -1,67 +1,16 @@
 //! The command line, built from the model: one generic subcommand per operation.
 //!
 //! Nothing here is written per operation. Each input member of an operation becomes an option named as the AWS
-//! CLI names it (kebab case, plus the CLI's two renames); lists take zero or more values, booleans are
-//! `--x`/`--no-x` pairs, a repeated option replaces its earlier value. The result is an [`Invocation`]: plain data,
-//! no clap types, which the rest of the crate works from.
+//! CLI names it (kebab case, plus the CLI's two renames, which live in `customize`); lists take zero or more values,
+//! booleans are `--x`/`--no-x` pairs, a repeated option replaces its earlier value. The result is an
+//! [`Invocation`] (module `invocation`): plain data, no clap types, which the rest of the crate works from.
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use dp_model::{Member, Operation, ShapeKind};
 
+use crate::customize::option_name;
+use crate::invocation::{Invocation, RawValue};
 use crate::settings::{GlobalSettings, global_args};
-
-/// A wire name in kebab case, as CLI option names spell it (`pipelineId` → `pipeline-id`).
-pub fn kebab(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('-');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
-/// The option name of an input member (`--task-id`), including the CLI's renames of names that clash with globals.
-pub fn option_name(op: &Operation, member: &Member) -> &'static str {
-    match (op.name, member.name) {
-        ("QueryObjects", "query") => "objects-query",
-        ("GetPipelineDefinition", "version") => "pipeline-version",
-        _ => member.cli_name,
-    }
-}
-
-/// A value as given on the command line, before any parsing.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RawValue {
-    /// A scalar or structure option: one token.
-    One(String),
-    /// A list option: every token after the option.
-    Many(Vec<String>),
-    /// A boolean flag pair.
-    Flag(bool),
-}
-
-/// One command to run, as plain data.
-#[derive(Debug, Clone)]
-pub struct Invocation {
-    /// The operation.
-    pub operation: &'static Operation,
-    /// The members given, in model order.
-    pub values: Vec<(&'static Member, RawValue)>,
-    /// `--cli-input-json` or `--cli-input-yaml`: (option name, raw value).
-    pub cli_input: Option<(&'static str, String)>,
-    /// `--generate-cli-skeleton` and its kind.
-    pub skeleton: Option<dp_skeleton::Kind>,
-    /// `--starting-token`.
-    pub starting_token: Option<String>,
-    /// `--max-items`.
-    pub max_items: Option<String>,
-    /// `--page-size`.
-    pub page_size: Option<String>,
-    /// The CLI's custom options of this operation (see [`crate::customize`]), as given.
-    pub custom: Vec<(&'static str, RawValue)>,
-}
 
 /// What the command line asks for.
 #[derive(Debug)]

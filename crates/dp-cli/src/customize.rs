@@ -1,14 +1,17 @@
-//! The AWS CLI's Data Pipeline customizations: the definition-file format, inline parameter values, the
-//! translated `get-pipeline-definition` output and `list-runs`.
+//! The AWS CLI's Data Pipeline customizations: the two renamed options, the definition-file format, inline parameter
+//! values, the translated `get-pipeline-definition` output and `list-runs`.
 //!
 //! These are the only operation-specific pieces of dp-cli, because the reference CLI has them (its
 //! `awscli/customizations/datapipeline`); everything else goes through the generic path. The translation functions
-//! are pure; `list-runs` is in [`crate::list_runs`].
+//! are pure; `list-runs` is in the `list_runs` module.
 
 use serde_json::{Map, Value};
 
-use crate::cli::RawValue;
-use crate::error::CliError;
+use dp_model::{Member, Operation};
+
+use crate::error::{CliError, json_error_text};
+use crate::invocation::RawValue;
+use crate::paramfile::paramfile_for;
 
 /// A custom option: its name, whether it takes a list of tokens, and its help.
 pub struct CustomOption {
@@ -40,6 +43,16 @@ const PARAMETER_VALUES: CustomOption = CustomOption {
     many: true,
     help: "Parameter values as key=value tokens; repeat a key for a list (a=1 a=2).",
 };
+
+/// The option name of an input member (`--task-id`): the model's kebab-case name, except the CLI's two renames of
+/// members whose names clash with global options (`--query`, `--version`).
+pub fn option_name(op: &Operation, member: &Member) -> &'static str {
+    match (op.name, member.name) {
+        ("QueryObjects", "query") => "objects-query",
+        ("GetPipelineDefinition", "version") => "pipeline-version",
+        _ => member.cli_name,
+    }
+}
 
 /// The custom options an operation gets, in the order the CLI applies them.
 pub fn options(operation: &str) -> &'static [CustomOption] {
@@ -83,7 +96,7 @@ fn parse_json(option: &str, text: &str) -> Result<Value, CliError> {
     serde_json::from_str(text).map_err(|e| {
         CliError::usage(format!(
             "Error parsing parameter '--{option}': Invalid JSON: {}: line {} column {}",
-            crate::params::json_error_text(&e),
+            json_error_text(&e),
             e.line(),
             e.column()
         ))
@@ -290,9 +303,7 @@ pub fn add_to_params(
     let get = |name: &str| given.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
     let one = |name: &str| -> Result<Option<String>, CliError> {
         match get(name) {
-            Some(RawValue::One(v)) => {
-                crate::params::paramfile_for(&format!("--{name}"), v).map(Some)
-            }
+            Some(RawValue::One(v)) => paramfile_for(&format!("--{name}"), v).map(Some),
             _ => Ok(None),
         }
     };

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use dp_model::{Operation, Shape, ShapeKind};
 
-use crate::cli::option_name;
+use crate::customize::option_name;
 
 /// dp's own one-paragraph description of each command.
 pub fn description(command: &str) -> &'static str {
@@ -231,7 +231,7 @@ fn example(op: &Operation) -> String {
                 "pipelineId" => "df-0123456789ABCDEFGHIJ".into(),
                 "taskId" => "\"$TASK_ID\"".into(),
                 "workerGroup" => "my-workers".into(),
-                _ => format!("my-{}", crate::cli::kebab(name)),
+                _ => format!("my-{}", crate::invocation::kebab(name)),
             },
             ShapeKind::Integer | ShapeKind::Long => "10".into(),
             ShapeKind::Timestamp => "2024-01-01T00:00:00Z".into(),

@@ -1,8 +1,11 @@
 //! The `dp` command line: `aws datapipeline` in native Rust.
 //!
-//! [`run`] is the whole program: arguments → [`cli::Request`] (clap, built generically from the model) →
-//! input value ([`params`]: paramfiles, shorthand or JSON, `--cli-input-json`, validation) → one or more calls
-//! through `dp_wire` ([`paginate`]) → output ([`output`]). Anything that needs no request (skeletons, help,
+//! [`run`] is the whole program: arguments → [`cli::Request`] (clap, built generically from the model) holding an
+//! [`invocation::Invocation`] (plain data) → input value ([`params`]: paramfiles, shorthand or JSON,
+//! `--cli-input-json`, validation) → one or more calls through `dp_wire` ([`paginate`]) → output ([`output`]).
+//! The modules depend one way: `invocation` on nothing, `customize` (every per-operation piece: renamed and custom
+//! options, definition files, `after_call`) on `invocation`, and `cli` and `params` on both; `list_runs` holds the
+//! whole `list-runs` command. Anything that needs no request (skeletons, help,
 //! input errors) returns before credentials or the network are touched. This crate is the only one that knows
 //! clap; it composes the others and does not reimplement them.
 
@@ -12,10 +15,12 @@ pub mod default_roles;
 pub mod error;
 pub mod help;
 pub mod hints;
+pub mod invocation;
 pub mod list_runs;
 pub mod man;
 pub mod output;
 pub mod paginate;
+pub mod paramfile;
 pub mod params;
 pub mod settings;
 
@@ -25,8 +30,9 @@ use std::io::Write as _;
 use dp_model::Operation;
 use serde_json::Value;
 
-use crate::cli::{Invocation, Request};
+use crate::cli::Request;
 use crate::error::{CliError, exit};
+use crate::invocation::Invocation;
 use crate::settings::GlobalSettings;
 
 /// Runs dp with `args` (including the program name) and returns the exit code.
@@ -73,19 +79,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Request, CliError> {
             .skip(1)
             .find(|a| !a.starts_with('-') && *a != "help");
         let text = match command.map(String::as_str) {
-            Some("list-runs") => {
-                let mut page = format!(
-                    "NAME\n    dp list-runs\n\nDESCRIPTION\n    {}\n\n",
-                    help::description("list-runs")
-                );
-                page.push_str(
-                    &crate::list_runs::command()
-                        .bin_name("dp list-runs")
-                        .render_help()
-                        .to_string(),
-                );
-                page
-            }
+            Some("list-runs") => list_runs::help_page(),
             Some(default_roles::NAME) => format!(
                 "NAME\n    dp {}\n\nDESCRIPTION\n{}\n",
                 default_roles::NAME,
@@ -271,7 +265,7 @@ fn run_inner(args: Vec<OsString>, stdout: &mut String) -> Result<(), CliError> {
             Ok(())
         }
         Request::Run(settings, inv) => run_operation(&settings, &inv, stdout),
-        Request::ListRuns(settings, args) => run_list_runs(&settings, &args, stdout),
+        Request::ListRuns(settings, args) => list_runs::run(&settings, &args, stdout),
         Request::CreateDefaultRoles(settings) => run_create_default_roles(&settings, stdout),
     }
 }
@@ -302,7 +296,7 @@ fn missing_required(inv: &Invocation) -> Vec<String> {
             // dp keeps the API's own option beside the CLI's custom one: either satisfies the requirement.
             Some(custom) if inv.custom.iter().any(|(n, _)| *n == custom) => None,
             Some(custom) => Some(format!("--{custom}")),
-            None => Some(format!("--{}", cli::option_name(op, m))),
+            None => Some(format!("--{}", customize::option_name(op, m))),
         })
         .collect()
 }
@@ -415,63 +409,6 @@ fn run_operation(
     Ok(())
 }
 
-fn run_list_runs(
-    settings: &GlobalSettings,
-    args: &list_runs::ListRuns,
-    stdout: &mut String,
-) -> Result<(), CliError> {
-    let query_op = dp_model::operation("QueryObjects").expect("in the model");
-    let describe_op = dp_model::operation("DescribeObjects").expect("in the model");
-    // Like the CLI, list-runs takes only --region, --endpoint-url and --no-verify-ssl from the globals' request
-    // settings; --output and --query still shape what it prints.
-    let client = dp_wire::Client::new(wire_settings(settings))?;
-    let runtime = runtime()?;
-    let input = serde_json::json!({"pipelineId": args.pipeline_id, "sphere": "INSTANCE", "query": args.query(list_runs::now())});
-    let paginator = query_op.paginator.as_ref().expect("QueryObjects pages");
-    let (pages, _) = paginate::paginate(
-        query_op,
-        paginator,
-        &input,
-        &paginate::PageOptions::default(),
-        |input| Ok(runtime.block_on(client.call_json(query_op, input))?),
-    )?;
-    let ids: Vec<Value> = pages
-        .iter()
-        .filter_map(|p| p.get("ids").and_then(Value::as_array))
-        .flatten()
-        .cloned()
-        .collect();
-    let mut objects = Vec::new();
-    for chunk in ids.chunks(100) {
-        let input = serde_json::json!({"pipelineId": args.pipeline_id, "objectIds": chunk});
-        let result = runtime.block_on(client.call_json(describe_op, &input))?;
-        objects.extend(
-            result
-                .get("pipelineObjects")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-        );
-    }
-    let rows = Value::Array(list_runs::convert(&objects));
-    match &settings.output {
-        Some(format) => {
-            let opts = render_options(format, settings)?;
-            stdout.push_str(&output::render("list-runs", &rows, &opts)?);
-        }
-        None => {
-            let opts = output::RenderOptions::new("json", settings.query.as_deref(), false)?;
-            let rows = match &opts.query {
-                Some(q) => q.apply(&rows)?,
-                None => rows,
-            };
-            let list = rows.as_array().cloned().unwrap_or_default();
-            stdout.push_str(&list_runs::render_fixed(&list));
-        }
-    }
-    Ok(())
-}
-
 fn run_create_default_roles(
     settings: &GlobalSettings,
     stdout: &mut String,
@@ -496,14 +433,14 @@ fn run_create_default_roles(
 }
 
 /// The one runtime of a command: dp's calls are sequential, so a current-thread runtime is all it needs.
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::other(e.to_string(), exit::OTHER))
 }
 
-fn wire_settings(s: &GlobalSettings) -> dp_wire::Settings {
+pub(crate) fn wire_settings(s: &GlobalSettings) -> dp_wire::Settings {
     dp_wire::Settings {
         region: s.region.clone(),
         profile: s.profile.clone(),
@@ -533,7 +470,7 @@ fn output_format(s: &GlobalSettings, client: &dp_wire::Client) -> String {
 }
 
 /// Output options from the settings; tables use the terminal's width when stdout is one (80 otherwise).
-fn render_options(
+pub(crate) fn render_options(
     format: &str,
     settings: &GlobalSettings,
 ) -> Result<output::RenderOptions, CliError> {

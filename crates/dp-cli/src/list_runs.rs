@@ -8,6 +8,7 @@ use clap::{Arg, ArgMatches, Command};
 use serde_json::{Map, Value, json};
 
 use crate::error::CliError;
+use crate::settings::GlobalSettings;
 
 /// Statuses `--status` accepts.
 pub const VALID_STATUS: &[&str] = &[
@@ -212,4 +213,73 @@ pub fn render_fixed(rows: &[Value]) -> String {
         ));
     }
     out
+}
+
+/// `dp list-runs help`: the reference's description, then the options.
+pub fn help_page() -> String {
+    let mut page = format!(
+        "NAME\n    dp list-runs\n\nDESCRIPTION\n    {}\n\n",
+        crate::help::description("list-runs")
+    );
+    page.push_str(&command().bin_name("dp list-runs").render_help().to_string());
+    page
+}
+
+/// Runs `list-runs`: QueryObjects (all pages) for the pipeline's instances, DescribeObjects in chunks of 100, then
+/// the CLI's fixed-width table (or `--output`).
+pub fn run(
+    settings: &GlobalSettings,
+    args: &ListRuns,
+    stdout: &mut String,
+) -> Result<(), CliError> {
+    let query_op = dp_model::operation("QueryObjects").expect("in the model");
+    let describe_op = dp_model::operation("DescribeObjects").expect("in the model");
+    // Like the CLI, list-runs takes only --region, --endpoint-url and --no-verify-ssl from the globals' request
+    // settings; --output and --query still shape what it prints.
+    let client = dp_wire::Client::new(crate::wire_settings(settings))?;
+    let runtime = crate::runtime()?;
+    let input = serde_json::json!({"pipelineId": args.pipeline_id, "sphere": "INSTANCE", "query": args.query(now())});
+    let paginator = query_op.paginator.as_ref().expect("QueryObjects pages");
+    let (pages, _) = crate::paginate::paginate(
+        query_op,
+        paginator,
+        &input,
+        &crate::paginate::PageOptions::default(),
+        |input| Ok(runtime.block_on(client.call_json(query_op, input))?),
+    )?;
+    let ids: Vec<Value> = pages
+        .iter()
+        .filter_map(|p| p.get("ids").and_then(Value::as_array))
+        .flatten()
+        .cloned()
+        .collect();
+    let mut objects = Vec::new();
+    for chunk in ids.chunks(100) {
+        let input = serde_json::json!({"pipelineId": args.pipeline_id, "objectIds": chunk});
+        let result = runtime.block_on(client.call_json(describe_op, &input))?;
+        objects.extend(
+            result
+                .get("pipelineObjects")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    let rows = Value::Array(convert(&objects));
+    match &settings.output {
+        Some(format) => {
+            let opts = crate::render_options(format, settings)?;
+            stdout.push_str(&crate::output::render("list-runs", &rows, &opts)?);
+        }
+        None => {
+            let opts = crate::output::RenderOptions::new("json", settings.query.as_deref(), false)?;
+            let rows = match &opts.query {
+                Some(q) => q.apply(&rows)?,
+                None => rows,
+            };
+            let list = rows.as_array().cloned().unwrap_or_default();
+            stdout.push_str(&render_fixed(&list));
+        }
+    }
+    Ok(())
 }

@@ -8,31 +8,10 @@
 use dp_model::{Member, Operation, Shape, ShapeKind};
 use serde_json::{Map, Value};
 
-use crate::cli::{Invocation, RawValue, option_name};
-use crate::error::CliError;
-
-/// Reads a `file://` or `fileb://` value for the option `option` (`--task-id`); other values are returned
-/// unchanged, and `http(s)://` is never fetched (v2). The file is read by dp-shorthand's paramfile reader, the one
-/// that `@=` uses, so both expand `~` and `$VAR`, translate newlines and word errors alike. A failure names the
-/// option, as the CLI's `ParamError` does (`Error parsing parameter '--task-id': Unable to load paramfile …`).
-pub fn paramfile_for(option: &str, value: &str) -> Result<String, CliError> {
-    let Some(file) = dp_shorthand::FileRef::from_value(value) else {
-        return Ok(value.to_string());
-    };
-    let contents = dp_shorthand::read_file(&file).map_err(|message| {
-        CliError::usage(format!("Error parsing parameter '{option}': {message}"))
-    })?;
-    match contents {
-        dp_shorthand::FileContents::Text(text) => Ok(text),
-        // The model has no blob members; bytes that are text are accepted as text.
-        dp_shorthand::FileContents::Bytes(bytes) => String::from_utf8(bytes).map_err(|_| {
-            CliError::usage(format!(
-                "Error parsing parameter '{option}': Unable to load paramfile {value}: the file is not UTF-8 text, \
-                 and this API takes no binary values"
-            ))
-        }),
-    }
-}
+use crate::customize::option_name;
+use crate::error::{CliError, json_error_text};
+use crate::invocation::{Invocation, RawValue};
+use crate::paramfile::paramfile_for;
 
 fn looks_like_json(s: &str) -> bool {
     let t = s.trim_start();
@@ -48,15 +27,6 @@ fn parse_json(option: &str, text: &str) -> Result<Value, CliError> {
             e.column()
         ))
     })
-}
-
-/// serde_json's message without its own position suffix.
-pub fn json_error_text(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 fn is_complex(shape: &Shape) -> bool {

@@ -4,7 +4,7 @@
 //! Everything here is a pure function from `serde_json::Value` (with `preserve_order`: object keys keep the
 //! order the response gave) to the exact text to print. It must not do IO, look at the terminal or know
 //! about HTTP or pagination mechanics: the caller passes the terminal width, whether to colour, and for
-//! paginated operations the pages it fetched (see [`render_paged`]).
+//! paginated operations the pages it fetched (see [`render_pages`]).
 //!
 //! Deliberate differences from AWS CLI v1 (reference §13): no stray `None` after the `NEXTTOKEN` line with
 //! `--output text --query` (quirk 16), and clean colour sequences without colorama's extra `ESC[0m`

@@ -395,3 +395,8 @@ fn version_names_the_commit() {
         );
     }
 }
+
+#[test]
+fn list_runs_help_page() {
+    check("list-runs-help", &["list-runs", "help"], 0);
+}

@@ -9,7 +9,7 @@ fn check_shorthand(command: &str, option: &str, expected: Option<&str>) {
         .unwrap()
         .members()
         .iter()
-        .find(|m| dp_cli::cli::option_name(op, m) == option)
+        .find(|m| dp_cli::customize::option_name(op, m) == option)
         .unwrap();
     assert_eq!(
         help::shorthand_syntax(member.shape).as_deref(),
