@@ -181,12 +181,33 @@ fn raw(server: &dp_local::Server, request: &str) -> (u16, String) {
     (status, body)
 }
 
+/// Clicks the element, waiting for it to appear. The page replaces its content every 3 s, so an element found just
+/// before a refresh can be gone when it is clicked: then it is looked up again (within a bound, not a timing test).
 async fn click(browser: &Client, locator: Locator<'_>) {
-    browser.find(locator).await.unwrap().click().await.unwrap();
+    let start = Instant::now();
+    loop {
+        let clicked = async { browser.find(locator).await?.click().await }.await;
+        match clicked {
+            Ok(()) => return,
+            Err(e) if start.elapsed() > Duration::from_secs(30) => panic!("click {locator:?}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
+/// The element's text, waiting for it to appear and looking it up again after a refresh (see [`click`]).
 async fn text_of(browser: &Client, locator: Locator<'_>) -> String {
-    browser.find(locator).await.unwrap().text().await.unwrap()
+    let start = Instant::now();
+    loop {
+        let text = async { browser.find(locator).await?.text().await }.await;
+        match text {
+            Ok(text) => return text,
+            Err(e) if start.elapsed() > Duration::from_secs(30) => {
+                panic!("text of {locator:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 async fn count(browser: &Client, css: &str) -> usize {
@@ -294,13 +315,17 @@ async fn the_console_in_a_browser() {
     );
 
     browser.goto(&console).await.unwrap();
-    let names: Vec<String> = {
-        let mut names = Vec::new();
-        for link in browser.find_all(Locator::Css("a.name")).await.unwrap() {
-            names.push(link.text().await.unwrap());
-        }
-        names
-    };
+    // Read in one script: the page refreshes itself, and elements found one by one could be replaced meanwhile.
+    let names: Vec<String> = serde_json::from_value(
+        browser
+            .execute(
+                "return Array.from(document.querySelectorAll('a.name')).map(a => a.textContent)",
+                vec![],
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert!(names.contains(&"nightly-etl".to_string()), "{names:?}");
     assert!(
         names.contains(&HOSTILE.to_string()),
