@@ -348,7 +348,7 @@ impl Client {
             None
         };
 
-        let proxy = proxy_for(&self.env, &endpoint.target)?;
+        let proxy = crate::proxy::proxy_for(&self.env, &endpoint.target)?;
         let credentials = if self.settings.no_sign_request {
             None
         } else {
@@ -703,7 +703,7 @@ impl Client {
         } else {
             None
         };
-        let proxy = proxy_for(&self.env, &endpoint.target)?;
+        let proxy = crate::proxy::proxy_for(&self.env, &endpoint.target)?;
         Ok(IamRoute {
             endpoint,
             signing_region,
@@ -1039,103 +1039,6 @@ fn epoch_seconds() -> f64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
-}
-
-/// The proxy for `target` from `HTTPS_PROXY` / `HTTP_PROXY` (or their lower-case forms), unless `NO_PROXY` covers
-/// the host, as botocore (urllib3) reads them. Only `http://` proxy URLs are supported.
-pub(crate) fn proxy_for(
-    env: &Environment,
-    target: &Target,
-) -> Result<Option<transport::Proxy>, Error> {
-    let url = if target.tls {
-        env.get("HTTPS_PROXY").or_else(|| env.get("https_proxy"))
-    } else {
-        env.get("HTTP_PROXY").or_else(|| env.get("http_proxy"))
-    };
-    let Some(url) = url else { return Ok(None) };
-    let no_proxy = env
-        .get("NO_PROXY")
-        .or_else(|| env.get("no_proxy"))
-        .unwrap_or("");
-    let host = target
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase();
-    let bypass = no_proxy
-        .split(',')
-        .map(|e| e.trim().to_ascii_lowercase())
-        .filter(|e| !e.is_empty())
-        .any(|entry| {
-            let entry = entry
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("*.")
-                .trim_start_matches('.')
-                .to_string();
-            entry == "*" || host == entry || host.ends_with(&format!(".{entry}"))
-        });
-    if bypass {
-        return Ok(None);
-    }
-    let with_scheme = if url.contains("://") {
-        url.to_string()
-    } else {
-        format!("http://{url}")
-    };
-    let invalid = || Error::config(format!("Invalid proxy URL: {}", redact_userinfo(url)));
-    let uri: http::Uri = with_scheme.parse().map_err(|_| invalid())?;
-    if uri.scheme_str() != Some("http") {
-        return Err(Error::config(format!(
-            "Unsupported proxy URL {} (dp supports http:// proxies)",
-            redact_userinfo(url)
-        )));
-    }
-    let authority = uri.authority().ok_or_else(invalid)?;
-    let authorization = authority.as_str().rsplit_once('@').map(|(userinfo, _)| {
-        use base64::Engine as _;
-        let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
-        let credentials = format!("{}:{}", percent_decode(user), percent_decode(password));
-        format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(credentials)
-        )
-    });
-    Ok(Some(transport::Proxy {
-        host: authority.host().to_string(),
-        port: authority.port_u16().unwrap_or(80),
-        authorization,
-    }))
-}
-
-/// A proxy URL for messages: any user info replaced.
-fn redact_userinfo(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, _)), Some(at)) => format!("{scheme}://***@{}", &url[at + 1..]),
-        (None, Some(at)) => format!("***@{}", &url[at + 1..]),
-        _ => url.to_string(),
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `None` for a zero duration (no timeout), the default when unset.

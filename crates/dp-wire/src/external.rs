@@ -273,7 +273,7 @@ impl std::fmt::Debug for Transports {
 
 impl Transports {
     fn for_target(&self, target: &Target) -> Result<Arc<Transport>, ConnectorError> {
-        let proxy = crate::client::proxy_for(&self.env, target)
+        let proxy = crate::proxy::proxy_for(&self.env, target)
             .map_err(|e| ConnectorError::user(e.to_string().into()))?;
         let mut by_proxy = self.by_proxy.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, transport)) = by_proxy.iter().find(|(p, _)| *p == proxy) {

@@ -295,7 +295,7 @@ pub fn role(result: &Element) -> Option<Value> {
 /// A policy document as botocore's `decode_quoted_jsondoc` gives it: percent-decoded and parsed as JSON (key
 /// order kept); the text unchanged when it is not JSON.
 pub fn policy_document(text: &str) -> Value {
-    let decoded = percent_decode(text);
+    let decoded = crate::percent::decode(text);
     match serde_json::from_str::<Value>(&decoded) {
         Ok(value) => value,
         Err(_) => Value::String(text.to_string()),
@@ -330,27 +330,6 @@ fn convert(element: &Element, kind: Kind) -> Value {
                 .collect(),
         ),
     }
-}
-
-/// Python's `urllib.parse.unquote`: `%XX` escapes decoded as UTF-8 (invalid sequences replaced), `+` kept.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((h * 16 + l) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
