@@ -338,6 +338,15 @@ cases! {
     rtp_file_tilde_missing (input(Same)): ["report-task-progress", "--task-id", "file://~/dp-surely-missing.txt"];
     rtp_file_tilde_is_directory (input(Same)): ["report-task-progress", "--task-id", "file://~"];
     rtp_cli_input_var_missing (input(Same)): ["report-task-progress", "--cli-input-json", "file://$HOME/dp-surely-missing.json"];
+    // `fileb://` gives bytes. Numbers and JSON documents read them as the reference does (Python's `int()` and
+    // `json.loads` take bytes); a string, list or structure member refuses them, where the reference fails in
+    // validation (`value: b'abc', type: <class 'bytes'>`), iterates the bytes as integers, or crashes.
+    rtp_fileb_task_id (input(Own("\nError parsing parameter '--task-id': parameter taskId takes text, but a fileb:// file gives bytes; use file:// instead\n"))): ["report-task-progress", "--task-id", "fileb://id.txt"] files [("id.txt", "abc")];
+    rtp_fileb_fields (input(Own("\nError parsing parameter '--fields': parameter fields takes text, but a fileb:// file gives bytes; use file:// instead\n"))): ["report-task-progress", "--task-id", "t", "--fields", "fileb://fields.json"] files [("fields.json", r#"[{"key": "k", "stringValue": "v"}]"#)];
+    describe_objects_fileb_ids (input(Own("\nError parsing parameter '--object-ids': parameter objectIds takes text, but a fileb:// file gives bytes; use file:// instead\n"))): ["describe-objects", "--pipeline-id", "df-0001", "--object-ids", "fileb://ids.txt"] files [("ids.txt", "abc")];
+    query_objects_fileb_limit (OK): ["query-objects", "--pipeline-id", "df-0001", "--sphere", "INSTANCE", "--limit", "fileb://n.txt"] files [("n.txt", "5")];
+    rtp_cli_input_fileb (OK): ["report-task-progress", "--cli-input-json", "fileb://in.json"] files [("in.json", r#"{"taskId": "f"}"#)];
+    put_definition_fileb (OK): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "fileb://def.json"] files [("def.json", DEFINITION)];
     // Service errors.
     rtp_task_not_found (SERVICE): ["report-task-progress", "--task-id", "missing"];
     rtp_internal_error_retried (SERVICE): ["report-task-progress", "--task-id", "boom"];
@@ -605,4 +614,118 @@ fn debug_output_keeps_secrets() {
             );
         }
     }
+}
+
+/// `AWS_CLI_FILE_ENCODING` (the CLI v2's; v1 reads the locale's encoding): dp decodes a `file://` value as Python's
+/// `open(path, encoding=E).read()` does, newlines translated, and refuses bytes that are not valid in E before
+/// sending. Python itself is the oracle: the installed v1 ignores the variable, and the test machines have no locale
+/// but UTF-8 to run it in. The `@=file://` of shorthand reads through the same reader, so one case covers it.
+#[test]
+fn paramfile_encodings_match_python() {
+    // (encoding, file bytes, whether Python decodes them)
+    let cases: &[(&str, &[u8], bool)] = &[
+        ("utf-8", "café ☃\r\nline".as_bytes(), true),
+        ("UTF_8", "café".as_bytes(), true),
+        ("utf-8", b"\xEF\xBB\xBFkeeps the mark", true),
+        ("utf-8-sig", b"\xEF\xBB\xBFcaf\xC3\xA9", true),
+        ("latin-1", b"caf\xE9 \x80 \xFF", true),
+        ("ISO-8859-1", b"\xA4\xE9", true),
+        ("l1", b"\xE9", true),
+        ("cp1252", b"\x80 \x93quoted\x94", true),
+        ("iso8859_15", b"\xA4", true),
+        ("ascii", b"plain", true),
+        ("utf-16", b"\xFF\xFEa\x00\xE9\x00", true),
+        ("utf-16", b"\xFE\xFF\x00a\x00\xE9", true),
+        ("utf-16", b"a\x00b\x00", false),
+        ("utf-16-le", b"\xFF\xFEa\x00", true),
+        ("utf-16-be", b"\x00a\x00\xE9", true),
+        ("utf-32", b"\xFF\xFE\x00\x00a\x00\x00\x00", true),
+        ("utf-32-be", b"\x00\x00\x00a", true),
+        ("shift_jis", b"\x93\xFA\x96\x7B", true),
+        ("euc-jp", b"\xC6\xFC\xCB\xDC", true),
+        ("gb18030", b"\xD6\xD0\xCE\xC4", true),
+        ("big5", b"\xA4\xA4\xA4\xE5", true),
+        ("koi8-r", b"\xF0\xD2\xC9\xD7\xC5\xD4", true),
+        ("utf-8", b"caf\xE9", false),
+        ("utf-8-sig", b"\xEF\xBB\xBF\xFF", false),
+        ("ascii", b"caf\xE9", false),
+        ("utf-16", b"abc", false),
+        ("utf-16-le", b"\x00\xD8", false),
+        ("utf-32", b"\xFF\xFF\xFF\xFF", false),
+        ("shift_jis", b"\x81", false),
+    ];
+    let server = Server::start(fake_service);
+    let dir = std::env::temp_dir().join(format!("dp-encodings-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("value.txt");
+    for (i, (encoding, bytes, decodes)) in cases.iter().enumerate() {
+        std::fs::write(&file, bytes).unwrap();
+        let python = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import json, sys\ntry:\n    print(json.dumps(open(sys.argv[1], encoding=sys.argv[2]).read()))\nexcept UnicodeError:\n    print('undecodable')",
+            ])
+            .arg(&file)
+            .arg(encoding)
+            .output()
+            .unwrap();
+        let expected = String::from_utf8(python.stdout).unwrap();
+        let expected = expected.trim_end();
+        assert!(
+            python.status.success(),
+            "case {i}: Python failed: {}",
+            String::from_utf8_lossy(&python.stderr)
+        );
+        let what = format!("case {i}: {encoding} {bytes:?}, Python says {expected}");
+        assert_eq!(expected != "undecodable", *decodes, "{what}");
+        let env = [("AWS_CLI_FILE_ENCODING", Some(*encoding))];
+        let args = if i % 2 == 0 {
+            vec!["report-task-progress", "--task-id", "file://value.txt"]
+        } else {
+            vec![
+                "report-task-progress",
+                "--task-id",
+                "t",
+                "--fields",
+                "key=k,stringValue@=file://value.txt",
+            ]
+        };
+        let ours = crate::harness::dp_with_env(&server.url, &args, &dir, &env);
+        let requests = server.take();
+        if *decodes {
+            assert_eq!(ours.code, 0, "{what}: {}", ours.stderr);
+            let body = requests[0].json();
+            let sent = if i % 2 == 0 {
+                &body["taskId"]
+            } else {
+                &body["fields"][0]["stringValue"]
+            };
+            let expected: Value = serde_json::from_str(expected).unwrap();
+            assert_eq!(sent, &expected, "{what}");
+        } else {
+            assert_eq!(ours.code, 252, "{what}: {}", ours.stderr);
+            assert!(requests.is_empty(), "{what}: sent {requests:?}");
+            assert!(
+                ours.stderr
+                    .contains("text contents could not be decoded.  If this is a binary file"),
+                "{what}: {}",
+                ours.stderr
+            );
+        }
+    }
+    let env = [("AWS_CLI_FILE_ENCODING", Some("no-such-codec"))];
+    let ours = crate::harness::dp_with_env(
+        &server.url,
+        &["report-task-progress", "--task-id", "file://value.txt"],
+        &dir,
+        &env,
+    );
+    assert_eq!(ours.code, 252, "{}", ours.stderr);
+    assert!(server.take().is_empty());
+    assert_eq!(
+        ours.stderr,
+        "\nError parsing parameter '--task-id': Unable to load paramfile file://value.txt: unknown encoding: \
+         no-such-codec (from AWS_CLI_FILE_ENCODING)\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,7 +11,11 @@
 use clap::Command;
 use serde_json::{Map, Value};
 
+use std::io::Write as _;
+
 use crate::error::CliError;
+use crate::session::Session;
+use crate::settings::GlobalSettings;
 
 /// The subcommand name.
 pub const NAME: &str = "create-default-roles";
@@ -108,7 +112,7 @@ fn is_no_such_entity(e: &dp_wire::Error) -> bool {
 
 /// Runs the reference's sequence against `iam` for a caller in `partition` and returns the output value: the list
 /// of `{"Role": …, "RolePolicy": …}` for the roles it created.
-pub fn run(iam: &mut dyn Iam, partition: &str) -> Result<Value, CliError> {
+pub fn ensure(iam: &mut dyn Iam, partition: &str) -> Result<Value, CliError> {
     let mut created = Vec::new();
     for (role, trust) in [
         (SERVICE_ROLE, SERVICE_ROLE_TRUST_POLICY),
@@ -174,6 +178,35 @@ pub fn run(iam: &mut dyn Iam, partition: &str) -> Result<Value, CliError> {
         Err(e) => return Err(e.into()),
     }
     Ok(Value::Array(created))
+}
+
+/// Runs `dp create-default-roles`: the deprecation notice on stderr, the IAM requests for the caller's partition
+/// ([`ensure`]), and the roles created, printed as the reference prints them.
+pub fn run(settings: &GlobalSettings, stdout: &mut String) -> Result<(), CliError> {
+    let session = Session::open(settings)?;
+    let render_opts = session.render_options(settings)?;
+    // The notice comes before anything can fail, as in the reference (which warns, then finds no region or
+    // credentials on its first request). The blank line after it is the reference's warning framing.
+    let _ = std::io::stderr().write_all(format!("warning:{DEPRECATION_NOTICE}\n").as_bytes());
+    let region = session.runtime.block_on(session.client.region())?;
+    let mut iam = WireIam {
+        client: &session.client,
+        runtime: &session.runtime,
+    };
+    let partition = dp_wire::endpoint::partition(&region).id;
+    let result = ensure(&mut iam, partition)?;
+    stdout.push_str(&crate::output::render(
+        "create_role",
+        &result,
+        &render_opts,
+    )?);
+    Ok(())
+}
+
+/// What `dp create-default-roles help` prints.
+pub fn help_page() -> String {
+    let body = crate::help::indent_block(&description(), 4);
+    format!("NAME\n    dp {NAME}\n\nDESCRIPTION\n{body}\n")
 }
 
 /// [`Iam`] over a `dp_wire::Client` on a current-thread runtime.

@@ -209,7 +209,8 @@ pub fn json_syntax(shape: &'static Shape) -> String {
     out
 }
 
-fn indent_block(text: &str, by: usize) -> String {
+/// `text` with every non-empty line indented by `by` spaces.
+pub(crate) fn indent_block(text: &str, by: usize) -> String {
     let pad = " ".repeat(by);
     text.lines()
         .map(|l| {

@@ -1,13 +1,17 @@
 //! The `dp` command line: `aws datapipeline` in native Rust.
 //!
-//! [`run`] is the whole program: arguments → [`cli::Request`] (clap, built generically from the model) holding an
-//! [`invocation::Invocation`] (plain data) → input value ([`params`]: paramfiles, shorthand or JSON,
-//! `--cli-input-json`, validation) → one or more calls through `dp_wire` ([`paginate`]) → output ([`output`]).
-//! The modules depend one way: `invocation` on nothing, `customize` (every per-operation piece: renamed and custom
-//! options, definition files, `after_call`) on `invocation`, and `cli` and `params` on both; `list_runs` holds the
-//! whole `list-runs` command. Anything that needs no request (skeletons, help,
-//! input errors) returns before credentials or the network are touched. This crate is the only one that knows
-//! clap; it composes the others and does not reimplement them.
+//! [`run`] is the whole program. Arguments → [`cli::Request`] (clap, built generically from the model) holding an
+//! [`invocation::Invocation`] (plain data); then one way through [`operation::run`]: checks of the command line →
+//! input value ([`params::input_value`]: paramfiles, shorthand or JSON, custom options, `--cli-input-json`) →
+//! validated ([`params::validate`]) → one or more calls through a [`session::Session`] ([`paginate`]) → output
+//! ([`output`]).
+//!
+//! The modules depend one way: `invocation` on nothing; `customize` (every per-operation piece of the generic
+//! path: renamed and custom options, definition files, `after_call`) on `invocation`; `cli` and `params` on both;
+//! `operation` on those and on `session`. The two commands that are not model operations live whole in their own
+//! modules (`list_runs`, `default_roles`). Anything that needs no request (skeletons, help, input errors) returns
+//! before a session is opened, so before credentials or the network are touched. This crate is the only one that
+//! knows clap; it composes the others and does not reimplement them.
 
 pub mod cli;
 pub mod customize;
@@ -18,21 +22,19 @@ pub mod hints;
 pub mod invocation;
 pub mod list_runs;
 pub mod man;
+pub mod operation;
 pub mod output;
 pub mod paginate;
 pub mod paramfile;
 pub mod params;
+pub mod session;
 pub mod settings;
 
 use std::ffi::OsString;
 use std::io::Write as _;
 
-use dp_model::Operation;
-use serde_json::Value;
-
 use crate::cli::Request;
 use crate::error::{CliError, exit};
-use crate::invocation::Invocation;
 use crate::settings::GlobalSettings;
 
 /// Runs dp with `args` (including the program name) and returns the exit code.
@@ -80,19 +82,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Request, CliError> {
             .find(|a| !a.starts_with('-') && *a != "help");
         let text = match command.map(String::as_str) {
             Some("list-runs") => list_runs::help_page(),
-            Some(default_roles::NAME) => format!(
-                "NAME\n    dp {}\n\nDESCRIPTION\n{}\n",
-                default_roles::NAME,
-                default_roles::description()
-                    .lines()
-                    .map(|l| if l.is_empty() {
-                        String::new()
-                    } else {
-                        format!("    {l}")
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
+            Some(default_roles::NAME) => default_roles::help_page(),
             Some(name) => match dp_model::operation_by_cli_name(name) {
                 Some(op) => help::operation_help(op),
                 None => help::main_help(),
@@ -264,9 +254,9 @@ fn run_inner(args: Vec<OsString>, stdout: &mut String) -> Result<(), CliError> {
             stdout.push_str(&String::from_utf8_lossy(&buf));
             Ok(())
         }
-        Request::Run(settings, inv) => run_operation(&settings, &inv, stdout),
+        Request::Run(settings, inv) => operation::run(&settings, &inv, stdout),
         Request::ListRuns(settings, args) => list_runs::run(&settings, &args, stdout),
-        Request::CreateDefaultRoles(settings) => run_create_default_roles(&settings, stdout),
+        Request::CreateDefaultRoles(settings) => default_roles::run(&settings, stdout),
     }
 }
 
@@ -283,209 +273,4 @@ pub fn version_line() -> String {
         std::env::consts::ARCH,
         BUILD_COMMIT
     )
-}
-
-fn missing_required(inv: &Invocation) -> Vec<String> {
-    let op = inv.operation;
-    op.input
-        .map(|s| s.members())
-        .unwrap_or_default()
-        .iter()
-        .filter(|m| m.required && !inv.values.iter().any(|(g, _)| g.name == m.name))
-        .filter_map(|m| match customize::provided_by_custom(op.name, m.name) {
-            // dp keeps the API's own option beside the CLI's custom one: either satisfies the requirement.
-            Some(custom) if inv.custom.iter().any(|(n, _)| *n == custom) => None,
-            Some(custom) => Some(format!("--{custom}")),
-            None => Some(format!("--{}", customize::option_name(op, m))),
-        })
-        .collect()
-}
-
-fn parse_count(name: &str, v: &Option<String>) -> Result<Option<usize>, CliError> {
-    v.as_ref()
-        .map(|s| {
-            s.trim().parse::<usize>().map_err(|_| {
-                CliError::argument(format!("argument --{name}: invalid int value: '{s}'"))
-            })
-        })
-        .transpose()
-}
-
-fn run_operation(
-    settings: &GlobalSettings,
-    inv: &Invocation,
-    stdout: &mut String,
-) -> Result<(), CliError> {
-    let op: &'static Operation = inv.operation;
-    if let Some(kind @ (dp_skeleton::Kind::Input | dp_skeleton::Kind::YamlInput)) = inv.skeleton {
-        stdout.push_str(&dp_skeleton::render(op, kind).unwrap_or_default());
-        return Ok(());
-    }
-    if inv.cli_input.is_none() {
-        let missing = missing_required(inv);
-        if !missing.is_empty() {
-            return Err(CliError::argument(format!(
-                "the following arguments are required: {}",
-                missing.join(", ")
-            )));
-        }
-    }
-    let max_items = parse_count("max-items", &inv.max_items)?;
-    let page_size = parse_count("page-size", &inv.page_size)?;
-    if settings.no_paginate
-        && (max_items.is_some() || inv.starting_token.is_some() || page_size.is_some())
-    {
-        let mut given = Vec::new();
-        if inv.starting_token.is_some() {
-            given.push("--starting-token");
-        }
-        if max_items.is_some() {
-            given.push("--max-items");
-        }
-        if page_size.is_some() {
-            given.push("--page-size");
-        }
-        return Err(CliError::usage(format!(
-            "Error during pagination: Cannot specify --no-paginate along with pagination arguments: {}",
-            given.join(", ")
-        )));
-    }
-    let mut input = params::build_input(inv)?;
-    if let (Some(size), Some(p)) = (page_size, &op.paginator)
-        && let Some(limit) = p.limit_key
-    {
-        input[limit] = Value::from(size);
-    }
-    let client = dp_wire::Client::new(wire_settings(settings))?;
-    let format = output_format(settings, &client);
-    let render_opts = render_options(&format, settings)?;
-
-    if inv.skeleton == Some(dp_skeleton::Kind::Output) {
-        let sample = customize::after_call(
-            op.name,
-            dp_skeleton::output_sample(op).unwrap_or(Value::Object(Default::default())),
-        );
-        stdout.push_str(&output::render(op.name, &sample, &render_opts)?);
-        return Ok(());
-    }
-    let runtime = runtime()?;
-    // dp-wire sends timestamps as epoch seconds and returns the output in the model's order, as the CLI prints it.
-    let mut call = |input: &Value| -> Result<Value, CliError> {
-        let output = runtime.block_on(client.call_json(op, input))?;
-        Ok(customize::after_call(op.name, output))
-    };
-
-    // Setting the marker or limit option directly turns automatic pagination off, as in the CLI.
-    let manual_paging = inv.values.iter().any(|(m, _)| {
-        op.paginator
-            .as_ref()
-            .is_some_and(|p| m.name == p.input_token || Some(m.name) == p.limit_key)
-    });
-    let result = match &op.paginator {
-        Some(p) if !settings.no_paginate && !manual_paging => {
-            let (start_marker, skip) = inv
-                .starting_token
-                .as_deref()
-                .map(paginate::decode_token)
-                .unwrap_or((None, 0));
-            let opts = paginate::PageOptions {
-                max_items,
-                start_marker,
-                skip,
-            };
-            let (pages, resume) = paginate::paginate(op, p, &input, &opts, &mut call)?;
-            stdout.push_str(&output::render_pages(
-                op.name,
-                p.result_key,
-                &pages,
-                resume.as_deref(),
-                &render_opts,
-            )?);
-            return Ok(());
-        }
-        _ => call(&input)?,
-    };
-    stdout.push_str(&output::render(op.name, &result, &render_opts)?);
-    Ok(())
-}
-
-fn run_create_default_roles(
-    settings: &GlobalSettings,
-    stdout: &mut String,
-) -> Result<(), CliError> {
-    let client = dp_wire::Client::new(wire_settings(settings))?;
-    let format = output_format(settings, &client);
-    let render_opts = render_options(&format, settings)?;
-    let runtime = runtime()?;
-    // The notice comes before anything can fail, as in the reference (which warns, then finds no region or
-    // credentials on its first request). The blank line after it is the reference's warning framing.
-    let _ = std::io::stderr()
-        .write_all(format!("warning:{}\n", default_roles::DEPRECATION_NOTICE).as_bytes());
-    let region = runtime.block_on(client.region())?;
-    let mut iam = default_roles::WireIam {
-        client: &client,
-        runtime: &runtime,
-    };
-    let partition = dp_wire::endpoint::partition(&region).id;
-    let result = default_roles::run(&mut iam, partition)?;
-    stdout.push_str(&output::render("create_role", &result, &render_opts)?);
-    Ok(())
-}
-
-/// The one runtime of a command: dp's calls are sequential, so a current-thread runtime is all it needs.
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::other(e.to_string(), exit::OTHER))
-}
-
-pub(crate) fn wire_settings(s: &GlobalSettings) -> dp_wire::Settings {
-    dp_wire::Settings {
-        region: s.region.clone(),
-        profile: s.profile.clone(),
-        endpoint_url: s.endpoint_url.clone(),
-        no_sign_request: s.no_sign_request,
-        no_verify_ssl: s.no_verify_ssl,
-        ca_bundle: s.ca_bundle.clone(),
-        connect_timeout: s.connect_timeout,
-        read_timeout: s.read_timeout,
-        debug: s.debug,
-    }
-}
-
-/// `--output`, then `AWS_DEFAULT_OUTPUT`, then the profile's `output`, then json.
-fn output_format(s: &GlobalSettings, client: &dp_wire::Client) -> String {
-    if let Some(o) = &s.output {
-        return o.clone();
-    }
-    if let Ok(o) = std::env::var("AWS_DEFAULT_OUTPUT")
-        && !o.is_empty()
-    {
-        return o;
-    }
-    client
-        .profile_setting("output")
-        .unwrap_or_else(|| "json".into())
-}
-
-/// Output options from the settings; tables use the terminal's width when stdout is one (80 otherwise).
-pub(crate) fn render_options(
-    format: &str,
-    settings: &GlobalSettings,
-) -> Result<output::RenderOptions, CliError> {
-    let mut opts = output::RenderOptions::new(format, settings.query.as_deref(), color(settings))?;
-    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size_of(std::io::stdout()) {
-        opts.terminal_width = usize::from(w);
-    }
-    Ok(opts)
-}
-
-fn color(s: &GlobalSettings) -> bool {
-    use std::io::IsTerminal as _;
-    match s.color.as_deref() {
-        Some("on") => true,
-        Some("off") => false,
-        _ => std::io::stdout().is_terminal(),
-    }
 }

@@ -236,8 +236,7 @@ pub fn run(
     let describe_op = dp_model::operation("DescribeObjects").expect("in the model");
     // Like the CLI, list-runs takes only --region, --endpoint-url and --no-verify-ssl from the globals' request
     // settings; --output and --query still shape what it prints.
-    let client = dp_wire::Client::new(crate::wire_settings(settings))?;
-    let runtime = crate::runtime()?;
+    let session = crate::session::Session::open(settings)?;
     let input = serde_json::json!({"pipelineId": args.pipeline_id, "sphere": "INSTANCE", "query": args.query(now())});
     let paginator = query_op.paginator.as_ref().expect("QueryObjects pages");
     let (pages, _) = crate::paginate::paginate(
@@ -245,7 +244,7 @@ pub fn run(
         paginator,
         &input,
         &crate::paginate::PageOptions::default(),
-        |input| Ok(runtime.block_on(client.call_json(query_op, input))?),
+        |input| session.call(query_op, input),
     )?;
     let ids: Vec<Value> = pages
         .iter()
@@ -256,7 +255,7 @@ pub fn run(
     let mut objects = Vec::new();
     for chunk in ids.chunks(100) {
         let input = serde_json::json!({"pipelineId": args.pipeline_id, "objectIds": chunk});
-        let result = runtime.block_on(client.call_json(describe_op, &input))?;
+        let result = session.call(describe_op, &input)?;
         objects.extend(
             result
                 .get("pipelineObjects")
@@ -268,7 +267,7 @@ pub fn run(
     let rows = Value::Array(convert(&objects));
     match &settings.output {
         Some(format) => {
-            let opts = crate::render_options(format, settings)?;
+            let opts = crate::session::render_options(format, settings)?;
             stdout.push_str(&crate::output::render("list-runs", &rows, &opts)?);
         }
         None => {

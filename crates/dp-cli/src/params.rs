@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::customize::option_name;
 use crate::error::{CliError, json_error_text};
 use crate::invocation::{Invocation, RawValue};
-use crate::paramfile::paramfile_for;
+use crate::paramfile::{self, paramfile_for};
 
 fn looks_like_json(s: &str) -> bool {
     let t = s.trim_start();
@@ -27,6 +27,15 @@ fn parse_json(option: &str, text: &str) -> Result<Value, CliError> {
             e.column()
         ))
     })
+}
+
+/// Whether a member reads a `fileb://` file's bytes as the CLI does: numbers (Python's `int()` and `float()` take
+/// bytes). Strings, enums and structures are refused bytes (see [`paramfile::bytes_refused`]).
+fn reads_bytes(shape: &Shape) -> bool {
+    matches!(
+        shape.kind,
+        ShapeKind::Integer | ShapeKind::Long | ShapeKind::Float | ShapeKind::Double
+    )
 }
 
 fn is_complex(shape: &Shape) -> bool {
@@ -102,7 +111,11 @@ pub fn member_value(
     match raw {
         RawValue::Flag(b) => Ok(Value::Bool(*b)),
         RawValue::One(token) => {
-            let text = paramfile_for(&json_option, token)?;
+            let loaded = paramfile::load(&json_option, token)?;
+            if loaded.binary && !reads_bytes(member.shape) {
+                return Err(paramfile::bytes_refused(&json_option, member.name));
+            }
+            let text = loaded.text;
             if is_complex(member.shape) {
                 if looks_like_json(&text) {
                     parse_json(&json_option, &text)
@@ -119,7 +132,12 @@ pub fn member_value(
             };
             // A single token is unwrapped for the paramfile step and then parsed as one value, as the CLI does.
             if tokens.len() == 1 {
-                let text = paramfile_for(&json_option, &tokens[0])?;
+                let loaded = paramfile::load(&json_option, &tokens[0])?;
+                // The reference iterates a list's bytes as integers, or crashes for structures.
+                if loaded.binary {
+                    return Err(paramfile::bytes_refused(&json_option, member.name));
+                }
+                let text = loaded.text;
                 if looks_like_json(&text) && text.trim_start().starts_with('[') {
                     return parse_json(&json_option, &text);
                 }
@@ -196,8 +214,10 @@ fn cli_input(option: &str, raw: &str) -> Result<Map<String, Value>, CliError> {
     }
 }
 
-/// The input value of an invocation, merged and validated, ready to send (timestamps still as given).
-pub fn build_input(inv: &Invocation) -> Result<Value, CliError> {
+/// The input value of an invocation: every member's value parsed (paramfiles, shorthand or JSON), the CLI's custom
+/// options translated, and `--cli-input-json`/`--cli-input-yaml` merged under them. Timestamps stay as given;
+/// dp-wire puts them in the wire form.
+pub fn input_value(inv: &Invocation) -> Result<Value, CliError> {
     let op = inv.operation;
     let mut params = Map::new();
     for (member, raw) in &inv.values {
@@ -209,21 +229,26 @@ pub fn build_input(inv: &Invocation) -> Result<Value, CliError> {
             params.entry(k).or_insert(v);
         }
     }
-    let value = Value::Object(params);
-    if let Some(shape) = op.input {
-        dp_model::validate::validate(shape, &value).map_err(|report| {
-            let from_paramfile = inv.values.iter().any(|(_, raw)| match raw {
-                RawValue::One(t) => t.starts_with("file://"),
-                RawValue::Many(ts) => ts.len() == 1 && ts[0].starts_with("file://"),
-                RawValue::Flag(_) => false,
-            });
-            let mut message = report.to_string();
-            for hint in crate::hints::validation(&report, from_paramfile) {
-                message.push('\n');
-                message.push_str(hint);
-            }
-            CliError::usage(message)
-        })?;
-    }
-    Ok(value)
+    Ok(Value::Object(params))
+}
+
+/// Checks `value` (from [`input_value`]) against the operation's input shape, as botocore's validator does, and
+/// adds dp's hints to the report.
+pub fn validate(inv: &Invocation, value: &Value) -> Result<(), CliError> {
+    let Some(shape) = inv.operation.input else {
+        return Ok(());
+    };
+    dp_model::validate::validate(shape, value).map_err(|report| {
+        let from_paramfile = inv.values.iter().any(|(_, raw)| match raw {
+            RawValue::One(t) => t.starts_with("file://"),
+            RawValue::Many(ts) => ts.len() == 1 && ts[0].starts_with("file://"),
+            RawValue::Flag(_) => false,
+        });
+        let mut message = report.to_string();
+        for hint in crate::hints::validation(&report, from_paramfile) {
+            message.push('\n');
+            message.push_str(hint);
+        }
+        CliError::usage(message)
+    })
 }

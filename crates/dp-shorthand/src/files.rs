@@ -16,8 +16,9 @@ pub enum FileContents {
     Bytes(Vec<u8>),
 }
 
-/// Reads the file a [`FileRef`] names: `file://` as UTF-8 text (`\r\n` and lone `\r` become `\n`, as in Python's
-/// text mode), `fileb://` as bytes. `~` and `$VAR` / `${VAR}` in the path are expanded first
+/// Reads the file a [`FileRef`] names: `file://` as text (`\r\n` and lone `\r` become `\n`, as in Python's
+/// text mode) in the encoding `AWS_CLI_FILE_ENCODING` names (see [`decode`]; UTF-8 when it is unset, as the
+/// CLI v2 does in a UTF-8 or C locale), `fileb://` as bytes. `~` and `$VAR` / `${VAR}` in the path are expanded first
 /// (`os.path.expanduser`, then `os.path.expandvars`).
 ///
 /// Errors carry the reference's wording, with the expanded path where Python shows it, for example
@@ -38,14 +39,127 @@ pub fn read_file(file: &FileRef<'_>) -> Result<FileContents, String> {
     })?;
     match file.kind {
         FileKind::Binary => Ok(FileContents::Bytes(bytes)),
-        FileKind::Text => match String::from_utf8(bytes) {
-            Ok(text) => Ok(FileContents::Text(universal_newlines(text))),
-            Err(_) => Err(format!(
-                "Unable to load paramfile ({path}), text contents could not be decoded.  If this is a binary file, \
-                 please use the fileb:// prefix instead of the file:// prefix."
-            )),
-        },
+        FileKind::Text => {
+            let encoding = std::env::var("AWS_CLI_FILE_ENCODING")
+                .ok()
+                .filter(|e| !e.is_empty());
+            match decode(bytes, encoding.as_deref().unwrap_or("utf-8")) {
+                Ok(text) => Ok(FileContents::Text(universal_newlines(text))),
+                Err(DecodeError::Malformed) => Err(format!(
+                    "Unable to load paramfile ({path}), text contents could not be decoded.  If this is a binary \
+                     file, please use the fileb:// prefix instead of the file:// prefix."
+                )),
+                Err(DecodeError::UnknownEncoding) => Err(format!(
+                    "Unable to load paramfile {}: unknown encoding: {} (from AWS_CLI_FILE_ENCODING)",
+                    file.reference,
+                    encoding.unwrap_or_default()
+                )),
+            }
+        }
     }
+}
+
+/// Why bytes could not be read as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The bytes are not valid in the encoding.
+    Malformed,
+    /// dp knows no encoding of that name.
+    UnknownEncoding,
+}
+
+/// Decodes `bytes` as Python's `open(path, encoding=name).read()` does (before newline translation), strictly: a
+/// byte sequence that is not valid in the encoding is an error, never a replacement character.
+///
+/// Names are Python's codec names and aliases, in any case, with `-` or `_`: the Unicode ones (`utf-8`, `utf8`,
+/// `utf-8-sig` which drops a leading byte-order mark, `utf-16`/`utf-32` which need one, as Python's stream
+/// decoder does, and their `-le`/`-be` forms, which keep it as a character), `ascii`, `latin-1` (`iso-8859-1`, `l1`: every byte is its code point),
+/// and every other encoding the WHATWG Encoding Standard names (`cp1252`, `iso-8859-15`, `shift_jis`, `euc-jp`,
+/// `gbk`, `gb18030`, `big5`, `euc-kr`, `koi8-r`, …), decoded by `encoding_rs` (one difference: WHATWG's
+/// windows-1252 reads the five bytes Python's `cp1252` leaves undefined as C1 control characters).
+pub fn decode(bytes: Vec<u8>, name: &str) -> Result<String, DecodeError> {
+    let name = name.trim().to_ascii_lowercase().replace('_', "-");
+    let utf8 = |bytes: Vec<u8>| String::from_utf8(bytes).map_err(|_| DecodeError::Malformed);
+    match name.as_str() {
+        "utf-8" | "utf8" | "u8" | "utf" | "cp65001" => utf8(bytes),
+        "utf-8-sig" | "utf8-sig" => {
+            let body = bytes
+                .strip_prefix(b"\xEF\xBB\xBF")
+                .unwrap_or(&bytes)
+                .to_vec();
+            utf8(body)
+        }
+        "ascii" | "us-ascii" | "646" | "us" => {
+            if bytes.is_ascii() {
+                utf8(bytes)
+            } else {
+                Err(DecodeError::Malformed)
+            }
+        }
+        "latin-1" | "latin1" | "latin" | "l1" | "iso-8859-1" | "iso8859-1" | "8859" | "cp819"
+        | "iso-ir-100" => Ok(bytes.iter().map(|&b| char::from(b)).collect()),
+        "utf-16" | "utf16" => match bytes.get(..2) {
+            Some([0xFE, 0xFF]) => utf16(&bytes[2..], true),
+            Some([0xFF, 0xFE]) => utf16(&bytes[2..], false),
+            // Python's stream decoder (the one `open()` uses) wants the mark; an empty file is empty.
+            None if bytes.is_empty() => Ok(String::new()),
+            _ => Err(DecodeError::Malformed),
+        },
+        "utf-16-le" | "utf-16le" => utf16(&bytes, false),
+        "utf-16-be" | "utf-16be" => utf16(&bytes, true),
+        "utf-32" | "utf32" => match bytes.get(..4) {
+            Some([0, 0, 0xFE, 0xFF]) => utf32(&bytes[4..], true),
+            Some([0xFF, 0xFE, 0, 0]) => utf32(&bytes[4..], false),
+            None if bytes.is_empty() => Ok(String::new()),
+            _ => Err(DecodeError::Malformed),
+        },
+        "utf-32-le" | "utf-32le" => utf32(&bytes, false),
+        "utf-32-be" | "utf-32be" => utf32(&bytes, true),
+        // The WHATWG labels that name another encoding than Python's codec of that name are handled above
+        // (latin-1 and ascii are windows-1252 there; utf-16 is little endian without a mark).
+        label => {
+            let encoding = encoding_rs::Encoding::for_label_no_replacement(label.as_bytes())
+                .ok_or(DecodeError::UnknownEncoding)?;
+            encoding
+                .decode_without_bom_handling_and_without_replacement(&bytes)
+                .map(|text| text.into_owned())
+                .ok_or(DecodeError::Malformed)
+        }
+    }
+}
+
+fn utf16(bytes: &[u8], big_endian: bool) -> Result<String, DecodeError> {
+    if !bytes.len().is_multiple_of(2) {
+        return Err(DecodeError::Malformed);
+    }
+    let units = bytes.chunks_exact(2).map(|c| {
+        if big_endian {
+            u16::from_be_bytes([c[0], c[1]])
+        } else {
+            u16::from_le_bytes([c[0], c[1]])
+        }
+    });
+    char::decode_utf16(units)
+        .collect::<Result<String, _>>()
+        .map_err(|_| DecodeError::Malformed)
+}
+
+fn utf32(bytes: &[u8], big_endian: bool) -> Result<String, DecodeError> {
+    if !bytes.len().is_multiple_of(4) {
+        return Err(DecodeError::Malformed);
+    }
+    bytes
+        .chunks_exact(4)
+        .map(|c| {
+            let array = [c[0], c[1], c[2], c[3]];
+            let unit = if big_endian {
+                u32::from_be_bytes(array)
+            } else {
+                u32::from_le_bytes(array)
+            };
+            char::from_u32(unit).ok_or(DecodeError::Malformed)
+        })
+        .collect()
 }
 
 /// [`read_file`] as a shorthand value: the loader for [`parse_with_files`](crate::parse_with_files).

@@ -52,7 +52,7 @@ mod render;
 mod typing;
 
 pub use error::{Error, ErrorKind};
-pub use files::{FileContents, load_file, read_file};
+pub use files::{DecodeError, FileContents, decode, load_file, read_file};
 pub use render::render;
 pub use typing::{TypeError, TypeErrorKind, to_json};
 

@@ -1,7 +1,7 @@
 //! `create-default-roles`' sequence against a scripted IAM (the wire and the reference are compared in the
 //! end-to-end package): which actions it sends in which state, and the managed policy ARN per partition.
 
-use dp_cli::default_roles::{Iam, run};
+use dp_cli::default_roles::{Iam, ensure};
 use dp_wire::iam::{Element, parse_xml};
 
 /// An IAM that has the given roles and answers everything else successfully, recording each call.
@@ -84,7 +84,7 @@ fn check(partition: &str, existing: Vec<&'static str>, expected: &[&str]) {
         existing,
         calls: Vec::new(),
     };
-    run(&mut iam, partition).unwrap();
+    ensure(&mut iam, partition).unwrap();
     assert_eq!(iam.calls, expected);
 }
 
