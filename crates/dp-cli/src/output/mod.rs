@@ -15,6 +15,7 @@
 //! function argument is an error here, where jmespath.py hands an object to the formatter (which then fails
 //! for JSON, and prints its memory address in text).
 
+mod error;
 pub mod pyfmt;
 pub mod query;
 mod table;
@@ -22,6 +23,7 @@ mod text;
 pub mod width;
 mod yaml;
 
+pub use error::RenderError;
 pub use query::{Query, QueryError, QueryErrorKind};
 
 use serde_json::{Map, Value};
@@ -151,33 +153,6 @@ impl fmt::Display for OptionsError {
 }
 
 impl std::error::Error for OptionsError {}
-
-/// Why rendering failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RenderError {
-    /// `--query` failed while evaluating (unknown function, arity, argument type, zero slice step).
-    Query(QueryError),
-    /// The (queried) value has a shape the text or table formatter cannot lay out; the reference fails
-    /// with a Python exception here (for example a list mixing objects and strings). The text is Python's.
-    Shape(String),
-}
-
-impl fmt::Display for RenderError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RenderError::Query(e) => e.fmt(f),
-            RenderError::Shape(message) => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for RenderError {}
-
-impl From<QueryError> for RenderError {
-    fn from(e: QueryError) -> Self {
-        RenderError::Query(e)
-    }
-}
 
 fn apply_query(result: &Value, opts: &RenderOptions) -> Result<Value, RenderError> {
     match &opts.query {

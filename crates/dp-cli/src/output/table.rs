@@ -6,7 +6,7 @@
 //! happens once. Colour is the one deliberate difference: clean SGR sequences without colorama's extra
 //! `ESC[0m` after every write (quirk 22). This module knows nothing of terminals: the caller passes the width.
 
-use super::RenderError;
+use super::error::RenderError;
 use super::pyfmt::{class_name, is_truthy, py_str};
 use super::width::text_width;
 use serde_json::{Map, Value};

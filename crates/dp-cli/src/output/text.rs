@@ -5,7 +5,7 @@
 //! (quirk 23: tabs and newlines inside values go out raw). Pagination lives in `super::render_paged`; this
 //! module must not know about pages or queries.
 
-use super::RenderError;
+use super::error::RenderError;
 use super::pyfmt::{class_name, py_str};
 use serde_json::{Map, Value};
 
