@@ -3,8 +3,9 @@
 //! The S3 client is made on first use from the runner's dp-wire client, so it signs with the same credentials
 //! (refreshed the same way), uses the same region, and sends through the same transport (TLS settings, CA bundle,
 //! proxy). An S3 endpoint can be set for S3-compatible stores and tests (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`,
-//! or `--s3-endpoint-url`); addressing is then path-style. Objects pass through memory whole: this is for scripts,
-//! staged inputs and logs, not for moving terabytes.
+//! or `--s3-endpoint-url`); addressing is then path-style. Objects stream between S3 and files in chunks (a download goes to a
+//! hidden `.part` file beside its target and is renamed when complete, so a failed transfer leaves no partial
+//! file under the target's name); one upload is one PutObject, so objects up to S3's 5 GB limit for a single PUT.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -180,10 +181,7 @@ impl Storage {
         }
         match location {
             Location::Local(path) => copy(&path, to).await,
-            Location::S3 { bucket, key } => {
-                let bytes = self.get_object(&bucket, &key).await?;
-                write(to, &bytes).await
-            }
+            Location::S3 { bucket, key } => self.get_object(&bucket, &key, to).await,
         }
     }
 
@@ -220,8 +218,7 @@ impl Storage {
                     if let Some(dir) = target.parent() {
                         create_dir(dir).await?;
                     }
-                    let bytes = self.get_object(&bucket, &object_key).await?;
-                    write(&target, &bytes).await?;
+                    self.get_object(&bucket, &object_key, &target).await?;
                     count += 1;
                 }
                 Ok(count)
@@ -242,12 +239,7 @@ impl Storage {
                 }
                 copy(from, path).await
             }
-            Location::S3 { bucket, key } => {
-                let bytes = tokio::fs::read(from).await.map_err(|e| {
-                    StorageError::new(format!("cannot read {}: {e}", from.display()))
-                })?;
-                self.put_object(bucket, key, bytes).await
-            }
+            Location::S3 { bucket, key } => self.put_object(bucket, key, from).await,
         }
     }
 
@@ -262,7 +254,9 @@ impl Storage {
         Ok(files.len())
     }
 
-    async fn get_object(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StorageError> {
+    /// Streams the object to the file `to`, through a `.part` file renamed when the last chunk is written.
+    async fn get_object(&self, bucket: &str, key: &str, to: &Path) -> Result<(), StorageError> {
+        use tokio::io::AsyncWriteExt as _;
         let failed =
             |e: String| StorageError::new(format!("cannot download s3://{bucket}/{key}: {e}"));
         let output = self
@@ -274,31 +268,52 @@ impl Storage {
             .send()
             .await
             .map_err(|e| failed(sdk_error_text(&e)))?;
-        let data = output
-            .body
-            .collect()
-            .await
-            .map_err(|e| failed(e.to_string()))?;
-        Ok(data.into_bytes().to_vec())
+        let name = to
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let part = to.with_file_name(format!(".{name}.part"));
+        let written = async {
+            let mut file = tokio::fs::File::create(&part)
+                .await
+                .map_err(|e| StorageError::new(format!("cannot write {}: {e}", part.display())))?;
+            let mut body = output.body;
+            while let Some(chunk) = body.try_next().await.map_err(|e| failed(e.to_string()))? {
+                file.write_all(&chunk).await.map_err(|e| {
+                    StorageError::new(format!("cannot write {}: {e}", part.display()))
+                })?;
+            }
+            file.flush()
+                .await
+                .map_err(|e| StorageError::new(format!("cannot write {}: {e}", part.display())))?;
+            tokio::fs::rename(&part, to)
+                .await
+                .map_err(|e| StorageError::new(format!("cannot write {}: {e}", to.display())))
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&part).await;
+        }
+        written
     }
 
-    async fn put_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        bytes: Vec<u8>,
-    ) -> Result<(), StorageError> {
+    /// Streams the file `from` to the object (one PutObject with the file's length).
+    async fn put_object(&self, bucket: &str, key: &str, from: &Path) -> Result<(), StorageError> {
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(from)
+            .await
+            .map_err(|e| StorageError::new(format!("cannot read {}: {e}", from.display())))?;
         self.s3()
             .await?
             .put_object()
             .bucket(bucket)
             .key(key)
-            .body(bytes.into())
+            .body(body)
             .send()
             .await
             .map_err(|e| {
                 StorageError::new(format!(
-                    "cannot upload to s3://{bucket}/{key}: {}",
+                    "cannot upload {} to s3://{bucket}/{key}: {}",
+                    from.display(),
                     sdk_error_text(&e)
                 ))
             })?;
@@ -396,12 +411,6 @@ async fn copy(from: &Path, to: &Path) -> Result<(), StorageError> {
             to.display()
         ))
     })
-}
-
-async fn write(to: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    tokio::fs::write(to, bytes)
-        .await
-        .map_err(|e| StorageError::new(format!("cannot write {}: {e}", to.display())))
 }
 
 /// Every file under `dir` (or `dir` itself when it is a file), with its path relative to `dir` using `/`, sorted.

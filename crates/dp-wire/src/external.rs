@@ -25,8 +25,6 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
-use bytes::Bytes;
-use http_body_util::Full;
 
 use crate::error::{Error, ErrorKind};
 use crate::log::DebugLog;
@@ -258,11 +256,14 @@ struct DpHttpClient {
     transports: Arc<Transports>,
 }
 
+/// A transport that sends the SDK's bodies as they are (in memory or streaming).
+type SdkTransport = Transport<SdkBody>;
+
 /// One transport per proxy in use (`None`: direct), made on first use.
 struct Transports {
     tls: Option<Arc<rustls::ClientConfig>>,
     env: Environment,
-    by_proxy: std::sync::Mutex<Vec<(Option<Proxy>, Arc<Transport>)>>,
+    by_proxy: std::sync::Mutex<Vec<(Option<Proxy>, Arc<SdkTransport>)>>,
 }
 
 impl std::fmt::Debug for Transports {
@@ -272,7 +273,7 @@ impl std::fmt::Debug for Transports {
 }
 
 impl Transports {
-    fn for_target(&self, target: &Target) -> Result<Arc<Transport>, ConnectorError> {
+    fn for_target(&self, target: &Target) -> Result<Arc<SdkTransport>, ConnectorError> {
         let proxy = crate::proxy::proxy_for(&self.env, target)
             .map_err(|e| ConnectorError::user(e.to_string().into()))?;
         let mut by_proxy = self.by_proxy.lock().unwrap_or_else(|e| e.into_inner());
@@ -314,10 +315,10 @@ impl HttpConnector for DpConnector {
             let request = request
                 .try_into_http1x()
                 .map_err(|e| ConnectorError::user(Box::new(e)))?;
+            // The body goes out as the SDK made it: in memory, or streamed from a file (an S3 upload) with the
+            // length the SDK set, and the answer's body comes back streaming (an S3 download), so neither passes
+            // through memory whole.
             let (parts, body) = request.into_parts();
-            let bytes = Bytes::copy_from_slice(body.bytes().ok_or_else(|| {
-                ConnectorError::user("streaming request bodies are not supported".into())
-            })?);
             let uri = parts.uri.clone();
             let tls = uri.scheme_str() == Some("https");
             let host = uri
@@ -343,25 +344,23 @@ impl HttpConnector for DpConnector {
                     .unwrap_or_default();
                 builder = builder.header(http::header::HOST, authority);
             }
-            if !parts.headers.contains_key(http::header::CONTENT_LENGTH) && !bytes.is_empty() {
-                builder = builder.header(http::header::CONTENT_LENGTH, bytes.len());
+            if !parts.headers.contains_key(http::header::CONTENT_LENGTH)
+                && let Some(length) = body.content_length().filter(|n| *n > 0)
+            {
+                builder = builder.header(http::header::CONTENT_LENGTH, length);
             }
             let request = builder
-                .body(Full::new(bytes))
+                .body(body)
                 .map_err(|e| ConnectorError::user(Box::new(e)))?;
             let transport = transports.for_target(&target)?;
             match transport
-                .round_trip(&target, request, connect_timeout, read_timeout)
+                .stream(&target, request, connect_timeout, read_timeout)
                 .await
             {
                 Ok(response) => {
-                    let mut http_response = http::Response::builder().status(response.status);
-                    for (name, value) in &response.headers {
-                        http_response = http_response.header(name, value);
-                    }
-                    let http_response = http_response
-                        .body(SdkBody::from(response.body))
-                        .map_err(|e| ConnectorError::other(Box::new(e), None))?;
+                    let (parts, incoming) = response.into_parts();
+                    let http_response =
+                        http::Response::from_parts(parts, SdkBody::from_body_1_x(incoming));
                     aws_smithy_runtime_api::http::Response::try_from(http_response)
                         .map_err(|e| ConnectorError::other(Box::new(e), None))
                 }

@@ -69,14 +69,19 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
-/// The connection keeper.
-pub(crate) struct Transport {
+/// A request's connection and the response head that came back on it.
+type Sent<B> = (SendRequest<B>, http::Response<hyper::body::Incoming>);
+
+/// The connection keeper, for requests whose body is a `B`: dp-wire's own calls send in-memory bodies
+/// (`Full<Bytes>`, the default) and read whole responses ([`Transport::round_trip`]); the SDK clients dp-wire lends
+/// its transport to (aws-sdk-s3 in dp-task-runner) send and receive streaming bodies ([`Transport::stream`]).
+pub(crate) struct Transport<B = Full<Bytes>> {
     tls: Option<tokio_rustls::TlsConnector>,
     proxy: Option<Proxy>,
-    idle: Mutex<Option<(Target, SendRequest<Full<Bytes>>)>>,
+    idle: Mutex<Option<(Target, SendRequest<B>)>>,
 }
 
-impl std::fmt::Debug for Transport {
+impl<B> std::fmt::Debug for Transport<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transport")
             .field("tls", &self.tls.is_some())
@@ -84,11 +89,16 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-impl Transport {
+impl<B> Transport<B>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     pub(crate) fn with_proxy(
         tls: Option<Arc<rustls::ClientConfig>>,
         proxy: Option<Proxy>,
-    ) -> Transport {
+    ) -> Transport<B> {
         Transport {
             tls: tls.map(tokio_rustls::TlsConnector::from),
             proxy,
@@ -96,14 +106,31 @@ impl Transport {
         }
     }
 
-    /// Sends `request` to `target` and reads the whole response.
-    pub(crate) async fn round_trip(
+    /// Sends `request` to `target` and returns the response with its body still to be read (the read timeout
+    /// covers the wait for the response head). The connection goes back to be kept alive at once: it is taken
+    /// again only once hyper reports it ready, that is, after this response's body has been read to its end.
+    pub(crate) async fn stream(
         &self,
         target: &Target,
-        request: Request<Full<Bytes>>,
+        request: Request<B>,
         connect_timeout: Option<Duration>,
         read_timeout: Option<Duration>,
-    ) -> Result<Response, TransportError> {
+    ) -> Result<http::Response<hyper::body::Incoming>, TransportError> {
+        let (sender, response) = self
+            .send_head(target, request, connect_timeout, read_timeout)
+            .await?;
+        self.keep(target, sender, response.headers());
+        Ok(response)
+    }
+
+    /// Sends the request (on the kept connection when it is still usable) and waits for the response head.
+    async fn send_head(
+        &self,
+        target: &Target,
+        request: Request<B>,
+        connect_timeout: Option<Duration>,
+        read_timeout: Option<Duration>,
+    ) -> Result<Sent<B>, TransportError> {
         let mut request = request;
         if let (Some(proxy), false) = (&self.proxy, target.tls) {
             // Plain http through a proxy: the request line carries the absolute URL.
@@ -130,70 +157,47 @@ impl Transport {
                     .insert(http::header::PROXY_AUTHORIZATION, value);
             }
         }
-        let response = match self.take_idle(target) {
+        match self.take_idle(target) {
             Some(mut sender) => {
                 // A kept-alive connection the server has just closed hands the unsent request back: send it again on
                 // a fresh connection, without counting an attempt.
                 match with_timeout(read_timeout, sender.try_send_request(request)).await {
-                    None => return Err(TransportError::ReadTimeout),
-                    Some(Ok(response)) => (sender, response),
+                    None => Err(TransportError::ReadTimeout),
+                    Some(Ok(response)) => Ok((sender, response)),
                     Some(Err(mut error)) => match error.take_message() {
                         Some(request) => {
                             self.send_fresh(target, request, connect_timeout, read_timeout)
-                                .await?
+                                .await
                         }
-                        None => return Err(TransportError::Closed(Box::new(error.into_error()))),
+                        None => Err(TransportError::Closed(Box::new(error.into_error()))),
                     },
                 }
             }
             None => {
                 self.send_fresh(target, request, connect_timeout, read_timeout)
-                    .await?
-            }
-        };
-        let (sender, response) = response;
-        let (parts, mut body) = response.into_parts();
-        let mut bytes = Vec::new();
-        loop {
-            match with_timeout(read_timeout, body.frame()).await {
-                None => return Err(TransportError::ReadTimeout),
-                Some(None) => break,
-                Some(Some(Err(e))) => return Err(TransportError::Closed(Box::new(e))),
-                Some(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        bytes.extend_from_slice(&data);
-                    }
-                }
+                    .await
             }
         }
-        let keep_alive = !parts
-            .headers
+    }
+
+    /// Keeps `sender` for the next request unless the response asked to close the connection.
+    fn keep(&self, target: &Target, sender: SendRequest<B>, headers: &HeaderMap) {
+        let keep_alive = !headers
             .get(http::header::CONNECTION)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("close"));
         if keep_alive && !sender.is_closed() {
             *self.idle.lock().unwrap_or_else(|e| e.into_inner()) = Some((target.clone(), sender));
         }
-        Ok(Response {
-            status: parts.status,
-            headers: parts.headers,
-            body: Bytes::from(bytes),
-        })
     }
 
     async fn send_fresh(
         &self,
         target: &Target,
-        request: Request<Full<Bytes>>,
+        request: Request<B>,
         connect_timeout: Option<Duration>,
         read_timeout: Option<Duration>,
-    ) -> Result<
-        (
-            SendRequest<Full<Bytes>>,
-            http::Response<hyper::body::Incoming>,
-        ),
-        TransportError,
-    > {
+    ) -> Result<Sent<B>, TransportError> {
         let mut sender = self.connect(target, connect_timeout).await?;
         match with_timeout(read_timeout, sender.send_request(request)).await {
             None => Err(TransportError::ReadTimeout),
@@ -202,7 +206,7 @@ impl Transport {
         }
     }
 
-    fn take_idle(&self, target: &Target) -> Option<SendRequest<Full<Bytes>>> {
+    fn take_idle(&self, target: &Target) -> Option<SendRequest<B>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         match idle.take() {
             Some((t, sender)) if &t == target && !sender.is_closed() && sender.is_ready() => {
@@ -216,7 +220,7 @@ impl Transport {
         &self,
         target: &Target,
         connect_timeout: Option<Duration>,
-    ) -> Result<SendRequest<Full<Bytes>>, TransportError> {
+    ) -> Result<SendRequest<B>, TransportError> {
         let setup = async {
             // An IPv6 literal comes bracketed from the URL (`[::1]`).
             let host = target.host.trim_start_matches('[').trim_end_matches(']');
@@ -253,6 +257,41 @@ impl Transport {
             None => Err(TransportError::ConnectTimeout),
             Some(result) => result,
         }
+    }
+}
+
+impl Transport<Full<Bytes>> {
+    /// Sends `request` to `target` and reads the whole response, each wait for bytes bounded by the read timeout.
+    pub(crate) async fn round_trip(
+        &self,
+        target: &Target,
+        request: Request<Full<Bytes>>,
+        connect_timeout: Option<Duration>,
+        read_timeout: Option<Duration>,
+    ) -> Result<Response, TransportError> {
+        let (sender, response) = self
+            .send_head(target, request, connect_timeout, read_timeout)
+            .await?;
+        let (parts, mut body) = response.into_parts();
+        let mut bytes = Vec::new();
+        loop {
+            match with_timeout(read_timeout, body.frame()).await {
+                None => return Err(TransportError::ReadTimeout),
+                Some(None) => break,
+                Some(Some(Err(e))) => return Err(TransportError::Closed(Box::new(e))),
+                Some(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        bytes.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        self.keep(target, sender, &parts.headers);
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body: Bytes::from(bytes),
+        })
     }
 }
 
@@ -300,9 +339,12 @@ async fn tunnel(tcp: &mut TcpStream, target: &Target, proxy: &Proxy) -> Result<(
     }
 }
 
-async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, TransportError>
+async fn handshake<T, B>(io: T) -> Result<SendRequest<B>, TransportError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (sender, connection) = hyper::client::conn::http1::handshake(io)
         .await

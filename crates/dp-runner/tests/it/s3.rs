@@ -57,8 +57,8 @@ impl Drop for Moto {
     }
 }
 
-/// An S3 client for the test's own set-up and checks, on the same stack the runner uses.
-fn s3(moto: &Moto) -> aws_sdk_s3::Client {
+/// A dp-wire client with the test key pair and nothing from this machine's AWS configuration.
+fn wire_client() -> dp_wire::Client {
     let env = dp_wire::Environment::from_vars([
         ("AWS_ACCESS_KEY_ID", KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", SECRET),
@@ -68,7 +68,12 @@ fn s3(moto: &Moto) -> aws_sdk_s3::Client {
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("AWS_ENDPOINT_URL_DATA_PIPELINE", "http://127.0.0.1:9"),
     ]);
-    let wire = dp_wire::Client::with_environment(dp_wire::Settings::default(), env).unwrap();
+    dp_wire::Client::with_environment(dp_wire::Settings::default(), env).unwrap()
+}
+
+/// An S3 client for the test's own set-up and checks, on the same stack the runner uses.
+fn s3(moto: &Moto) -> aws_sdk_s3::Client {
+    let wire = wire_client();
     let http = block_on(wire.sdk_http_client()).unwrap();
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
@@ -245,4 +250,97 @@ fn a_missing_script_fails_the_task_with_the_s3_error() {
             && field(attempt, "errorMessage").contains("NoSuchKey"),
         "{attempt:?}"
     );
+}
+
+/// `dp_runner::storage::Storage` as a library user calls it: a file of many chunks goes to S3 and back byte for
+/// byte, a failed download leaves no file under the target's name nor a `.part` file, and errors name the location.
+///
+/// The file is written and compared in 1 MiB pieces, so the test itself holds little; with
+/// `DP_S3_TEST_BYTES=300000000` (and `--nocapture`) it prints the process's peak RSS before and after the transfers,
+/// which shows that objects stream (docs/PERFORMANCE.md).
+#[test]
+fn storage_streams_files_to_s3_and_back() {
+    use std::io::{Read as _, Write as _};
+    let moto = Moto::start();
+    let s3 = s3(&moto);
+    block_on(s3.create_bucket().bucket("bkt").send()).expect("bucket created");
+    let dir = TempDir::new("storage");
+    let size: usize = std::env::var("DP_S3_TEST_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(9_000_000);
+    let piece = |i: usize| -> Vec<u8> {
+        (0..1usize << 20)
+            .map(|j| ((i * 31 + j).wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect()
+    };
+    let mut file = std::fs::File::create(dir.path().join("in.bin")).unwrap();
+    let (mut left, mut i) = (size, 0);
+    while left > 0 {
+        let n = left.min(1 << 20);
+        file.write_all(&piece(i)[..n]).unwrap();
+        (left, i) = (left - n, i + 1);
+    }
+    drop(file);
+    let wire = wire_client();
+    let storage =
+        dp_runner::storage::Storage::new(std::sync::Arc::new(wire), Some(moto.url.clone()));
+    let out = dir.path().join("out");
+    let peak = || {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    eprintln!("peak RSS before the transfers of {size} bytes: {}", peak());
+    block_on(async {
+        storage
+            .upload_file(&dir.path().join("in.bin"), "s3://bkt/big/in.bin")
+            .await
+            .expect("upload");
+        storage
+            .download_file("s3://bkt/big/in.bin", &out.join("copy.bin"))
+            .await
+            .expect("download");
+        let missing = storage
+            .download_file("s3://bkt/big/missing.bin", &out.join("missing.bin"))
+            .await
+            .expect_err("a missing object is an error");
+        assert!(
+            missing
+                .to_string()
+                .starts_with("cannot download s3://bkt/big/missing.bin: NoSuchKey"),
+            "{missing}"
+        );
+        let unreadable = storage
+            .upload_file(&dir.path().join("absent.bin"), "s3://bkt/x")
+            .await
+            .expect_err("an absent file is an error");
+        assert!(
+            unreadable.to_string().contains("absent.bin"),
+            "{unreadable}"
+        );
+    });
+    eprintln!("peak RSS after the transfers: {}", peak());
+    let mut copy = std::fs::File::open(out.join("copy.bin")).unwrap();
+    assert_eq!(copy.metadata().unwrap().len() as usize, size);
+    let (mut left, mut i) = (size, 0);
+    let mut buffer = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = left.min(1 << 20);
+        copy.read_exact(&mut buffer[..n]).unwrap();
+        assert!(
+            buffer[..n] == piece(i)[..n],
+            "the downloaded bytes differ from the uploaded ones in MiB {i}"
+        );
+        (left, i) = (left - n, i + 1);
+    }
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["copy.bin"], "no partial or failed file is left");
 }
