@@ -126,6 +126,17 @@ struct Common {
     /// Seconds held tasks may go on after SIGTERM/SIGINT before they are stopped and failed.
     #[arg(long = "shutdown-grace", value_name = "SECONDS", default_value = "60", global = true, value_parser = seconds)]
     shutdown_grace: Duration,
+    /// Seconds between rotations of the runner log (0: never rotate); with --logUri each closed file is uploaded.
+    #[arg(long = "log-rotate", value_name = "SECONDS", default_value = "3600", global = true, value_parser = seconds)]
+    log_rotate: Duration,
+    /// Rotated runner logs kept in OUTPUT/logs, newest first (0: keep all).
+    #[arg(
+        long = "log-keep",
+        value_name = "COUNT",
+        default_value_t = 168,
+        global = true
+    )]
+    log_keep: usize,
     /// Seconds between heartbeats.
     #[arg(long = "heartbeat-interval", value_name = "SECONDS", default_value = "900", global = true, value_parser = seconds, hide = true)]
     heartbeat_interval: Duration,
@@ -278,6 +289,8 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Invoc
     config.progress_interval = c.progress_interval.max(Duration::from_millis(100));
     config.cancel_grace = c.cancel_grace;
     config.shutdown_grace = c.shutdown_grace;
+    config.log_rotate = c.log_rotate;
+    config.log_keep = c.log_keep;
     config.heartbeat_interval = c.heartbeat_interval.max(Duration::from_secs(1));
     config.poll_backoff_cap = c.poll_backoff_cap;
     if !(c.time_scale.is_finite() && c.time_scale > 0.0) {

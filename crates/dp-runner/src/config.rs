@@ -164,7 +164,7 @@ pub struct RunnerConfig {
     pub hostname: String,
     /// `--output`: where logs go (`OUTPUT/logs/...`).
     pub output_dir: PathBuf,
-    /// `--logUri`: where attempt logs go when an attempt ends, and the runner log hourly and at exit.
+    /// `--logUri`: where attempt logs go when an attempt ends, and the runner log at each rotation and at exit.
     pub log_uri: Option<String>,
     /// `--tasks`: tasks held at once.
     pub tasks: usize,
@@ -174,6 +174,11 @@ pub struct RunnerConfig {
     pub cancel_grace: Duration,
     /// `--shutdown-grace`: how long held tasks may go on after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// `--log-rotate`: how often the runner log is closed and a new one started (zero: never); with `log_uri`,
+    /// each closed file is uploaded.
+    pub log_rotate: Duration,
+    /// `--log-keep`: how many closed runner logs stay in `OUTPUT/logs` (zero: all).
+    pub log_keep: usize,
     /// How often to send report-task-runner-heartbeat (15 minutes).
     pub heartbeat_interval: Duration,
     /// The longest wait between failed polls.
@@ -223,6 +228,8 @@ impl RunnerConfig {
             progress_interval: Duration::from_secs(60),
             cancel_grace: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(60),
+            log_rotate: Duration::from_secs(3600),
+            log_keep: 168,
             heartbeat_interval: Duration::from_secs(15 * 60),
             poll_backoff_cap: Duration::from_secs(60),
             once: false,

@@ -1,5 +1,7 @@
 //! The runner's own log: one line per event, as text or JSON lines, to `OUTPUT/logs/dp-task-runner.log` and to
-//! stderr, with every secret replaced by `****` before the line is written.
+//! stderr, with every secret replaced by `****` before the line is written. [`RunnerLog::rotate`] closes the file
+//! under a name that carries the time (`dp-task-runner.2026-12-03T01-00-00.000Z.log`, so names sort by age) and
+//! starts a new one; [`RunnerLog::prune`] keeps the newest closed files.
 //!
 //! Secrets are the access key id, secret key and session token the runner was given, and the values of the
 //! `*`-fields of every task it holds (Data Pipeline's marker for secret fields such as `*password`). Redaction is
@@ -91,6 +93,51 @@ impl RunnerLog {
     /// The log file, if any.
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()
+    }
+
+    /// Closes the current file under a name holding the UTC time (`dp-task-runner.<time>.log`, beside it) and
+    /// starts a new, empty one; lines written meanwhile wait, so none is lost or split. Returns the closed file's
+    /// path, or `None` when there is no file or nothing was written since the last rotation.
+    pub fn rotate(&self) -> std::io::Result<Option<PathBuf>> {
+        let Some(path) = &self.inner.path else {
+            return Ok(None);
+        };
+        let mut file = self.inner.file.lock().unwrap_or_else(|e| e.into_inner());
+        if std::fs::metadata(path)?.len() == 0 {
+            return Ok(None);
+        }
+        let stamp = format_time(SystemTime::now()).replace(':', "-");
+        let rotated = path.with_file_name(format!("{}.{stamp}.{}", stem(path), extension(path)));
+        std::fs::rename(path, &rotated)?;
+        *file = Some(OpenOptions::new().create(true).append(true).open(path)?);
+        Ok(Some(rotated))
+    }
+
+    /// Deletes the oldest closed files beyond the newest `keep` (zero keeps all). Returns how many were deleted.
+    pub fn prune(&self, keep: usize) -> std::io::Result<usize> {
+        let Some(path) = &self.inner.path else {
+            return Ok(0);
+        };
+        if keep == 0 {
+            return Ok(0);
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let (prefix, suffix) = (format!("{}.", stem(path)), format!(".{}", extension(path)));
+        let mut closed: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p != path)
+            .filter(|p| {
+                p.file_name()
+                    .map(|n| n.to_string_lossy())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(&suffix))
+            })
+            .collect();
+        closed.sort();
+        let excess = closed.len().saturating_sub(keep);
+        for old in &closed[..excess] {
+            std::fs::remove_file(old)?;
+        }
+        Ok(excess)
     }
 
     /// Adds values that must never be written (empty and very short values are ignored: they would blank out
@@ -189,6 +236,18 @@ impl std::fmt::Debug for RunnerLog {
     }
 }
 
+fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn extension(path: &Path) -> String {
+    path.extension()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "log".into())
+}
+
 /// `2026-12-02T21:00:00.123Z` (UTC, milliseconds).
 pub fn format_time(time: SystemTime) -> String {
     let since = time
@@ -232,6 +291,41 @@ mod tests {
             format_time(SystemTime::UNIX_EPOCH),
             "1970-01-01T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn rotation_closes_the_file_and_pruning_keeps_the_newest() {
+        let dir = std::env::temp_dir().join(format!("dp-runner-rotate-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let log = RunnerLog::open(&dir.join("dp-task-runner.log"), LogFormat::Text, false).unwrap();
+        assert_eq!(log.rotate().unwrap(), None, "an empty file is not rotated");
+        let mut closed = Vec::new();
+        for i in 0..4 {
+            log.info(&format!("line {i}"), &[]);
+            let rotated = log
+                .rotate()
+                .unwrap()
+                .expect("a file with a line is rotated");
+            let name = rotated.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                name.starts_with("dp-task-runner.") && name.ends_with("Z.log"),
+                "{name}"
+            );
+            let text = std::fs::read_to_string(&rotated).unwrap();
+            assert!(text.ends_with(&format!("INFO line {i}\n")), "{text}");
+            assert_eq!(text.lines().count(), 1);
+            closed.push(rotated);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        log.info("after", &[]);
+        let current = std::fs::read_to_string(dir.join("dp-task-runner.log")).unwrap();
+        assert!(current.ends_with("INFO after\n") && current.lines().count() == 1);
+        assert_eq!(log.prune(2).unwrap(), 2);
+        assert!(!closed[0].exists() && !closed[1].exists());
+        assert!(closed[2].exists() && closed[3].exists());
+        assert!(dir.join("dp-task-runner.log").exists());
+        assert_eq!(log.prune(0).unwrap(), 0, "zero keeps all");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

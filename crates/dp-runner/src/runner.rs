@@ -7,7 +7,7 @@
 //! the service. A heartbeat answered `terminate: true`: no new polls, held tasks finish as they would.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -269,11 +269,12 @@ impl Runner {
             log.clone(),
             control.clone(),
         ));
-        let log_uploads = tokio::spawn(upload_runner_log_hourly(
+        let stop_rotating = CancellationToken::new();
+        let log_rotation = tokio::spawn(rotate_runner_log(
             config.clone(),
             storage.clone(),
             log.clone(),
-            control.clone(),
+            stop_rotating.clone(),
         ));
         // After the first signal, held tasks get the shutdown grace; then their work is stopped.
         let grace_timer = tokio::spawn({
@@ -389,7 +390,17 @@ impl Runner {
         }
         heartbeat.abort();
         grace_timer.abort();
-        log_uploads.abort();
+        // A rotation under way finishes its upload (bounded), so no closed file misses --logUri.
+        stop_rotating.cancel();
+        if tokio::time::timeout(Duration::from_secs(30), log_rotation)
+            .await
+            .is_err()
+        {
+            log.warn(
+                "the last rotated runner log's upload did not finish in 30 s",
+                &[],
+            );
+        }
         log.info(
             "dp-task-runner stopped",
             &[
@@ -401,8 +412,8 @@ impl Runner {
                 ("lost", &summary.lost.to_string()),
             ],
         );
-        if let Some(uri) = &config.log_uri {
-            upload_runner_log(&config, &storage, &log, uri).await;
+        if let (Some(uri), Some(path)) = (&config.log_uri, log.path()) {
+            upload_runner_log(&config, &storage, &log, uri, path, "dp-task-runner.log").await;
         }
         summary
     }
@@ -555,14 +566,18 @@ async fn upload_attempt_logs(
     }
 }
 
-async fn upload_runner_log(config: &RunnerConfig, storage: &Storage, log: &RunnerLog, uri: &str) {
-    let Some(path) = log.path() else { return };
+/// Uploads the runner log file `path` to `URI/TaskRunner/<taskrunnerId>/<name>`.
+async fn upload_runner_log(
+    config: &RunnerConfig,
+    storage: &Storage,
+    log: &RunnerLog,
+    uri: &str,
+    path: &Path,
+    name: &str,
+) {
     let target = match Location::parse(uri) {
         Ok(location) => location
-            .join(&format!(
-                "TaskRunner/{}/dp-task-runner.log",
-                config.taskrunner_id
-            ))
+            .join(&format!("TaskRunner/{}/{name}", config.taskrunner_id))
             .to_string(),
         Err(e) => {
             log.warn(&format!("runner log upload skipped: {e}"), &[]);
@@ -574,20 +589,53 @@ async fn upload_runner_log(config: &RunnerConfig, storage: &Storage, log: &Runne
     }
 }
 
-async fn upload_runner_log_hourly(
+/// Every `--log-rotate` seconds: closes the runner log, uploads the closed file to `--logUri` when one is set, and
+/// deletes closed files beyond `--log-keep`. With rotation off, the whole log is uploaded hourly instead.
+async fn rotate_runner_log(
     config: Arc<RunnerConfig>,
     storage: Storage,
     log: RunnerLog,
-    control: Control,
+    stop: CancellationToken,
 ) {
-    let Some(uri) = config.log_uri.clone() else {
+    let Some(current) = log.path().map(Path::to_path_buf) else {
         return;
+    };
+    let rotating = !config.log_rotate.is_zero();
+    if !rotating && config.log_uri.is_none() {
+        return;
+    }
+    let period = if rotating {
+        config.log_rotate
+    } else {
+        Duration::from_secs(3600)
     };
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
-            _ = control.abort.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+            _ = stop.cancelled() => return,
         }
-        upload_runner_log(&config, &storage, &log, &uri).await;
+        if !rotating {
+            if let Some(uri) = &config.log_uri {
+                upload_runner_log(&config, &storage, &log, uri, &current, "dp-task-runner.log")
+                    .await;
+            }
+            continue;
+        }
+        match log.rotate() {
+            Ok(Some(closed)) => {
+                if let Some(uri) = &config.log_uri {
+                    let name = closed
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    upload_runner_log(&config, &storage, &log, uri, &closed, &name).await;
+                }
+                if let Err(e) = log.prune(config.log_keep) {
+                    log.warn(&format!("old runner logs not deleted: {e}"), &[]);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => log.warn(&format!("runner log rotation failed: {e}"), &[]),
+        }
     }
 }

@@ -698,3 +698,92 @@ fn dp_locals_stop_worker_group_terminates_the_runner_after_its_held_task() {
         "FINISHED"
     );
 }
+
+/// `--log-rotate` closes the runner log while the runner works, each closed file goes to `--logUri` under its own
+/// name, `--log-keep` bounds what stays in `OUTPUT/logs`, and the log at exit goes up as `dp-task-runner.log`:
+/// across the uploaded files every line the runner wrote is there exactly once.
+#[test]
+fn the_runner_log_rotates_uploads_each_closed_file_and_keeps_a_few() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("rotate");
+    let uploads = dir.path().join("uploaded");
+    let pipeline = shell_pipeline(&endpoint, "wg-rotate", &[("command", "sleep 3")]);
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &[
+            "--workerGroup=wg-rotate",
+            "--taskrunnerId=rotating-runner",
+            "--log-rotate=1",
+            "--log-keep=1",
+            &format!("--logUri={}", uploads.display()),
+        ],
+    );
+    wait_until(LIMIT, "the task to finish", || {
+        attempts(&endpoint, &pipeline)
+            .first()
+            .is_some_and(|a| field(a, "@status") == "FINISHED")
+    });
+    // Past at least one more rotation, so the lines of the task's end are in a closed file too.
+    std::thread::sleep(Duration::from_millis(2500));
+    runner.signal(Signal::SIGTERM);
+    assert_eq!(
+        runner.wait(LIMIT).code(),
+        Some(0),
+        "{}",
+        runner.stderr_text()
+    );
+
+    let uploaded_dir = uploads.join("TaskRunner/rotating-runner");
+    let mut uploaded: Vec<String> = std::fs::read_dir(&uploaded_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", uploaded_dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    uploaded.sort();
+    let closed: Vec<&String> = uploaded
+        .iter()
+        .filter(|n| n.starts_with("dp-task-runner.") && n.as_str() != "dp-task-runner.log")
+        .collect();
+    assert!(closed.len() >= 2, "closed files uploaded: {uploaded:?}");
+    assert!(
+        uploaded.contains(&"dp-task-runner.log".to_string()),
+        "{uploaded:?}"
+    );
+    // Closed files first (their names sort by time), then the log at exit.
+    let mut lines = Vec::new();
+    for name in closed
+        .iter()
+        .map(|n| n.as_str())
+        .chain(["dp-task-runner.log"])
+    {
+        let text = std::fs::read_to_string(uploaded_dir.join(name)).unwrap();
+        lines.extend(text.lines().map(str::to_string));
+    }
+    let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("dp-task-runner started"), 1, "{lines:#?}");
+    assert_eq!(count("task received"), 1, "{lines:#?}");
+    assert_eq!(count("dp-task-runner stopped"), 1, "{lines:#?}");
+    let times: Vec<&str> = lines
+        .iter()
+        .map(|l| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "the files hold the lines in time order: {lines:#?}"
+    );
+    let distinct: std::collections::BTreeSet<&String> = lines.iter().collect();
+    assert_eq!(distinct.len(), lines.len(), "no line twice: {lines:#?}");
+
+    let mut local: Vec<String> = std::fs::read_dir(runner.output.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("dp-task-runner."))
+        .collect();
+    local.sort();
+    assert_eq!(
+        local.len(),
+        2,
+        "the current log and one closed file: {local:?}"
+    );
+    assert!(local.contains(&"dp-task-runner.log".to_string()));
+}
