@@ -4,6 +4,9 @@
 //! of a pooled client) lets the connect timeout cover exactly TCP + TLS set-up and the read timeout exactly the wait
 //! for response bytes, as botocore's socket timeouts do. This module knows nothing of signing, retries or AWS: it
 //! sends the request it is given and reports what happened in a [`TransportError`] the retry rules can classify.
+//! The SDK clients dp-wire lends it to (aws-config's credential providers, aws-sdk-s3 in dp-task-runner) use
+//! [`Transport::stream`], which sends their bodies as they are and leaves the response body to its reader, so an
+//! S3 object passes through in chunks; when several of their calls run at once, the busy ones use fresh connections.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
