@@ -375,6 +375,22 @@ struct Now {
     clock: Clock,
 }
 
+impl Now {
+    /// The same clock at `at`, an instant that has passed (a deadline that fell while dp-local was down, or a
+    /// moment ago): the wall-clock fields go back by the time since, so what happened at the deadline is dated
+    /// then and the delays that follow it (a retry's) count from then.
+    fn at(self, at: Instant) -> Now {
+        let since = self.instant.saturating_duration_since(at);
+        let epoch_ms = self.epoch_ms - i64::try_from(since.as_millis()).unwrap_or(i64::MAX / 2);
+        Now {
+            epoch: epoch_ms.div_euclid(1000),
+            epoch_ms,
+            instant: self.instant.min(at),
+            clock: self.clock,
+        }
+    }
+}
+
 fn text(key: &str, value: impl Into<String>) -> Field {
     Field {
         key: key.into(),

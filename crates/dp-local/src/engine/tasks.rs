@@ -252,8 +252,11 @@ impl State {
                 inst.status = Status::WaitingForRunner;
                 self.enqueue(pid, aid);
             }
-            Lease::Progress(_) => {
-                // Ownership lapsed after acknowledgement: this attempt has timed out; retry as a new attempt.
+            Lease::Progress(lapsed) => {
+                // Ownership lapsed after acknowledgement: this attempt has timed out; retry as a new attempt. It
+                // happened at the deadline, which may lie in dp-local's downtime: dated then, and the retry delay
+                // counts from then.
+                let now = now.at(lapsed);
                 attempt.lease = Lease::Free;
                 attempt.status = Status::TimedOut;
                 attempt.actual_end = Some(now.epoch);
@@ -275,6 +278,8 @@ impl State {
         if attempt.run_deadline != Some(at) || attempt.status != Status::Running {
             return;
         }
+        // Dated at the deadline, which may lie in dp-local's downtime; the retry delay counts from then.
+        let now = now.at(at);
         attempt.lease = Lease::Free;
         attempt.status = Status::TimedOut;
         attempt.actual_end = Some(now.epoch);

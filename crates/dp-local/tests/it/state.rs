@@ -309,6 +309,69 @@ async fn lease_deadlines_are_stored_instants() {
     );
 }
 
+/// A progress lease that lapsed while dp-local was down ends its attempt at the lapse, not at the restart, and the
+/// retry delay counts from the lapse: after a downtime longer than both, the retry is handed out at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_lapsed_while_down_is_dated_at_the_lapse() {
+    let dir = TempDir::new("lapse-dated");
+    let path = dir.path("state.db");
+    // At scale 60: the lease lapses 1 s after the acknowledgement, the retry waits 2 s more.
+    let server = durable_server(&path, 60.0, 1.0);
+    let client = Client::new(&server.url());
+    let pipeline = running_pipeline(
+        &client,
+        "lapse-dated",
+        ondemand(
+            "wg-dated",
+            vec![
+                s("reportProgressTimeout", "1 minutes"),
+                s("retryDelay", "2 minutes"),
+                s("maximumRetries", "1"),
+            ],
+        ),
+    )
+    .await;
+    let task = poll_until_task(&client, "wg-dated").await;
+    let first = task["attemptId"].as_str().unwrap().to_string();
+    assert_eq!(
+        client
+            .ok("ReportTaskProgress", json!({"taskId": task["taskId"]}))
+            .await,
+        json!({"canceled": false})
+    );
+    let acknowledged = std::time::SystemTime::now();
+    server.shutdown();
+    std::thread::sleep(Duration::from_secs(5));
+
+    let restarted = std::time::SystemTime::now();
+    let server = durable_server(&path, 60.0, 1.0);
+    let client = Client::new(&server.url());
+    // The retry's delay ended during the downtime, so one poll (which waits at most 1 s) gets it.
+    let retry = client
+        .ok(
+            "PollForTask",
+            json!({"workerGroup": "wg-dated", "hostname": "test-host"}),
+        )
+        .await;
+    assert!(
+        retry["taskObject"]["attemptId"].is_string(),
+        "the retry is handed out at once (its delay ended during the downtime), got {retry}"
+    );
+    assert_ne!(retry["taskObject"]["attemptId"], json!(first), "{retry}");
+    let attempt = fields(&client, &pipeline, &first).await;
+    assert_eq!(attempt["@status"], "TIMEDOUT");
+    let ended = dp_model::timestamp::parse(&attempt["@actualEndTime"]).expect("a timestamp");
+    let epoch = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    };
+    assert!(
+        ended >= epoch(acknowledged) && ended <= epoch(acknowledged) + 2,
+        "ended at the lapse ({}), not at the restart ({}): {ended}",
+        epoch(acknowledged) + 1,
+        epoch(restarted)
+    );
+}
+
 /// Without --state nothing is written, and two servers do not share anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_mode_keeps_nothing() {
