@@ -289,6 +289,14 @@ impl RunnerConfig {
             .or_else(|| self.env.get("AWS_ENDPOINT_URL").map(str::to_string))
     }
 
+    /// The DynamoDB endpoint to use: `AWS_ENDPOINT_URL_DYNAMODB`, else `AWS_ENDPOINT_URL`.
+    pub fn effective_dynamodb_endpoint(&self) -> Option<String> {
+        self.env
+            .get("AWS_ENDPOINT_URL_DYNAMODB")
+            .or_else(|| self.env.get("AWS_ENDPOINT_URL"))
+            .map(str::to_string)
+    }
+
     /// The Data Pipeline client for these settings (no IO yet).
     pub fn client(&self) -> Result<dp_wire::Client, dp_wire::Error> {
         dp_wire::Client::with_environment(self.wire.clone(), self.env.clone())

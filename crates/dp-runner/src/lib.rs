@@ -60,6 +60,7 @@ pub mod config;
 pub mod doctor;
 pub mod exec;
 pub mod logging;
+pub mod precondition;
 mod runner;
 pub mod shell;
 pub mod storage;

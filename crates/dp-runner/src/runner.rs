@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::activity::{Activity, Failure, Outcome, Task, TaskContext};
 use crate::config::RunnerConfig;
 use crate::logging::RunnerLog;
+use crate::precondition::{Check, Precondition};
 use crate::shell::ShellCommand;
 use crate::storage::{Location, Storage};
 use crate::supervisor::{Lease, TaskEnd, retry_delay};
@@ -140,7 +141,8 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 impl Runner {
-    /// A runner with the built-in activities (`ShellCommandActivity`, `ShellCommandPrecondition`), logging to
+    /// A runner with the built-in activities (`ShellCommandActivity`, `ShellCommandPrecondition`, the data
+    /// preconditions of [`crate::precondition`]), logging to
     /// `OUTPUT/logs/dp-task-runner.log`.
     pub fn new(config: RunnerConfig) -> Result<Runner, StartError> {
         let log = RunnerLog::open(
@@ -160,7 +162,8 @@ impl Runner {
             }));
         }
         let client = Arc::new(client);
-        let storage = Storage::new(client.clone(), config.effective_s3_endpoint());
+        let storage = Storage::new(client.clone(), config.effective_s3_endpoint())
+            .with_dynamodb_endpoint(config.effective_dynamodb_endpoint());
         let mut runner = Runner {
             config,
             client,
@@ -171,6 +174,9 @@ impl Runner {
         };
         runner.register("ShellCommandActivity", ShellCommand::activity());
         runner.register("ShellCommandPrecondition", ShellCommand::precondition());
+        for (type_name, check) in Check::ALL {
+            runner.register(type_name, Precondition(check));
+        }
         Ok(runner)
     }
 
@@ -435,8 +441,9 @@ impl Activity for Unsupported {
             )
         } else {
             format!(
-                "dp-task-runner does not run {} objects (it runs ShellCommandActivity and \
-                 ShellCommandPrecondition, and types registered through the dp_runner library)",
+                "dp-task-runner does not run {} objects (it runs ShellCommandActivity, \
+                 ShellCommandPrecondition, S3KeyExists, S3PrefixNotEmpty, DynamoDBTableExists, \
+                 DynamoDBDataExists, and types registered through the dp_runner library)",
                 self.0
             )
         };

@@ -116,6 +116,8 @@ struct Inner {
     wire: Option<Arc<dp_wire::Client>>,
     endpoint: Option<String>,
     s3: tokio::sync::OnceCell<aws_sdk_s3::Client>,
+    dynamodb_endpoint: Option<String>,
+    dynamodb: tokio::sync::OnceCell<aws_sdk_dynamodb::Client>,
 }
 
 impl fmt::Debug for Storage {
@@ -134,6 +136,8 @@ impl Storage {
                 wire: Some(wire),
                 endpoint,
                 s3: tokio::sync::OnceCell::new(),
+                dynamodb_endpoint: None,
+                dynamodb: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -145,6 +149,8 @@ impl Storage {
                 wire: None,
                 endpoint: None,
                 s3: tokio::sync::OnceCell::new(),
+                dynamodb_endpoint: None,
+                dynamodb: tokio::sync::OnceCell::new(),
             }),
         }
     }
@@ -171,6 +177,104 @@ impl Storage {
                 Ok(aws_sdk_s3::Client::from_conf(config.build()))
             })
             .await
+    }
+
+    /// The same storage, with DynamoDB calls (the `DynamoDBTableExists` and `DynamoDBDataExists` checks) sent to
+    /// `endpoint` when given (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`, or AWS's).
+    pub fn with_dynamodb_endpoint(self, endpoint: Option<String>) -> Storage {
+        Storage {
+            inner: Arc::new(Inner {
+                wire: self.inner.wire.clone(),
+                endpoint: self.inner.endpoint.clone(),
+                s3: tokio::sync::OnceCell::new(),
+                dynamodb_endpoint: endpoint,
+                dynamodb: tokio::sync::OnceCell::new(),
+            }),
+        }
+    }
+
+    /// The DynamoDB client, made on first use from the same credentials, region and transport as S3's.
+    pub(crate) async fn dynamodb(&self) -> Result<&aws_sdk_dynamodb::Client, StorageError> {
+        self.inner
+            .dynamodb
+            .get_or_try_init(|| async {
+                let wire = self.inner.wire.clone().ok_or_else(|| {
+                    StorageError::new("DynamoDB is not available here (no AWS client)")
+                })?;
+                let failed =
+                    |e: dp_wire::Error| StorageError::new(format!("cannot set up DynamoDB: {e}"));
+                let http = wire.sdk_http_client().await.map_err(failed)?;
+                let region = wire.region().await.map_err(failed)?;
+                let mut config = aws_sdk_dynamodb::Config::builder()
+                    .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                    .region(aws_sdk_dynamodb::config::Region::new(region))
+                    .http_client(http)
+                    .credentials_provider(WireCredentials(wire));
+                if let Some(endpoint) = &self.inner.dynamodb_endpoint {
+                    config = config.endpoint_url(endpoint);
+                }
+                Ok(aws_sdk_dynamodb::Client::from_conf(config.build()))
+            })
+            .await
+    }
+
+    /// Whether the object (or local file) at `uri` exists: a HeadObject that answers 404 is `false`; any other
+    /// failure is an error.
+    pub async fn exists(&self, uri: &str) -> Result<bool, StorageError> {
+        match Location::parse(uri)? {
+            Location::Local(path) => {
+                Ok(tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()))
+            }
+            Location::S3 { bucket, key } => {
+                if key.is_empty() {
+                    return Err(StorageError::new(format!(
+                        "{uri}: an S3 key is needed (s3://BUCKET/KEY), not a bucket"
+                    )));
+                }
+                let answer = self
+                    .s3()
+                    .await?
+                    .head_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .send()
+                    .await;
+                match answer {
+                    Ok(_) => Ok(true),
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+                    Err(e) => Err(StorageError::new(format!(
+                        "cannot look up s3://{bucket}/{key}: {}",
+                        sdk_error_text(&e)
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// Whether at least one object has a key starting with the prefix `uri` (or, for a local directory, whether
+    /// it holds a file).
+    pub async fn prefix_has_objects(&self, uri: &str) -> Result<bool, StorageError> {
+        match Location::parse(uri)? {
+            Location::Local(path) => Ok(list_local(&path).is_ok_and(|files| !files.is_empty())),
+            Location::S3 { bucket, key } => {
+                let output = self
+                    .s3()
+                    .await?
+                    .list_objects_v2()
+                    .bucket(&bucket)
+                    .prefix(&key)
+                    .max_keys(1)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        StorageError::new(format!(
+                            "cannot list s3://{bucket}/{key}: {}",
+                            sdk_error_text(&e)
+                        ))
+                    })?;
+                Ok(output.key_count().unwrap_or(0) > 0 || !output.contents().is_empty())
+            }
+        }
     }
 
     /// Copies the object or file at `from` to the local file `to` (its directory is created).
@@ -354,7 +458,7 @@ impl Storage {
 }
 
 /// An SDK error as one line: the service's code and message when it answered, else the error chain.
-fn sdk_error_text<E, R>(error: &aws_sdk_s3::error::SdkError<E, R>) -> String
+pub(crate) fn sdk_error_text<E, R>(error: &aws_sdk_s3::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug,

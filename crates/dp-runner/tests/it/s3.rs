@@ -9,13 +9,13 @@ use crate::harness::*;
 const LIMIT: Duration = Duration::from_secs(90);
 
 /// moto's server on a free loopback port, killed on drop.
-struct Moto {
+pub struct Moto {
     child: Child,
-    url: String,
+    pub url: String,
 }
 
 impl Moto {
-    fn start() -> Moto {
+    pub fn start() -> Moto {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -58,7 +58,7 @@ impl Drop for Moto {
 }
 
 /// A dp-wire client with the test key pair and nothing from this machine's AWS configuration.
-fn wire_client() -> dp_wire::Client {
+pub fn wire_client() -> dp_wire::Client {
     let env = dp_wire::Environment::from_vars([
         ("AWS_ACCESS_KEY_ID", KEY_ID),
         ("AWS_SECRET_ACCESS_KEY", SECRET),
@@ -72,7 +72,7 @@ fn wire_client() -> dp_wire::Client {
 }
 
 /// An S3 client for the test's own set-up and checks, on the same stack the runner uses.
-fn s3(moto: &Moto) -> aws_sdk_s3::Client {
+pub fn s3(moto: &Moto) -> aws_sdk_s3::Client {
     let wire = wire_client();
     let http = block_on(wire.sdk_http_client()).unwrap();
     let config = aws_sdk_s3::Config::builder()
@@ -88,7 +88,7 @@ fn s3(moto: &Moto) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -96,7 +96,7 @@ fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         .block_on(f)
 }
 
-fn put(s3: &aws_sdk_s3::Client, key: &str, body: &str) {
+pub fn put(s3: &aws_sdk_s3::Client, key: &str, body: &str) {
     block_on(
         s3.put_object()
             .bucket("bkt")
@@ -107,7 +107,7 @@ fn put(s3: &aws_sdk_s3::Client, key: &str, body: &str) {
     .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
 }
 
-fn get(s3: &aws_sdk_s3::Client, key: &str) -> Option<String> {
+pub fn get(s3: &aws_sdk_s3::Client, key: &str) -> Option<String> {
     block_on(async {
         let out = s3.get_object().bucket("bkt").key(key).send().await.ok()?;
         let bytes = out.body.collect().await.ok()?.into_bytes();
