@@ -11,7 +11,7 @@ fn main() {
         eprintln!("dp-man: {}: {e}", dir.display());
         std::process::exit(1);
     }
-    for page in dp_cli::man::pages() {
+    for page in dp_cli::cli::man::pages() {
         let path = dir.join(&page.file_name);
         if let Err(e) = std::fs::write(&path, page.roff) {
             eprintln!("dp-man: {}: {e}", path.display());

@@ -8,7 +8,6 @@
 //! with the managed policy's document, titled `create_role` in tables. IAM's protocol lives in `dp_wire::iam`;
 //! this module only decides what to ask.
 
-use clap::Command;
 use serde_json::{Map, Value};
 
 use std::io::Write as _;
@@ -86,14 +85,6 @@ pub fn description() -> String {
          create-default-roles creates them and attaches their managed policies. Roles that exist already are left \
          as they are: their policies are not updated.\n"
     )
-}
-
-/// The subcommand: no options of its own, hidden from the command list as in the reference.
-pub fn command() -> Command {
-    Command::new(NAME)
-        .about("Creates the default IAM roles of Data Pipeline if they are missing (deprecated).")
-        .long_about(description())
-        .hide(true)
 }
 
 /// The IAM side of the command, so that the sequence can run against anything that answers IAM actions.

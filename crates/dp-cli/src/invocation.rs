@@ -2,7 +2,7 @@
 //! custom options, and the paging and skeleton options.
 //!
 //! An [`Invocation`] is what `cli` produces from argv and what everything after it reads (`params`, `customize`,
-//! and the run in `lib.rs`). It holds no clap types and does no parsing, and this module depends on nothing else in
+//! and the run in `operation`). It holds no clap types and does no parsing, and this module depends on nothing else in
 //! the crate, so the path runs one way: argv → `cli` → [`Invocation`] → `params` (input value, validated) → call
 //! → `output`.
 
@@ -31,13 +31,25 @@ pub enum RawValue {
     Flag(bool),
 }
 
+/// One input member given on the command line.
+#[derive(Debug, Clone)]
+pub struct GivenValue {
+    /// The member.
+    pub member: &'static Member,
+    /// The option it was given as, without the dashes (`task-id`, or a renamed one such as `objects-query`);
+    /// messages about the value name it.
+    pub option: &'static str,
+    /// The tokens as given.
+    pub raw: RawValue,
+}
+
 /// One command to run, as plain data.
 #[derive(Debug, Clone)]
 pub struct Invocation {
     /// The operation.
     pub operation: &'static Operation,
     /// The members given, in model order.
-    pub values: Vec<(&'static Member, RawValue)>,
+    pub values: Vec<GivenValue>,
     /// `--cli-input-json` or `--cli-input-yaml`: (option name, raw value).
     pub cli_input: Option<(&'static str, String)>,
     /// `--generate-cli-skeleton` and its kind.

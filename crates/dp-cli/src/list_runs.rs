@@ -4,7 +4,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::{Arg, ArgMatches, Command};
 use serde_json::{Map, Value, json};
 
 use crate::error::CliError;
@@ -23,17 +22,8 @@ pub const VALID_STATUS: &[&str] = &[
     "shutting_down",
 ];
 
-/// The `list-runs` subcommand.
-pub fn command() -> Command {
-    Command::new("list-runs")
-        .about("Lists the runs (instances) of a pipeline, optionally filtered by status and time.")
-        .arg(Arg::new("pipeline-id").long("pipeline-id").num_args(1).help("[required] The pipeline's id."))
-        .arg(Arg::new("status").long("status").num_args(1).help(
-            "Only runs in these statuses, comma-separated: waiting, pending, cancelled, running, finished, failed, waiting_for_runner, waiting_on_dependencies, shutting_down.",
-        ))
-        .arg(Arg::new("start-interval").long("start-interval").num_args(1).help("Only runs that started within START,END."))
-        .arg(Arg::new("schedule-interval").long("schedule-interval").num_args(1).help("Only runs scheduled to start within START,END."))
-}
+/// The command's name.
+pub const NAME: &str = "list-runs";
 
 /// What `list-runs` was asked for.
 #[derive(Debug, Clone, Default)]
@@ -48,7 +38,7 @@ pub struct ListRuns {
     pub schedule_interval: Option<(String, String)>,
 }
 
-fn interval(name: &str, value: Option<&String>) -> Result<Option<(String, String)>, CliError> {
+fn interval(name: &str, value: Option<&str>) -> Result<Option<(String, String)>, CliError> {
     let Some(v) = value else { return Ok(None) };
     let parts: Vec<&str> = v.split(',').map(str::trim).collect();
     match parts.as_slice() {
@@ -60,14 +50,19 @@ fn interval(name: &str, value: Option<&String>) -> Result<Option<(String, String
 }
 
 impl ListRuns {
-    /// Reads and checks the options.
-    pub fn from_matches(m: &ArgMatches) -> Result<ListRuns, CliError> {
-        let Some(pipeline_id) = m.get_one::<String>("pipeline-id").cloned() else {
+    /// Checks the options as given (`--pipeline-id`, `--status`, `--start-interval`, `--schedule-interval`).
+    pub fn from_options(
+        pipeline_id: Option<&str>,
+        status: Option<&str>,
+        start_interval: Option<&str>,
+        schedule_interval: Option<&str>,
+    ) -> Result<ListRuns, CliError> {
+        let Some(pipeline_id) = pipeline_id.map(str::to_string) else {
             return Err(CliError::argument(
                 "the following arguments are required: --pipeline-id",
             ));
         };
-        let status = match m.get_one::<String>("status") {
+        let status = match status {
             Some(s) => {
                 let items: Vec<String> = s.split(',').map(|x| x.trim().to_string()).collect();
                 for item in &items {
@@ -85,11 +80,8 @@ impl ListRuns {
         Ok(ListRuns {
             pipeline_id,
             status,
-            start_interval: interval("start-interval", m.get_one::<String>("start-interval"))?,
-            schedule_interval: interval(
-                "schedule-interval",
-                m.get_one::<String>("schedule-interval"),
-            )?,
+            start_interval: interval("start-interval", start_interval)?,
+            schedule_interval: interval("schedule-interval", schedule_interval)?,
         })
     }
 
@@ -213,16 +205,6 @@ pub fn render_fixed(rows: &[Value]) -> String {
         ));
     }
     out
-}
-
-/// `dp list-runs help`: the reference's description, then the options.
-pub fn help_page() -> String {
-    let mut page = format!(
-        "NAME\n    dp list-runs\n\nDESCRIPTION\n    {}\n\n",
-        crate::help::description("list-runs")
-    );
-    page.push_str(&command().bin_name("dp list-runs").render_help().to_string());
-    page
 }
 
 /// Runs `list-runs`: QueryObjects (all pages) for the pipeline's instances, DescribeObjects in chunks of 100, then

@@ -55,10 +55,11 @@ pub fn run(
     };
 
     // Setting the marker or limit option directly turns automatic pagination off, as in the CLI.
-    let manual_paging = inv.values.iter().any(|(m, _)| {
+    let manual_paging = inv.values.iter().any(|given| {
+        let name = given.member.name;
         op.paginator
             .as_ref()
-            .is_some_and(|p| m.name == p.input_token || Some(m.name) == p.limit_key)
+            .is_some_and(|p| name == p.input_token || Some(name) == p.limit_key)
     });
     match &op.paginator {
         Some(p) if !settings.no_paginate && !manual_paging => {
@@ -134,7 +135,7 @@ fn missing_required(inv: &Invocation) -> Vec<String> {
         .map(|s| s.members())
         .unwrap_or_default()
         .iter()
-        .filter(|m| m.required && !inv.values.iter().any(|(g, _)| g.name == m.name))
+        .filter(|m| m.required && !inv.values.iter().any(|g| g.member.name == m.name))
         .filter_map(|m| match customize::provided_by_custom(op.name, m.name) {
             // dp keeps the API's own option beside the CLI's custom one: either satisfies the requirement.
             Some(custom) if inv.custom.iter().any(|(n, _)| *n == custom) => None,

@@ -5,12 +5,11 @@
 //! `--cli-input-json`/`--cli-input-yaml` merge (command line wins per top-level key), then validation. Nothing here
 //! sends anything; every failure is a [`CliError`] with exit code 252.
 
-use dp_model::{Member, Operation, Shape, ShapeKind};
+use dp_model::{Shape, ShapeKind};
 use serde_json::{Map, Value};
 
-use crate::customize::option_name;
 use crate::error::{CliError, json_error_text};
-use crate::invocation::{Invocation, RawValue};
+use crate::invocation::{GivenValue, Invocation, RawValue};
 use crate::paramfile::{self, paramfile_for};
 
 fn looks_like_json(s: &str) -> bool {
@@ -60,53 +59,37 @@ fn scalar(shape: &Shape, option: &str, token: &str) -> Result<Value, CliError> {
     }
 }
 
-/// Parses one shorthand argument, reading the files that `@=` values name as the reference does. A file that
-/// cannot be read is reported on its own, like a paramfile; every other error after the option's name.
-fn parse_shorthand<'a>(option: &str, text: &'a str) -> Result<dp_shorthand::Value<'a>, CliError> {
-    dp_shorthand::parse_with_files(text, &mut |file| dp_shorthand::load_file(file)).map_err(|e| {
-        match e.kind() {
+/// Parses and types shorthand with dp-shorthand's [`dp_shorthand::parse_option`], reading the files that `@=`
+/// values name as the reference does: every argument is parsed before any is typed, as the reference parses
+/// before it converts. With a list `shape` each argument is one element. A file that cannot be read is reported on
+/// its own, like a paramfile; every other error after the option's name.
+fn shorthand(
+    option: &str,
+    args: &[&str],
+    shape: &'static Shape,
+    path: &str,
+) -> Result<Value, CliError> {
+    let mut loader = |file: &dp_shorthand::FileRef<'_>| dp_shorthand::load_file(file);
+    dp_shorthand::parse_option(args, shape, path, Some(&mut loader)).map_err(|e| match e {
+        dp_shorthand::OptionError::Parse(e) => match e.kind() {
             dp_shorthand::ErrorKind::FileLoad { .. } => CliError::usage(e.to_string()),
             _ => CliError::usage(match crate::hints::shorthand(&e) {
                 Some(hint) => format!("Error parsing parameter '--{option}': {e}\n{hint}"),
                 None => format!("Error parsing parameter '--{option}': {e}"),
             }),
-        }
+        },
+        e => CliError::usage(format!("Error parsing parameter '--{option}': {e}")),
     })
 }
 
-fn shorthand(
-    member: &Member,
-    option: &str,
-    tokens: &[String],
-    as_list: bool,
-) -> Result<Value, CliError> {
-    let wrap = |e: String| CliError::usage(format!("Error parsing parameter '--{option}': {e}"));
-    if as_list {
-        let ShapeKind::List(item_shape) = member.shape.kind else {
-            unreachable!()
-        };
-        let mut items = Vec::with_capacity(tokens.len());
-        for (i, token) in tokens.iter().enumerate() {
-            let tree = parse_shorthand(option, token)?;
-            items.push(
-                dp_shorthand::to_json(&tree, item_shape, &format!("{}[{i}]", member.name))
-                    .map_err(|e| wrap(e.to_string()))?,
-            );
-        }
-        Ok(Value::Array(items))
-    } else {
-        let tree = parse_shorthand(option, &tokens[0])?;
-        dp_shorthand::to_json(&tree, member.shape, member.name).map_err(|e| wrap(e.to_string()))
-    }
-}
-
 /// The value of one member from its raw tokens.
-pub fn member_value(
-    op: &Operation,
-    member: &'static Member,
-    raw: &RawValue,
-) -> Result<Value, CliError> {
-    let option = option_name(op, member);
+pub fn member_value(given: &GivenValue) -> Result<Value, CliError> {
+    let GivenValue {
+        member,
+        option,
+        raw,
+    } = given;
+    let (member, option) = (*member, *option);
     let json_option = format!("--{option}");
     match raw {
         RawValue::Flag(b) => Ok(Value::Bool(*b)),
@@ -120,7 +103,7 @@ pub fn member_value(
                 if looks_like_json(&text) {
                     parse_json(&json_option, &text)
                 } else {
-                    shorthand(member, option, &[text], false)
+                    shorthand(option, &[&text], member.shape, member.name)
                 }
             } else {
                 scalar(member.shape, option, &text)
@@ -148,14 +131,9 @@ pub fn member_value(
                     // A paramfile's shorthand is one parameter: a structure where a list is wanted (§13 row 10).
                     // The CLI does not wrap a top-level value into a list, so validation then reports a dict.
                     if text != tokens[0] {
-                        let wrap = |e: String| {
-                            CliError::usage(format!("Error parsing parameter '--{option}': {e}"))
-                        };
-                        let tree = parse_shorthand(option, &text)?;
-                        return dp_shorthand::to_json(&tree, item_shape, member.name)
-                            .map_err(|e| wrap(e.to_string()));
+                        return shorthand(option, &[&text], item_shape, member.name);
                     }
-                    return shorthand(member, option, &[text], true);
+                    return shorthand(option, &[&text], member.shape, member.name);
                 }
                 return Ok(Value::Array(vec![scalar(item_shape, option, &text)?]));
             }
@@ -175,7 +153,8 @@ pub fn member_value(
                     }
                     return Ok(Value::Array(items));
                 }
-                return shorthand(member, option, tokens, true);
+                let args: Vec<&str> = tokens.iter().map(String::as_str).collect();
+                return shorthand(option, &args, member.shape, member.name);
             }
             tokens
                 .iter()
@@ -220,8 +199,8 @@ fn cli_input(option: &str, raw: &str) -> Result<Map<String, Value>, CliError> {
 pub fn input_value(inv: &Invocation) -> Result<Value, CliError> {
     let op = inv.operation;
     let mut params = Map::new();
-    for (member, raw) in &inv.values {
-        params.insert(member.name.to_string(), member_value(op, member, raw)?);
+    for given in &inv.values {
+        params.insert(given.member.name.to_string(), member_value(given)?);
     }
     crate::customize::add_to_params(op.name, &inv.custom, &mut params)?;
     if let Some((option, raw)) = &inv.cli_input {
@@ -239,7 +218,7 @@ pub fn validate(inv: &Invocation, value: &Value) -> Result<(), CliError> {
         return Ok(());
     };
     dp_model::validate::validate(shape, value).map_err(|report| {
-        let from_paramfile = inv.values.iter().any(|(_, raw)| match raw {
+        let from_paramfile = inv.values.iter().any(|given| match &given.raw {
             RawValue::One(t) => t.starts_with("file://"),
             RawValue::Many(ts) => ts.len() == 1 && ts[0].starts_with("file://"),
             RawValue::Flag(_) => false,

@@ -1,4 +1,4 @@
-//! The command line, built from the model: one generic subcommand per operation.
+//! The subcommands of the model's operations, built from the model: one generic subcommand per operation.
 //!
 //! Nothing here is written per operation. Each input member of an operation becomes an option named as the AWS
 //! CLI names it (kebab case, plus the CLI's two renames, which live in `customize`); lists take zero or more values,
@@ -9,25 +9,7 @@ use clap::{Arg, ArgAction, ArgMatches, Command};
 use dp_model::{Member, Operation, ShapeKind};
 
 use crate::customize::option_name;
-use crate::invocation::{Invocation, RawValue};
-use crate::settings::{GlobalSettings, global_args};
-
-/// What the command line asks for.
-#[derive(Debug)]
-pub enum Request {
-    /// `--version`.
-    Version,
-    /// Help text to print.
-    Help(String),
-    /// An operation.
-    Run(GlobalSettings, Invocation),
-    /// `list-runs`.
-    ListRuns(GlobalSettings, crate::list_runs::ListRuns),
-    /// `create-default-roles`.
-    CreateDefaultRoles(GlobalSettings),
-    /// Shell completion script.
-    Completion(String),
-}
+use crate::invocation::{GivenValue, Invocation, RawValue};
 
 fn member_help(member: &Member) -> String {
     let mut help = dp_skeleton::describe_shape(member.shape);
@@ -38,7 +20,7 @@ fn member_help(member: &Member) -> String {
 }
 
 /// The subcommand of one operation.
-pub fn operation_command(op: &'static Operation) -> Command {
+pub(super) fn operation_command(op: &'static Operation) -> Command {
     let mut cmd = Command::new(op.cli_name).about(format!("Calls the {} operation.", op.name));
     if let Some(input) = op.input {
         for member in input.members() {
@@ -137,36 +119,8 @@ pub fn operation_command(op: &'static Operation) -> Command {
     cmd
 }
 
-/// The whole command tree.
-pub fn command() -> Command {
-    let mut root = Command::new("dp")
-        .about("dp: the AWS Data Pipeline command line, in native Rust")
-        .version(env!("CARGO_PKG_VERSION"))
-        .disable_version_flag(true)
-        .args_override_self(true)
-        .subcommand_required(false)
-        .args(global_args());
-    for op in dp_model::operations() {
-        root = root.subcommand(operation_command(op));
-    }
-    root = root
-        .subcommand(crate::list_runs::command())
-        .subcommand(crate::default_roles::command());
-    root.subcommand(
-        Command::new("completion")
-            .about("Print a shell completion script.")
-            .arg(Arg::new("shell").required(true).value_parser([
-                "bash",
-                "zsh",
-                "fish",
-                "powershell",
-                "elvish",
-            ])),
-    )
-}
-
 /// Reads the invocation out of parsed arguments.
-pub fn invocation(op: &'static Operation, m: &ArgMatches) -> Invocation {
+pub(super) fn invocation(op: &'static Operation, m: &ArgMatches) -> Invocation {
     let mut values = Vec::new();
     if let Some(input) = op.input {
         for member in input.members() {
@@ -200,7 +154,11 @@ pub fn invocation(op: &'static Operation, m: &ArgMatches) -> Invocation {
                 _ => m.get_one::<String>(name).cloned().map(RawValue::One),
             };
             if let Some(raw) = raw {
-                values.push((member, raw));
+                values.push(GivenValue {
+                    member,
+                    option: name,
+                    raw,
+                });
             }
         }
     }

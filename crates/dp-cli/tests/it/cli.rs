@@ -6,7 +6,6 @@ use std::process::Command;
 #[test]
 fn clap_command_is_consistent() {
     dp_cli::cli::command().debug_assert();
-    dp_cli::list_runs::command().debug_assert();
 }
 
 /// Runs dp with no credentials and no config, so that anything that would need them fails loudly.

@@ -40,7 +40,7 @@ fn render(roff: &str, dir: &std::path::Path, file_name: &str) -> Option<String> 
 
 #[test]
 fn every_page_renders_and_shows_every_option() {
-    let pages = dp_cli::man::pages();
+    let pages = dp_cli::cli::man::pages();
     let dir = std::env::temp_dir().join(format!("dp-man-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut rendered_with_a_formatter = 0;
@@ -78,7 +78,7 @@ fn every_page_renders_and_shows_every_option() {
 
 #[test]
 fn one_page_per_command() {
-    let names: Vec<String> = dp_cli::man::pages()
+    let names: Vec<String> = dp_cli::cli::man::pages()
         .into_iter()
         .map(|p| p.file_name)
         .collect();
