@@ -18,19 +18,19 @@
 //!
 //! # How a call goes
 //!
-//! 1. The first call resolves the configuration once (`client.rs`): the profile files (`profile.rs`, parsed per the
-//!    SDKs' profile-file spec), the region (`--region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, profile), validated as a
+//! 1. The first call resolves the configuration once (`client/config.rs`): the profile files (`profile.rs`, parsed
+//!    per the SDKs' profile-file spec), the region (`--region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, profile), validated as a
 //!    host label, the endpoint (`--endpoint-url`, configured endpoints, then the ruleset in [`endpoint`]), the retry
 //!    policy ([`retry`]), TLS (rustls, loaded only for https) and the credential plan (`credentials.rs`: environment
 //!    and static profile keys directly; every other source through aws-config in `external.rs`).
-//! 2. Each attempt is framed (`POST /`, `X-Amz-Target`, `Content-Type`), signed afresh with aws-sigv4
-//!    ([`signing`]) at the clock-skew-corrected time ([`skew`]), sent over one kept-alive connection with connect and
+//! 2. Each attempt (`client/call.rs`) is framed (`POST /`, `X-Amz-Target`, `Content-Type`), signed afresh with
+//!    aws-sigv4 ([`signing`]) at the clock-skew-corrected time ([`skew`]), sent over one kept-alive connection with connect and
 //!    read timeouts (`transport.rs`), and classified: success, or an error parsed by the awsJson rules ([`protocol`])
 //!    that is retried with backoff, quota and, in adaptive mode, the client rate limiter ([`rate_limiter`]).
 //! 3. Errors carry the AWS CLI's wording and a kind ([`Error`], [`ErrorKind`]); the exit code a kind gives is
 //!    the CLI's business (dp-cli's `error` module).
 //!
-//! Only `client.rs`, `profile.rs`, `transport.rs`, `external.rs` and the log's time stamps touch the real clock,
+//! Only `client/`, `profile.rs`, `transport.rs`, `external.rs` and the log's time stamps touch the real clock,
 //! environment, files or network; the rest are pure functions, tested with published vectors.
 
 mod client;
