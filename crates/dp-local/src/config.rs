@@ -78,6 +78,15 @@ pub struct Config {
     pub max_connections: usize,
     /// Serve the web console at `/console` (on by default; `--no-console` turns it off).
     pub console: bool,
+    /// Launch a local task runner for each resource instance (`--resources local`, the default) or none
+    /// (`--resources off`: activities then need a `workerGroup`).
+    pub local_resources: bool,
+    /// The runner binary for resources; `None` looks beside dp-local's executable, then on `PATH`.
+    pub runner_bin: Option<PathBuf>,
+    /// Extra arguments for every launched runner (`--runner-arg`, repeatable).
+    pub runner_args: Vec<String>,
+    /// The most resource runners alive at once (16 by default); later resources wait in `CREATING`.
+    pub max_resources: usize,
 }
 
 impl Default for Config {
@@ -93,6 +102,10 @@ impl Default for Config {
             header_timeout: Duration::from_secs(30),
             max_connections: 1024,
             console: true,
+            local_resources: true,
+            runner_bin: None,
+            runner_args: Vec::new(),
+            max_resources: 16,
         }
     }
 }
@@ -101,6 +114,7 @@ impl Default for Config {
 pub const USAGE: &str = "\
 usage: dp-local [--state PATH] [--port PORT] [--time-scale N] [--poll-timeout SECONDS] [--no-auth]
                 [--credentials FILE] [--header-timeout SECONDS] [--max-connections N] [--no-console]
+                [--resources local|off] [--runner-bin PATH] [--runner-arg ARG]... [--max-resources N]
        dp-local export --state PATH > dump.json
        dp-local import --state PATH < dump.json
 
@@ -121,6 +135,13 @@ and the web console's URL with its access token as the second (http://127.0.0.1:
                              (default 30)
   --max-connections N        serve at most N connections at once; more wait until one closes (default 1024)
   --no-console               do not serve the web console (GET /console)
+  --resources local|off      local (the default): launch a dp-task-runner for each resource instance
+                             (Ec2Resource, EmrCluster) that work is ready on, polling a worker group of its
+                             own; off: launch none, and hand out only activities with a workerGroup
+  --runner-bin PATH          the runner to launch (default: dp-task-runner beside dp-local, else on PATH)
+  --runner-arg ARG           one more argument for every launched runner (repeatable)
+  --max-resources N          at most N resource runners alive at once; later ones wait in CREATING
+                             (default 16)
   -V, --version              print the version and the commit it was built from
   -h, --help                 print this help
 
@@ -236,6 +257,31 @@ impl Config {
                     config.poll_timeout = Duration::from_secs_f64(secs);
                 }
                 "--no-auth" => config.auth = false,
+                "--resources" => {
+                    let v = value(&mut args)?;
+                    config.local_resources = match v.as_str() {
+                        "local" => true,
+                        "off" => false,
+                        _ => {
+                            return Err(Error::new(
+                                ErrorKind::Usage,
+                                format!("--resources expects local or off, got {v:?}"),
+                            ));
+                        }
+                    };
+                }
+                "--runner-bin" => config.runner_bin = Some(PathBuf::from(value(&mut args)?)),
+                "--runner-arg" => config.runner_args.push(value(&mut args)?),
+                "--max-resources" => {
+                    let v = value(&mut args)?;
+                    config.max_resources =
+                        v.parse().ok().filter(|n: &usize| *n > 0).ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::Usage,
+                                format!("--max-resources expects a positive number, got {v:?}"),
+                            )
+                        })?;
+                }
                 "--no-console" => config.console = false,
                 "--credentials" => {
                     let path = value(&mut args)?;

@@ -60,6 +60,70 @@ pub const OTHER_TYPES: &[&str] = &[
 
 const PARAMETER_TYPES: &[&str] = &["String", "Integer", "Double", "AWS::S3::ObjectKey"];
 
+/// Resource types: dp-local stands a local task runner in for each of their instances.
+pub const RESOURCE_TYPES: &[&str] = &["Ec2Resource", "EmrCluster"];
+
+/// Data node types: their instances wait on their preconditions (and, as outputs, on the activity that writes
+/// them).
+pub const DATA_NODE_TYPES: &[&str] = &[
+    "S3DataNode",
+    "SqlDataNode",
+    "MySqlDataNode",
+    "DynamoDBDataNode",
+    "RedshiftDataNode",
+];
+
+/// Precondition types the service checks itself (system-managed): dp-local hands them to a runner of its own.
+pub const SYSTEM_PRECONDITION_TYPES: &[&str] = &[
+    "S3KeyExists",
+    "S3PrefixNotEmpty",
+    "DynamoDBTableExists",
+    "DynamoDBDataExists",
+];
+
+/// Precondition types that run on the pipeline's own resources or worker groups (user-managed).
+pub const USER_PRECONDITION_TYPES: &[&str] =
+    &["Exists", "ShellCommandPrecondition", "RdsSqlPrecondition"];
+
+/// What part a component plays in a run, by its type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An activity: its instances are tasks.
+    Activity,
+    /// An `Ec2Resource` or `EmrCluster`: its instances are local task runners.
+    Resource,
+    /// A data node: its instances become ready when their preconditions hold.
+    DataNode,
+    /// A precondition: its instances are checks, run as tasks.
+    Precondition,
+    /// Anything else (schedules, formats, databases, actions): no instances.
+    Other,
+}
+
+impl Role {
+    /// The role of an object of type `type_name`.
+    pub fn of(type_name: &str) -> Role {
+        if ACTIVITY_TYPES.contains(&type_name) {
+            Role::Activity
+        } else if RESOURCE_TYPES.contains(&type_name) {
+            Role::Resource
+        } else if DATA_NODE_TYPES.contains(&type_name) {
+            Role::DataNode
+        } else if SYSTEM_PRECONDITION_TYPES.contains(&type_name)
+            || USER_PRECONDITION_TYPES.contains(&type_name)
+        {
+            Role::Precondition
+        } else {
+            Role::Other
+        }
+    }
+}
+
+/// The parameter id `id` without the `*` that marks a secret parameter (`*myPassword`).
+pub fn parameter_name(id: &str) -> &str {
+    id.strip_prefix('*').unwrap_or(id)
+}
+
 /// How a pipeline's activities are scheduled (the `scheduleType` of `Default`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScheduleType {
@@ -165,6 +229,22 @@ impl Definition {
     /// The effective type of `id`.
     pub fn type_of(&self, id: &str) -> Option<String> {
         self.string(id, "type")
+    }
+
+    /// The role `id` plays in a run, by its effective type.
+    pub fn role(&self, id: &str) -> Role {
+        self.type_of(id)
+            .map(|t| Role::of(&t))
+            .unwrap_or(Role::Other)
+    }
+
+    /// The objects `id` refers to through `key`, in order (a field may repeat: several inputs, preconditions).
+    pub fn refs(&self, id: &str, key: &str) -> Vec<String> {
+        self.effective_fields(id)
+            .into_iter()
+            .filter(|f| f.key == key)
+            .filter_map(|f| f.ref_value)
+            .collect()
     }
 
     /// Whether `id` is an activity.
@@ -408,15 +488,7 @@ pub fn validate(def: &Definition) -> Findings {
                 note(
                     &mut f.warnings,
                     id,
-                    "'workerGroup' is used and 'runsOn' is ignored: dp-local launches no resources"
-                        .into(),
-                );
-            }
-            if runs_on && !worker_group {
-                note(
-                    &mut f.warnings,
-                    id,
-                    "Only activities with a 'workerGroup' are handed to task runners by dp-local"
+                    "'workerGroup' is ignored because 'runsOn' is set: the activity runs on its resource"
                         .into(),
                 );
             }
@@ -449,6 +521,52 @@ pub fn validate(def: &Definition) -> Findings {
                     }
                     None => note(&mut f.errors, id, "'dependsOn' must be a reference".into()),
                     _ => {}
+                }
+            }
+        }
+        // References must point at objects of the right kind, or the run could not be planned.
+        let kinds: [(&str, &[Role], &str); 4] = [
+            ("runsOn", &[Role::Resource], "an Ec2Resource or EmrCluster"),
+            ("input", &[Role::DataNode], "a data node"),
+            ("output", &[Role::DataNode], "a data node"),
+            ("precondition", &[Role::Precondition], "a precondition"),
+        ];
+        for (key, roles, what) in kinds {
+            for field in fields.iter().filter(|f| f.key == key) {
+                let Some(r) = &field.ref_value else {
+                    note(
+                        &mut f.errors,
+                        id,
+                        format!("'{key}' must be a reference to {what}"),
+                    );
+                    continue;
+                };
+                if def.object(r).is_some() && !roles.contains(&def.role(r)) {
+                    let found = def
+                        .type_of(r)
+                        .unwrap_or_else(|| "an object without a type".into());
+                    note(
+                        &mut f.errors,
+                        id,
+                        format!("'{key}' must refer to {what}; '{r}' is {found}"),
+                    );
+                }
+            }
+        }
+        if let Some(o) = def.object(id) {
+            for field in &o.fields {
+                let Some(text) = field.string_value.as_deref().filter(|s| s.contains("#{")) else {
+                    continue;
+                };
+                if let Err(e) = crate::expr::evaluate_template(text, id, &Planning(def)) {
+                    note(
+                        &mut f.errors,
+                        id,
+                        format!(
+                            "Field '{}' has an expression that cannot be evaluated: {e}",
+                            field.key
+                        ),
+                    );
                 }
             }
         }
@@ -521,11 +639,11 @@ pub fn validate(def: &Definition) -> Findings {
         }
     }
     for p in &def.parameter_objects {
-        if !p.id.starts_with("my") {
+        if !parameter_name(&p.id).starts_with("my") {
             note(
                 &mut f.errors,
                 &p.id,
-                "A parameter id must begin with 'my'".into(),
+                "A parameter id must begin with 'my' (or '*my' for a secret parameter)".into(),
             );
         }
         match p.attributes.iter().find(|a| a.key == "type") {
@@ -593,6 +711,52 @@ pub fn validate(def: &Definition) -> Findings {
     f
 }
 
+/// The definition as expressions see it before a run: runtime fields (`@scheduledStartTime`, `@actualStartTime`…)
+/// and parameters whose values come only at activation stand for themselves with a plausible value, so that what
+/// is left to fail is what would fail at run time for every run: unknown functions, fields no object has, bad
+/// syntax.
+struct Planning<'a>(&'a Definition);
+
+/// Fields the service sets on instances and attempts at run time without an `@` (an action's message names the
+/// failed object's `#{node.errorMessage}`).
+const RUNTIME_FIELDS: &[&str] = &[
+    "errorId",
+    "errorMessage",
+    "errorStackTrace",
+    "hostname",
+    "status",
+];
+
+impl Context for Planning<'_> {
+    fn field(&self, object: &str, key: &str) -> Option<FieldValue> {
+        if key.starts_with('@') || RUNTIME_FIELDS.contains(&key) {
+            return Some(FieldValue::Text("2000-01-01T00:00:00".into()));
+        }
+        self.0.first(object, key).or_else(|| {
+            // A precondition's or an action's `node` is the object that uses it: look there.
+            self.0
+                .objects
+                .iter()
+                .filter(|o| {
+                    o.fields
+                        .iter()
+                        .any(|f| f.ref_value.as_deref() == Some(object))
+                })
+                .find_map(|o| self.0.first(&o.id, key))
+        })
+    }
+
+    fn parameter(&self, id: &str) -> Option<String> {
+        self.0.parameter(id).or_else(|| {
+            self.0
+                .parameter_objects
+                .iter()
+                .any(|p| p.id == id)
+                .then(|| "1".into())
+        })
+    }
+}
+
 /// The parameter names referenced as `#{myName}` in `text` (a whole expression that is one `my...` name).
 fn parameter_references(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
@@ -601,7 +765,8 @@ fn parameter_references(text: &str) -> Vec<&str> {
         let body = &rest[start + 2..];
         let Some(end) = body.find('}') else { break };
         let inner = body[..end].trim();
-        if inner.starts_with("my") && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        let name = parameter_name(inner);
+        if name.starts_with("my") && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             out.push(inner);
         }
         rest = &body[end + 1..];
@@ -694,13 +859,63 @@ mod tests {
                 ("Sched", "'period' must be at least 15 minutes"),
                 ("Sched", "A Schedule needs 'startDateTime' or 'startAt'"),
             ],
-            &[
-                (
-                    "Act",
-                    "Only activities with a 'workerGroup' are handed to task runners by dp-local",
-                ),
-                ("Sched", "Object is not referenced by any other object"),
-            ],
+            &[("Sched", "Object is not referenced by any other object")],
+        );
+    }
+
+    #[test]
+    fn secret_parameters_and_reference_kinds() {
+        let param = |id: &str| ParameterObject {
+            id: id.into(),
+            attributes: vec![dp_model::types::ParameterAttribute {
+                key: "type".into(),
+                string_value: "String".into(),
+            }],
+        };
+        let objects = vec![
+            object("Default", &[("scheduleType", "ondemand")]),
+            object(
+                "Act",
+                &[
+                    ("type", "ShellCommandActivity"),
+                    ("runsOn", "&Data"),
+                    ("input", "&Res"),
+                    (
+                        "command",
+                        "echo #{*myPassword} #{myUser} #{format(@scheduledStartTime,'YYYY')}",
+                    ),
+                    ("stage", "#{frobnicate(1)}"),
+                ],
+            ),
+            object("Res", &[("type", "Ec2Resource")]),
+            object(
+                "Data",
+                &[
+                    ("type", "S3DataNode"),
+                    ("filePath", "#{node.directoryPath}"),
+                ],
+            ),
+        ];
+        let def = Definition::new(
+            objects,
+            vec![param("*myPassword"), param("myUser"), param("*password")],
+            vec![],
+        );
+        let found = validate(&def);
+        let errors: Vec<String> = found
+            .errors
+            .iter()
+            .flat_map(|(id, ms)| ms.iter().map(move |m| format!("{id}: {m}")))
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "Act: 'runsOn' must refer to an Ec2Resource or EmrCluster; 'Data' is S3DataNode",
+                "Act: 'input' must refer to a data node; 'Res' is Ec2Resource",
+                "Act: Field 'stage' has an expression that cannot be evaluated: Unknown function frobnicate",
+                "Data: Field 'filePath' has an expression that cannot be evaluated: Unable to resolve directoryPath for object: Data",
+                "*password: A parameter id must begin with 'my' (or '*my' for a secret parameter)",
+            ]
         );
     }
 

@@ -240,7 +240,8 @@ impl<'a> Parser<'a> {
 
     fn name(&mut self) -> Result<&'a str, ExprError> {
         let start = self.pos;
-        if self.peek() == Some('@') {
+        // `@` starts a runtime field, `*` a secret parameter (`#{*myPassword}`).
+        if matches!(self.peek(), Some('@' | '*')) {
             self.pos += 1;
         }
         while self
@@ -249,7 +250,7 @@ impl<'a> Parser<'a> {
         {
             self.pos += 1;
         }
-        if self.pos == start || &self.text[start..self.pos] == "@" {
+        if self.pos == start || matches!(&self.text[start..self.pos], "@" | "*") {
             return err(format!("expected a name at {:?}", &self.text[start..]));
         }
         Ok(&self.text[start..self.pos])

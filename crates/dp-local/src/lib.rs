@@ -52,6 +52,8 @@ mod dispatch;
 pub mod engine;
 pub mod error;
 pub mod expr;
+pub mod launcher;
+mod percent;
 pub mod schedule;
 mod server;
 pub mod store;

@@ -43,8 +43,33 @@ fn main() -> ExitCode {
     }
     let _ = stdout.flush();
     drop(stdout);
-    server.wait();
+    // SIGTERM and SIGINT stop dp-local in order: launched runners are stopped, then serving ends.
+    wait_for_signal();
+    server.shutdown();
     ExitCode::SUCCESS
+}
+
+fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    runtime.block_on(async {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            std::future::pending::<()>().await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    });
 }
 
 fn finish(result: Result<(), String>) -> ExitCode {

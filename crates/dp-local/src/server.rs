@@ -34,7 +34,20 @@ struct Shared {
     header_timeout: Duration,
     max_connections: usize,
     console: Option<crate::console::Console>,
+    /// The resource runners' launcher, with the channel its commands arrive on (taken when serving starts).
+    launcher: Option<(
+        crate::launcher::Launcher,
+        std::sync::Mutex<Option<LaunchInbox>>,
+    )>,
 }
+
+type LaunchInbox = (
+    tokio::sync::mpsc::UnboundedReceiver<crate::engine::ResourceCommand>,
+    Result<crate::launcher::LaunchSettings, String>,
+);
+
+/// How long a runner that dp-local stops has between SIGTERM and SIGKILL.
+const RUNNER_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// A running dp-local endpoint.
 pub struct Server {
@@ -77,7 +90,46 @@ impl Server {
                 config.poll_timeout,
             )?,
         });
+        let launcher = if config.local_resources {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let data_dir = match &config.state {
+                Some(path) => {
+                    let mut name = path.file_name().unwrap_or_default().to_os_string();
+                    name.push(".resources");
+                    path.with_file_name(name)
+                }
+                None => {
+                    std::env::temp_dir().join(format!("dp-local-{}.resources", std::process::id()))
+                }
+            };
+            let accepted = |key: &str| config.credentials.iter().any(|c| c.access_key_id == key);
+            let inherited = std::env::var("AWS_ACCESS_KEY_ID").ok();
+            let credential = match inherited {
+                Some(key) if !config.auth || accepted(&key) => None,
+                _ => config.credentials.first().cloned(),
+            };
+            let settings = crate::launcher::find_runner(config.runner_bin.as_deref()).map(|bin| {
+                crate::launcher::LaunchSettings {
+                    runner_bin: bin,
+                    runner_args: config.runner_args.clone(),
+                    data_dir,
+                    endpoint: format!("http://{addr}"),
+                    credential,
+                    time_scale: engine.time_scale(),
+                    stop_grace: RUNNER_STOP_GRACE,
+                }
+            });
+            engine.use_resources(true, config.max_resources, Some(tx));
+            Some((
+                crate::launcher::Launcher::default(),
+                std::sync::Mutex::new(Some((rx, settings))),
+            ))
+        } else {
+            engine.use_resources(false, config.max_resources, None);
+            None
+        };
         let shared = Arc::new(Shared {
+            launcher,
             engine: engine.clone(),
             auth: config.auth,
             credentials: config.credentials,
@@ -180,6 +232,15 @@ async fn serve(
         }
     };
     let timers = tokio::spawn(shared.engine.clone().run_timers());
+    if let Some((launcher, inbox)) = &shared.launcher
+        && let Some((commands, settings)) = inbox.lock().unwrap_or_else(|e| e.into_inner()).take()
+    {
+        tokio::spawn(
+            launcher
+                .clone()
+                .run(shared.engine.clone(), commands, settings),
+        );
+    }
     let mut connections = tokio::task::JoinSet::new();
     // At the cap, connections wait in the listen queue until one of those served closes.
     let slots = Arc::new(tokio::sync::Semaphore::new(shared.max_connections));
@@ -206,6 +267,10 @@ async fn serve(
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
+    }
+    // Launched runners go first, while their connections are still served, so that no runner outlives dp-local.
+    if let Some((launcher, _)) = &shared.launcher {
+        launcher.stop_all(RUNNER_STOP_GRACE).await;
     }
     timers.abort();
     connections.abort_all();

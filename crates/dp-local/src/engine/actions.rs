@@ -4,7 +4,7 @@
 //! `SnsAlarm`'s subject and message, with expressions evaluated (`#{node.errorMessage}` and
 //! `#{node.@scheduledStartTime}` read the instance), are written to dp-local's log on stderr.
 //!
-//! Nothing is sent anywhere and nothing is terminated: dp-local launches no resources.
+//! Nothing is sent anywhere and nothing is terminated by an action: SnsAlarm messages are logged, Terminate is recorded.
 
 use super::*;
 

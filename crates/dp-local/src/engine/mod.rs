@@ -17,6 +17,7 @@ mod definitions;
 mod objects;
 mod pipelines;
 mod records;
+mod resources;
 mod schedules;
 mod status;
 mod tasks;
@@ -32,7 +33,7 @@ use dp_model::types::*;
 use tokio::sync::Notify;
 
 use crate::clock::{self, Clock};
-use crate::definition::{self, Definition, ScheduleType};
+use crate::definition::{self, Definition, Role, ScheduleType};
 use crate::error::{Error, ServiceError};
 use crate::expr::{self, Context, FieldValue};
 use crate::schedule::Period;
@@ -40,6 +41,7 @@ use crate::store::{Batch, Row, Store, Table, Writer};
 use definitions::*;
 use objects::*;
 use records::Origin;
+pub use resources::{ResourceCommand, SERVICE_GROUP};
 
 type Result<T> = std::result::Result<T, ServiceError>;
 
@@ -55,7 +57,9 @@ pub enum Status {
     WaitingOnDependencies,
     /// Ready, waiting for a task runner to poll.
     WaitingForRunner,
-    /// Handed to a task runner.
+    /// A resource whose local runner is being started (or waits for a free slot under `--max-resources`).
+    Creating,
+    /// Handed to a task runner (a resource: its runner polls for work).
     Running,
     /// Ended successfully (or marked finished).
     Finished,
@@ -75,6 +79,7 @@ impl Status {
         match self {
             Status::WaitingOnDependencies => "WAITING_ON_DEPENDENCIES",
             Status::WaitingForRunner => "WAITING_FOR_RUNNER",
+            Status::Creating => "CREATING",
             Status::Running => "RUNNING",
             Status::Finished => "FINISHED",
             Status::Failed => "FAILED",
@@ -147,6 +152,12 @@ struct Instance {
     events: Vec<String>,
     /// When the instance is late (`lateAfterTimeout`) unless it has ended by then.
     late_at: Option<Instant>,
+    /// The resource instance it runs on (`runsOn`, with local resources).
+    runs_on: Option<String>,
+    /// A precondition instance: the instance whose run it guards.
+    owner: Option<String>,
+    /// A precondition instance: when `preconditionTimeout` runs out and a check that does not hold ends it.
+    give_up_at: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -168,6 +179,8 @@ struct Attempt {
     last_report: Option<i64>,
     /// When a handed-out attempt times out under the activity's `attemptTimeout`, counted from its first hand-out.
     run_deadline: Option<Instant>,
+    /// A resource attempt: the local runner that stands in for it (`local-<pid>`), once launched.
+    resource_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -260,11 +273,30 @@ pub struct Runner {
 
 #[derive(Debug, Clone)]
 enum Timer {
-    Lease { pipeline: String, attempt: String },
-    Retry { pipeline: String, attempt: String },
-    Schedule { pipeline: String },
-    AttemptTimeout { pipeline: String, attempt: String },
-    Late { pipeline: String, instance: String },
+    Lease {
+        pipeline: String,
+        attempt: String,
+    },
+    Retry {
+        pipeline: String,
+        attempt: String,
+    },
+    Schedule {
+        pipeline: String,
+    },
+    AttemptTimeout {
+        pipeline: String,
+        attempt: String,
+    },
+    Late {
+        pipeline: String,
+        instance: String,
+    },
+    /// A resource attempt's `terminateAfter` ran out.
+    Terminate {
+        pipeline: String,
+        attempt: String,
+    },
 }
 
 /// Everything the service knows.
@@ -281,6 +313,18 @@ struct State {
     woken: HashSet<String>,
     dirty: Dirty,
     stopped_groups: std::collections::BTreeSet<String>,
+    /// Resources: launch dp-task-runner processes for them (else activities need a `workerGroup`).
+    local_resources: bool,
+    /// The most resource runners alive at once; later ones wait in `CREATING`.
+    max_resources: usize,
+    /// Resource attempts waiting for a free slot, in order.
+    launch_queue: VecDeque<(String, String)>,
+    /// Resource attempts whose runner was asked for and not yet released.
+    live: HashSet<(String, String)>,
+    /// Whether dp-local's own runner (for system-managed preconditions) was launched and has not exited.
+    service_runner: bool,
+    /// What the launcher is to do, in order; handed to it after each operation.
+    commands: Vec<ResourceCommand>,
 }
 
 /// The rows an operation changed, collected while it runs when the state is kept in a store.
@@ -360,6 +404,7 @@ pub struct Engine {
     /// The sequence number of the last batch handed to the writer (written under the state lock).
     sent: AtomicU64,
     writer: Option<Writer>,
+    launcher: Mutex<Option<tokio::sync::mpsc::UnboundedSender<ResourceCommand>>>,
 }
 
 /// The meta row that keeps the time scale.
@@ -428,6 +473,7 @@ impl Engine {
             origin: Origin::now(),
             sent: AtomicU64::new(0),
             writer: None,
+            launcher: Mutex::new(None),
         }
     }
 
@@ -474,6 +520,7 @@ impl Engine {
             origin,
             sent: AtomicU64::new(0),
             writer: Some(writer),
+            launcher: Mutex::new(None),
         };
         // Deadlines that passed while dp-local was stopped take effect before the first request is served.
         engine.with(|s, now| s.fire_timers(now));
@@ -546,6 +593,19 @@ impl Engine {
             }
             let woken: Vec<String> = state.woken.drain().collect();
             let changed = std::mem::take(&mut state.timers_changed);
+            if !state.commands.is_empty() {
+                let launcher = self.launcher.lock().unwrap_or_else(|e| e.into_inner());
+                // Sent under the state lock, so the launcher sees commands in the order they were decided.
+                match launcher.as_ref() {
+                    Some(tx) => {
+                        for command in state.commands.drain(..) {
+                            let _ = tx.send(command);
+                        }
+                    }
+                    // Nobody launches: `use_resources` rebuilds what is needed when a launcher connects.
+                    None => state.commands.clear(),
+                }
+            }
             (out, woken, changed)
         };
         for group in woken {
@@ -592,6 +652,8 @@ impl Engine {
     /// PollForTask: waits up to the poll timeout for a task of the worker group.
     pub async fn poll_for_task(&self, input: PollForTaskInput) -> Result<PollForTaskOutput> {
         let notify = self.group(&input.worker_group);
+        // A resource's runner is ready when it first polls its group.
+        self.with(|s, now| s.runner_polled(&input.worker_group, now));
         let deadline = tokio::time::Instant::now() + self.clock.real(self.poll_timeout);
         loop {
             let notified = notify.notified();
@@ -655,14 +717,18 @@ impl Engine {
         input: PutPipelineDefinitionInput,
     ) -> Result<PutPipelineDefinitionOutput> {
         self.with(|s, _| {
-            let p = s.pipeline_mut(&input.pipeline_id)?;
+            s.pipeline(&input.pipeline_id)?;
             let def = Definition::new(
                 input.pipeline_objects,
                 input.parameter_objects.unwrap_or_default(),
                 input.parameter_values.unwrap_or_default(),
             );
-            let findings = definition::validate(&def);
+            let mut findings = definition::validate(&def);
+            if !s.local_resources {
+                resources_off_warnings(&def, &mut findings);
+            }
             let errored = !findings.errors.is_empty();
+            let p = s.pipeline_mut(&input.pipeline_id)?;
             if !errored {
                 p.latest = Some(Arc::new(def));
                 p.latest_version += 1;
@@ -844,6 +910,23 @@ impl Engine {
     /// The worker groups told to stop, in name order.
     pub fn stopped_worker_groups(&self) -> Vec<String> {
         self.lock().stopped_groups.iter().cloned().collect()
+    }
+}
+
+/// With `--resources off`, an activity that has only `runsOn` is never handed out: say so when it is put.
+fn resources_off_warnings(def: &Definition, findings: &mut definition::Findings) {
+    for id in def.activities() {
+        let fields = def.effective_fields(&id);
+        let has = |key: &str| fields.iter().any(|f| f.key == key);
+        if has("runsOn") && !has("workerGroup") {
+            let message =
+                "dp-local runs with --resources off: only activities with a 'workerGroup' are handed to task runners"
+                    .to_string();
+            match findings.warnings.iter_mut().find(|(i, _)| *i == id) {
+                Some((_, messages)) => messages.push(message),
+                None => findings.warnings.push((id, vec![message])),
+            }
+        }
     }
 }
 

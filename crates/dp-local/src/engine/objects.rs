@@ -232,6 +232,12 @@ pub(super) fn instance_runtime_fields(p: &Pipeline, inst: &Instance) -> Vec<Fiel
             .to_string(),
     ));
     push_error_fields(&mut fields, &inst.error);
+    if let Some(head) = inst.attempts.last().and_then(|a| p.attempts.get(a)) {
+        push_resource_fields(&mut fields, head);
+    }
+    if let Some(r) = &inst.runs_on {
+        fields.push(reference("@resource", r));
+    }
     for dep in &inst.depends_on {
         fields.push(reference("@dependsOnInstance", dep));
     }
@@ -268,10 +274,25 @@ pub(super) fn attempt_runtime_fields(p: &Pipeline, attempt: &Attempt) -> Vec<Fie
         fields.push(text("@reportProgressTime", format_utc(t)));
     }
     push_error_fields(&mut fields, &attempt.error);
+    push_resource_fields(&mut fields, attempt);
     fields.push(text("@sphere", "ATTEMPT"));
     fields.push(text("@pipelineId", &p.id));
     fields.extend(attempt.reported.iter().cloned());
     fields
+}
+
+/// A resource attempt's local runner: `@resourceId` (`local-<pid>`) and `@resourceStatus`.
+fn push_resource_fields(fields: &mut Vec<Field>, attempt: &Attempt) {
+    let Some(id) = &attempt.resource_id else {
+        return;
+    };
+    fields.push(text("@resourceId", id));
+    let status = match attempt.status {
+        Status::Creating => "starting",
+        Status::Running => "running",
+        _ => "stopped",
+    };
+    fields.push(text("@resourceStatus", status));
 }
 
 /// Runtime fields first, then the component's fields that they do not already name.
@@ -329,13 +350,16 @@ pub(super) struct RunContext<'a> {
 impl Context for RunContext<'_> {
     fn field(&self, object: &str, key: &str) -> Option<FieldValue> {
         let p = self.pipeline;
+        // A precondition's expressions see the object it guards (`#{node.directoryPath}` on an S3KeyExists of a
+        // data node) where the precondition itself has no such field.
+        let owner = |inst: &Instance| inst.owner.as_deref().and_then(|o| self.field(o, key));
         if let Some(inst) = p.instances.get(object) {
             let fields = with_component_fields(
                 instance_runtime_fields(p, inst),
                 &inst.definition,
                 &inst.component,
             );
-            return definition::first_of(&fields, key);
+            return definition::first_of(&fields, key).or_else(|| owner(inst));
         }
         if let Some(a) = p.attempts.get(object) {
             let inst = &p.instances[a.instance.as_str()];
@@ -344,7 +368,7 @@ impl Context for RunContext<'_> {
                 &inst.definition,
                 &inst.component,
             );
-            return definition::first_of(&fields, key);
+            return definition::first_of(&fields, key).or_else(|| owner(inst));
         }
         let def = self
             .current_instance

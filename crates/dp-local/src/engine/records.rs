@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Attempt, Cursor, Dirty, ErrorInfo, Instance, Lease, Pipeline, PipelineState, Runner, State,
-    Status, Timer,
+    Status, Timer, resources,
 };
 use crate::definition::Definition;
 use crate::error::{Error, ErrorKind};
@@ -143,6 +143,13 @@ struct InstanceRecord {
     events: Vec<String>,
     #[serde(default)]
     late_ms: Option<i64>,
+    /// Added with local resources; absent in older rows.
+    #[serde(default)]
+    runs_on: Option<String>,
+    #[serde(default)]
+    owner: Option<String>,
+    #[serde(default)]
+    give_up_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -167,6 +174,9 @@ struct AttemptRecord {
     /// Added after schema version 1's first release; absent in older rows.
     #[serde(default)]
     run_deadline_ms: Option<i64>,
+    /// Added with local resources; absent in older rows.
+    #[serde(default)]
+    resource_id: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -190,6 +200,7 @@ fn status_from(s: &str) -> Option<Status> {
     Some(match s {
         "WAITING_ON_DEPENDENCIES" => Status::WaitingOnDependencies,
         "WAITING_FOR_RUNNER" => Status::WaitingForRunner,
+        "CREATING" => Status::Creating,
         "RUNNING" => Status::Running,
         "FINISHED" => Status::Finished,
         "FAILED" => Status::Failed,
@@ -307,6 +318,9 @@ fn instance_record(i: &Instance, origin: Origin) -> InstanceRecord {
         activation: i.activation,
         events: i.events.clone(),
         late_ms: i.late_at.map(|t| origin.to_ms(t)),
+        runs_on: i.runs_on.clone(),
+        owner: i.owner.clone(),
+        give_up_ms: i.give_up_at.map(|t| origin.to_ms(t)),
     }
 }
 
@@ -333,6 +347,7 @@ fn attempt_record(a: &Attempt, origin: Origin) -> AttemptRecord {
         reported: a.reported.clone(),
         last_report: a.last_report,
         run_deadline_ms: a.run_deadline.map(|t| origin.to_ms(t)),
+        resource_id: a.resource_id.clone(),
     }
 }
 
@@ -587,6 +602,9 @@ impl State {
                     activation: i.activation,
                     events: i.events,
                     late_at: i.late_ms.map(|ms| origin.to_instant(ms)),
+                    runs_on: i.runs_on,
+                    owner: i.owner,
+                    give_up_at: i.give_up_ms.map(|ms| origin.to_instant(ms)),
                 },
             );
         }
@@ -628,6 +646,7 @@ impl State {
                     reported: a.reported,
                     last_report: a.last_report,
                     run_deadline: a.run_deadline_ms.map(|ms| origin.to_instant(ms)),
+                    resource_id: a.resource_id,
                 },
             );
         }
@@ -708,7 +727,20 @@ impl State {
                         },
                     ));
                 }
+                let resource = resources::role_of(&p.instances[a.instance.as_str()])
+                    == crate::definition::Role::Resource;
                 if let Some(at) = a.run_deadline
+                    && resource
+                    && matches!(a.status, Status::Creating | Status::Running)
+                {
+                    timers.push((
+                        at,
+                        Timer::Terminate {
+                            pipeline: pid.clone(),
+                            attempt: aid.clone(),
+                        },
+                    ));
+                } else if let Some(at) = a.run_deadline
                     && a.status == Status::Running
                 {
                     timers.push((
@@ -737,7 +769,8 @@ impl State {
             self.add_timer(at, timer);
         }
         for (pid, aid) in ready {
-            self.enqueue(&pid, &aid);
+            // Runners for them are seen to when the launcher is connected (`Engine::use_resources`).
+            self.enqueue_only(&pid, &aid);
         }
     }
 }

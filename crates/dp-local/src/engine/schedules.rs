@@ -51,9 +51,11 @@ impl State {
                 let at = start.unwrap_or(now.epoch).max(p.last_run.saturating_add(1));
                 p.last_run = at;
                 let components = def.activities();
+                let local = self.local_resources;
+                let p = self.pipelines.get_mut(&pid).expect("checked above");
                 let created: Vec<String> = components
                     .iter()
-                    .map(|c| create_instance(p, c, at, None, &def))
+                    .flat_map(|c| resources::plan_activity(p, c, at, None, &def, local))
                     .collect();
                 self.settle_new(&pid, &created, now);
             }
@@ -101,7 +103,7 @@ impl State {
         }
         self.dirty.pipeline(&pid);
         self.dirty.definition(&pid, format!("active/{activation}"));
-        self.requeue_pipeline(&pid);
+        self.requeue_pipeline(&pid, now);
         Ok(())
     }
 
@@ -115,6 +117,7 @@ impl State {
             return;
         }
         let mut created = Vec::new();
+        let local = self.local_resources;
         self.dirty.pipeline(pid);
         let schedule_now = schedule_time(p.first_activation, now);
         let names: Vec<String> = p.cursors.keys().cloned().collect();
@@ -129,7 +132,14 @@ impl State {
                 let Some(end) = cursor.period.advance(at, 1) else {
                     break;
                 };
-                created.push(create_instance(p, name, at, Some(end), &def));
+                created.extend(resources::plan_activity(
+                    p,
+                    name,
+                    at,
+                    Some(end),
+                    &def,
+                    local,
+                ));
                 let cursor = &mut p.cursors[name];
                 cursor.next = end;
                 cursor.remaining = cursor.remaining.map(|r| r - 1);
@@ -172,7 +182,9 @@ impl State {
             let inst = &p.instances[id];
             let def = inst.definition.clone();
             let (component, at) = (inst.component.clone(), inst.scheduled_start);
-            let mut deps = Vec::new();
+            // What the run itself needs (inputs, preconditions, the activity an output waits for) is wired
+            // already; `dependsOn` between activities is added here.
+            let mut deps = inst.depends_on.clone();
             for field in def
                 .effective_fields(&component)
                 .iter()
@@ -192,7 +204,9 @@ impl State {
                         .filter(|c| p.instances[c.as_str()].scheduled_start <= at)
                         .max_by_key(|c| p.instances[c.as_str()].scheduled_start)
                 };
-                if let Some(dep) = exact.or_else(earlier) {
+                if let Some(dep) = exact.or_else(earlier)
+                    && !deps.contains(dep)
+                {
                     deps.push(dep.clone());
                 }
             }
@@ -256,8 +270,20 @@ impl State {
             .iter()
             .map(|d| p.instances[d.as_str()].status)
             .collect();
+        let role = resources::role_of(inst);
+        if role == Role::Resource {
+            // A resource starts when work on it is ready, not when its own dependencies are met.
+            return;
+        }
+        // A failed input, own precondition or (for a data node) writer means this run can never happen, whatever
+        // failureAndRerunMode says; that mode governs `dependsOn` between activities.
+        let forced = inst.depends_on.iter().any(|d| {
+            let dep = &p.instances[d.as_str()];
+            dep.status.is_failure()
+                && (role == Role::DataNode || resources::role_of(dep) != Role::Activity)
+        });
         if statuses.iter().any(|s| s.is_failure()) {
-            if inst.cascade {
+            if inst.cascade || forced {
                 self.dirty.instance(pid, iid);
                 let inst = &mut p.instances[iid];
                 inst.status = Status::CascadeFailed;
@@ -265,13 +291,18 @@ impl State {
                 self.ended(pid, iid, now);
             }
         } else if statuses.iter().all(|s| *s == Status::Finished) {
-            self.start_attempt(pid, iid, Duration::ZERO, now);
+            if role == Role::DataNode {
+                self.data_ready(pid, iid, now);
+            } else {
+                self.start_attempt(pid, iid, Duration::ZERO, now);
+            }
         }
     }
 
     /// Called when an instance has ended: its dependents may now run (or fail).
     pub(super) fn ended(&mut self, pid: &str, iid: &str, now: Now) {
         self.run_actions(pid, iid, now);
+        self.release_if_idle(pid, iid, now);
         let dependents = self
             .pipelines
             .get(pid)
@@ -354,6 +385,9 @@ pub(super) fn create_instance(
         activation: p.activation,
         events: Vec::new(),
         late_at: None,
+        runs_on: None,
+        owner: None,
+        give_up_at: None,
     };
     p.by_component
         .entry(component.to_string())

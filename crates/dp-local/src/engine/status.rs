@@ -31,7 +31,15 @@ impl State {
         }
         inst.status = Status::Canceled;
         inst.actual_end = Some(now.epoch);
+        let resource = resources::role_of(inst) == Role::Resource;
         self.dirty.instance(pid, iid);
+        if resource {
+            self.resource_canceled(pid, iid, now);
+        }
+        let Some(p) = self.pipelines.get_mut(pid) else {
+            return;
+        };
+        let inst = &mut p.instances[iid];
         if let Some(aid) = inst.attempts.last().cloned() {
             self.dirty.attempt(pid, &aid);
             let attempt = &mut p.attempts[aid.as_str()];
@@ -152,7 +160,7 @@ impl State {
             }
         }
         if status == "RESUME" {
-            self.requeue_pipeline(pid);
+            self.requeue_pipeline(pid, now);
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //!
 //! Every hand-out happens under the engine's lock, which is what makes it unique.
 
+use super::schedules::period_field;
 use super::*;
 
 impl State {
@@ -12,6 +13,19 @@ impl State {
             return;
         };
         let inst = &mut p.instances[iid];
+        if inst.attempts.is_empty() && resources::role_of(inst) == Role::Precondition {
+            // preconditionTimeout counts from the first check (service time).
+            let timeout = period_field(
+                &inst.definition,
+                &inst.component,
+                "preconditionTimeout",
+                Duration::ZERO,
+            );
+            if !timeout.is_zero() {
+                inst.give_up_at = Some(now.instant + now.clock.real(timeout));
+            }
+            inst.actual_start.get_or_insert(now.epoch);
+        }
         let number = inst.attempts.len() as u32 + 1;
         let aid = format!("{iid}_Attempt={number}");
         inst.attempts.push(aid.clone());
@@ -37,10 +51,11 @@ impl State {
                 reported: Vec::new(),
                 last_report: None,
                 run_deadline: None,
+                resource_id: None,
             },
         );
         if delay.is_zero() {
-            self.enqueue(pid, &aid);
+            self.enqueue(pid, &aid, now);
         } else {
             let at = now.instant + now.clock.real(delay);
             self.add_timer(
@@ -54,16 +69,33 @@ impl State {
     }
 
     /// Puts an attempt in its worker group's queue if it may be handed out and is not queued already.
-    pub(super) fn enqueue(&mut self, pid: &str, aid: &str) {
-        let Some(p) = self.pipelines.get_mut(pid) else {
-            return;
-        };
-        if p.deleted || p.state != PipelineState::Scheduled {
+    pub(super) fn enqueue(&mut self, pid: &str, aid: &str, now: Now) {
+        let creating = self
+            .pipelines
+            .get(pid)
+            .and_then(|p| p.attempts.get(aid))
+            .is_some_and(|a| a.status == Status::Creating);
+        if creating {
+            // A resource attempt: its "queue" is the launcher's.
+            self.queue_launch(pid, aid, now);
             return;
         }
-        let Some(attempt) = p.attempts.get_mut(aid) else {
+        let Some(iid) = self.enqueue_only(pid, aid) else {
             return;
         };
+        if let Err(why) = self.demand_runner(pid, &iid, now) {
+            self.no_runner_ever(pid, aid, &why, now);
+        }
+    }
+
+    /// Puts an attempt in its worker group's queue, without seeing to a runner for it; returns its instance when
+    /// it was queued.
+    pub(super) fn enqueue_only(&mut self, pid: &str, aid: &str) -> Option<String> {
+        let p = self.pipelines.get_mut(pid)?;
+        if p.deleted || p.state != PipelineState::Scheduled {
+            return None;
+        }
+        let attempt = p.attempts.get_mut(aid)?;
         let inst = &p.instances[attempt.instance.as_str()];
         if attempt.queued
             || attempt.not_before.is_some_and(|t| Instant::now() < t)
@@ -71,21 +103,44 @@ impl State {
             || attempt.lease != Lease::Free
             || inst.paused
         {
-            return;
+            return None;
         }
-        let Some(group) = inst.worker_group.clone() else {
-            return;
-        };
+        let group = inst.worker_group.clone()?;
         attempt.queued = true;
+        let iid = attempt.instance.clone();
         self.queues
             .entry(group.clone())
             .or_default()
             .push_back((pid.to_string(), aid.to_string()));
         self.woken.insert(group);
+        Some(iid)
+    }
+
+    /// The attempt can never be handed out (its resource ended in failure): it fails, and so does its instance.
+    fn no_runner_ever(&mut self, pid: &str, aid: &str, why: &str, now: Now) {
+        let Some(p) = self.pipelines.get_mut(pid) else {
+            return;
+        };
+        let attempt = &mut p.attempts[aid];
+        let error = ErrorInfo {
+            id: Some("ResourceFailed".into()),
+            message: Some(format!("This work cannot run: {why}")),
+            stack_trace: None,
+        };
+        attempt.status = Status::Failed;
+        attempt.error = Some(error.clone());
+        let iid = attempt.instance.clone();
+        let inst = &mut p.instances[iid.as_str()];
+        inst.status = Status::Failed;
+        inst.actual_end = Some(now.epoch);
+        inst.error = Some(error);
+        self.dirty.attempt(pid, aid);
+        self.dirty.instance(pid, &iid);
+        self.ended(pid, &iid, now);
     }
 
     /// Queues every waiting attempt of a pipeline (after activation or resume).
-    pub(super) fn requeue_pipeline(&mut self, pid: &str) {
+    pub(super) fn requeue_pipeline(&mut self, pid: &str, now: Now) {
         let Some(p) = self.pipelines.get(pid) else {
             return;
         };
@@ -96,7 +151,7 @@ impl State {
             .filter_map(|i| i.attempts.last().cloned())
             .collect();
         for aid in waiting {
-            self.enqueue(pid, &aid);
+            self.enqueue(pid, &aid, now);
         }
     }
 
@@ -195,7 +250,10 @@ impl State {
                 Timer::Lease { pipeline, attempt } => {
                     self.lease_check(&pipeline, &attempt, at, now)
                 }
-                Timer::Retry { pipeline, attempt } => self.enqueue(&pipeline, &attempt),
+                Timer::Retry { pipeline, attempt } => self.enqueue(&pipeline, &attempt, now),
+                Timer::Terminate { pipeline, attempt } => {
+                    self.resource_terminate_after(&pipeline, &attempt, at, now)
+                }
                 Timer::Late { pipeline, instance } => self.late(&pipeline, &instance, at, now),
                 Timer::AttemptTimeout { pipeline, attempt } => {
                     self.attempt_timed_out(&pipeline, &attempt, at, now)
@@ -250,7 +308,7 @@ impl State {
                 let iid = attempt.instance.clone();
                 let inst = &mut p.instances[iid.as_str()];
                 inst.status = Status::WaitingForRunner;
-                self.enqueue(pid, aid);
+                self.enqueue(pid, aid, now);
             }
             Lease::Progress(lapsed) => {
                 // Ownership lapsed after acknowledgement: this attempt has timed out; retry as a new attempt. It
@@ -436,6 +494,18 @@ impl State {
             inst.actual_end = Some(now.epoch);
             inst.error = None;
             self.ended(&pid, &iid, now);
+        } else if status == "FALSE"
+            && resources::role_of(&p.instances[iid.as_str()]) == Role::Precondition
+        {
+            attempt.status = Status::Failed;
+            if attempt.error.is_none() {
+                attempt.error = Some(ErrorInfo {
+                    id: None,
+                    message: Some("The precondition does not hold".into()),
+                    stack_trace: None,
+                });
+            }
+            self.check_did_not_hold(&pid, &iid, now);
         } else {
             attempt.status = Status::Failed;
             p.instances[iid.as_str()].error = Some(error);
@@ -470,12 +540,17 @@ pub(super) fn task_object(p: &Pipeline, aid: &str, task_id: &str) -> TaskObject 
     };
     let fields = with_component_fields(attempt_runtime_fields(p, attempt), def, &inst.component);
     let mut objects = IndexMap::new();
-    let referenced: Vec<String> = def
-        .effective_fields(&inst.component)
-        .iter()
-        .filter(|f| f.key != "parent" && f.key != "dependsOn")
-        .filter_map(|f| f.ref_value.clone())
-        .collect();
+    let refs_of = |fields: &[Field]| -> Vec<String> {
+        fields
+            .iter()
+            .filter(|f| f.key != "parent" && f.key != "dependsOn" && !f.key.starts_with('@'))
+            .filter_map(|f| f.ref_value.clone())
+            .collect()
+    };
+    // Everything the work may need is reachable through references: data nodes, their formats, databases and
+    // preconditions, schedules, the resource. Each object comes once, with its own fields evaluated in its own
+    // context (a data node's `#{@scheduledStartTime}` is its instance's, which shares the task's period).
+    let mut pending: VecDeque<String> = refs_of(&fields).into();
     objects.insert(
         aid.to_string(),
         PipelineObject {
@@ -484,21 +559,32 @@ pub(super) fn task_object(p: &Pipeline, aid: &str, task_id: &str) -> TaskObject 
             fields: evaluate(fields, aid),
         },
     );
-    for r in referenced {
+    while let Some(r) = pending.pop_front() {
         if objects.contains_key(&r) {
             continue;
         }
-        if let Some(o) = def.object(&r) {
-            let fields = evaluate(def.effective_fields(&r), &r);
-            objects.insert(
-                r.clone(),
-                PipelineObject {
-                    id: r.clone(),
-                    name: o.name.clone(),
-                    fields,
-                },
-            );
-        }
+        let Some(o) = def.object(&r) else {
+            continue;
+        };
+        let fields = def.effective_fields(&r);
+        pending.extend(refs_of(&fields));
+        // The component's instance in this period, if it has one, is what its runtime fields come from.
+        let own = p.by_component.get(&r).and_then(|ids| {
+            ids.iter()
+                .find(|i| p.instances[i.as_str()].scheduled_start == inst.scheduled_start)
+        });
+        let fields = match own {
+            Some(iid) => evaluate(fields, iid),
+            None => evaluate(fields, &r),
+        };
+        objects.insert(
+            r.clone(),
+            PipelineObject {
+                id: r.clone(),
+                name: o.name.clone(),
+                fields,
+            },
+        );
     }
     TaskObject {
         task_id: Some(task_id.into()),
