@@ -155,6 +155,9 @@ struct Common {
     /// Take one task, run it, and exit with its outcome.
     #[arg(long = "once", global = true)]
     once: bool,
+    /// Stop at once (killing held tasks' work) when the process that started this runner ends.
+    #[arg(long = "exit-with-parent", global = true)]
+    exit_with_parent: bool,
     /// The runner log's format.
     #[arg(
         long = "log-format",
@@ -301,6 +304,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Invoc
     }
     config.time_scale = c.time_scale;
     config.once = c.once;
+    config.exit_with_parent = c.exit_with_parent;
     config.log_format = match c.log_format {
         Format::Text => LogFormat::Text,
         Format::Json => LogFormat::Json,

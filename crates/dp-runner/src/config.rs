@@ -185,6 +185,9 @@ pub struct RunnerConfig {
     pub poll_backoff_cap: Duration,
     /// `--once`: take one task, run it, exit with its outcome.
     pub once: bool,
+    /// `--exit-with-parent`: when the process that started the runner ends, stop at once (held tasks' work is
+    /// killed, as on a second signal). For runners started by another program, such as dp-local's resources.
+    pub exit_with_parent: bool,
     /// `--log-format`.
     pub log_format: LogFormat,
     /// `--time-scale`: service durations read from task objects (`attemptTimeout`, `reportProgressTimeout`) and
@@ -233,6 +236,7 @@ impl RunnerConfig {
             heartbeat_interval: Duration::from_secs(15 * 60),
             poll_backoff_cap: Duration::from_secs(60),
             once: false,
+            exit_with_parent: false,
             log_format: LogFormat::Text,
             time_scale: 1.0,
             log_to_stderr: true,

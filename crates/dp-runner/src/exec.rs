@@ -3,11 +3,11 @@
 //! stderr) in its own process group, reports progress while it runs, stops it on cancel, and sets `FINISHED` or
 //! `FAILED` from its exit status.
 
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 
 use crate::activity::{Activity, BoxFuture, Failure, Outcome, Task, TaskContext};
-use crate::shell::{Ended, describe_status, run_in_group};
+use crate::shell::{Ended, describe_status, group_command, run_in_group};
 
 /// The activity behind `exec`: runs `argv` and remembers how it ended.
 #[derive(Debug, Clone)]
@@ -37,12 +37,8 @@ impl Activity for ExecCommand {
             let Some((program, args)) = self.argv.split_first() else {
                 return Outcome::Failed(Failure::new("InvalidCommand", "exec: no command given"));
             };
-            let mut command = tokio::process::Command::new(program);
-            command
-                .args(args)
-                .stdin(Stdio::null())
-                .process_group(0)
-                .kill_on_drop(true);
+            let args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+            let command = group_command(program.as_ref(), &args, context.cancel_grace());
             match run_in_group(command, context, None).await {
                 Ended::Exited(status) => {
                     *self.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);

@@ -59,6 +59,7 @@ pub mod activity;
 pub mod config;
 pub mod doctor;
 pub mod exec;
+pub mod guard;
 pub mod logging;
 pub mod precondition;
 mod runner;

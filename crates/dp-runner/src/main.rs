@@ -18,6 +18,10 @@ pub(crate) const VERSION: &str = concat!(
 );
 
 fn main() -> ExitCode {
+    // The guard between the runner and each command it starts is this same executable (see dp_runner::guard).
+    if let Some(code) = dp_runner::guard::main_if_requested() {
+        return code;
+    }
     let invocation = match args::parse(std::env::args_os()) {
         Ok(invocation) => invocation,
         Err(refusal) => {

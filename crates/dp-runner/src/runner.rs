@@ -222,6 +222,10 @@ impl Runner {
                 control.force.cancel();
             }
         });
+        let parent_watch = self
+            .config
+            .exit_with_parent
+            .then(|| tokio::spawn(watch_parent(self.control.clone(), self.log.clone())));
         let context = TaskContext {
             cancel: CancellationToken::new(),
             kill_now: self.control.abort.clone(),
@@ -235,6 +239,9 @@ impl Runner {
         };
         let end = lease.hold(task, Arc::new(activity), context).await;
         grace_timer.abort();
+        if let Some(watch) = parent_watch {
+            watch.abort();
+        }
         end
     }
 
@@ -269,6 +276,9 @@ impl Runner {
             abort: control.abort.clone(),
         };
 
+        let parent_watch = config
+            .exit_with_parent
+            .then(|| tokio::spawn(watch_parent(control.clone(), log.clone())));
         let heartbeat = tokio::spawn(heartbeats(
             client.clone(),
             config.clone(),
@@ -396,6 +406,9 @@ impl Runner {
         }
         heartbeat.abort();
         grace_timer.abort();
+        if let Some(watch) = parent_watch {
+            watch.abort();
+        }
         // A rotation under way finishes its upload (bounded), so no closed file misses --logUri.
         stop_rotating.cancel();
         if tokio::time::timeout(Duration::from_secs(30), log_rotation)
@@ -448,6 +461,23 @@ impl Activity for Unsupported {
             )
         };
         Box::pin(async move { Outcome::Failed(Failure::new("UnsupportedActivityType", message)) })
+    }
+}
+
+/// `--exit-with-parent`: looks at the parent process id every 200 ms; when it changes (the process that started
+/// the runner ended and this one was handed to another), stops the runner at once, killing held tasks' work.
+async fn watch_parent(control: Control, log: RunnerLog) {
+    let parent = nix::unistd::getppid();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if nix::unistd::getppid() != parent {
+            log.warn(
+                "the process that started this runner has ended (--exit-with-parent): stopping at once",
+                &[("parent", &parent.to_string())],
+            );
+            control.stop_now();
+            return;
+        }
     }
 }
 

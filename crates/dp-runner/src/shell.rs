@@ -3,10 +3,12 @@
 //! `command` runs under `sh -c` with the `scriptArgument` values as `$1…`; `scriptUri` (an `s3://` object or a
 //! local path) is fetched into the attempt's log directory and run with the same arguments. The child gets its own
 //! process group, so a cancel, a timeout or a shutdown stops everything it started: SIGTERM to the group, SIGKILL
-//! after the cancel grace. Its output goes to the attempt's `StdOutput` and `StdError`, then to the `stdout` and
+//! after the cancel grace. In the `dp-task-runner` binary a guard process leads that group (see [`crate::guard`]),
+//! so the group is stopped even when the runner itself is killed with SIGKILL. Its output goes to the attempt's `StdOutput` and `StdError`, then to the `stdout` and
 //! `stderr` locations when the attempt ends. With `stage: true`, S3 inputs are downloaded into
 //! `INPUT<n>_STAGING_DIR` before the command and `OUTPUT<n>_STAGING_DIR` is uploaded after it succeeds.
 
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -136,14 +138,11 @@ impl ShellCommand {
 
         let stdout_path = log_dir.join("StdOutput");
         let stderr_path = log_dir.join("StdError");
-        let mut command = tokio::process::Command::new(&argv[0]);
+        let args: Vec<OsString> = argv[1..].iter().map(OsString::from).collect();
+        let mut command = group_command(argv[0].as_ref(), &args, context.cancel_grace());
         command
-            .args(&argv[1..])
-            .stdin(Stdio::null())
             .stdout(open_log(&stdout_path)?)
-            .stderr(open_log(&stderr_path)?)
-            .process_group(0)
-            .kill_on_drop(true);
+            .stderr(open_log(&stderr_path)?);
         if let Some(staging) = &staging {
             for (n, dir) in &staging.inputs {
                 command.env(format!("INPUT{n}_STAGING_DIR"), dir);
@@ -342,8 +341,39 @@ pub(crate) enum Ended {
     SpawnFailed(std::io::Error),
 }
 
-/// Runs `command` (already in a new process group) until it exits, the context is canceled or `timeout` passes;
-/// in the last two cases the whole group is stopped: SIGTERM, then SIGKILL after the cancel grace.
+/// `program args…` ready for [`run_in_group`]: the leader of a new process group, its stdin closed. When this
+/// executable can act as a guard (see [`crate::guard`]), the guard leads the group and starts the command, so the
+/// group is stopped even if the runner is killed with SIGKILL. Set stdout, stderr and the environment on the
+/// returned command (the command inherits them from the guard); do not set stdin.
+pub(crate) fn group_command(
+    program: &OsStr,
+    args: &[OsString],
+    grace: Duration,
+) -> tokio::process::Command {
+    let mut command = match crate::guard::program() {
+        Some(guard) => {
+            let mut command = tokio::process::Command::new(guard);
+            command
+                .args(crate::guard::guard_args(
+                    grace,
+                    &program.to_os_string(),
+                    args,
+                ))
+                .stdin(Stdio::piped());
+            command
+        }
+        None => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(args).stdin(Stdio::null());
+            command
+        }
+    };
+    command.process_group(0).kill_on_drop(true);
+    command
+}
+
+/// Runs `command` (from [`group_command`]) until it exits, the context is canceled or `timeout` passes; in the last
+/// two cases the whole group is stopped: SIGTERM, then SIGKILL after the cancel grace.
 pub(crate) async fn run_in_group(
     mut command: tokio::process::Command,
     context: &TaskContext,
@@ -353,6 +383,8 @@ pub(crate) async fn run_in_group(
         Ok(child) => child,
         Err(e) => return Ended::SpawnFailed(e),
     };
+    // The guard's lifeline: held, never written, closed by the kernel if this process dies.
+    let _lifeline = child.stdin.take();
     let pgid = child.id().map(|id| Pid::from_raw(id as i32));
     let deadline = async {
         match timeout {

@@ -6,6 +6,13 @@
 //! the API asks. Shutdown stops the work and fails the task at once, so the service retries it now rather than
 //! after the lease. Otherwise the activity's outcome goes out with exactly one accepted `SetTaskStatus`, retried
 //! (with the lease kept alive meanwhile) until the service takes it.
+//!
+//! The supervisor keeps its own clock of the lease: it lapses one `reportProgressTimeout` after the last report
+//! the service accepted (counted from when that report was sent, so the runner's view never outlasts the
+//! service's). No call waits longer than what is left of the lease, and when the lease has lapsed (the service
+//! could not be reached for a whole timeout, so it is about to hand the task to another runner) the supervisor
+//! stops the work itself and sends nothing more for that attempt. It must not let two copies of one task run at
+//! once for longer than the cancel grace.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +28,9 @@ use crate::logging::RunnerLog;
 /// How long the service waits for the acknowledgement of a task it handed out.
 pub const ACKNOWLEDGE_WINDOW: Duration = Duration::from_secs(120);
 
+/// The service's `reportProgressTimeout` when the task object sets none.
+const DEFAULT_REPORT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// How a held task ended, from the runner's side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEnd {
@@ -32,7 +42,8 @@ pub enum TaskEnd {
     False,
     /// The service canceled the task; nothing was sent after the cancel.
     Canceled,
-    /// The service no longer knew the task (its lease had lapsed or it was never acknowledged).
+    /// The service no longer knew the task (its lease had lapsed or it was never acknowledged), or the runner could
+    /// not reach it for a whole `reportProgressTimeout` and stopped the work; no status was sent.
     LeaseLost,
     /// The runner shut down: the work was stopped and `FAILED` (`TaskRunnerShutdown`) sent.
     Shutdown,
@@ -59,6 +70,30 @@ enum ReportError {
     Other(String),
 }
 
+/// The runner's view of one task's lease: when it lapses unless a report gets through first.
+struct LeaseClock {
+    timeout: Duration,
+    lapses_at: Instant,
+}
+
+impl LeaseClock {
+    /// A report sent at `sent` was accepted: the service counts its timeout from some moment after that.
+    fn renewed(&mut self, sent: Instant) {
+        self.lapses_at = sent + self.timeout;
+    }
+
+    fn lapsed(&self) -> bool {
+        Instant::now() >= self.lapses_at
+    }
+
+    /// How long the next call may wait for its answer: what is left of the lease, and at most `cap`.
+    fn call_bound(&self, cap: Duration) -> Duration {
+        self.lapses_at
+            .saturating_duration_since(Instant::now())
+            .min(cap)
+    }
+}
+
 impl Lease {
     async fn report(&self, task_id: &str, fields: Vec<Field>) -> Result<bool, ReportError> {
         let input = ReportTaskProgressInput {
@@ -72,6 +107,28 @@ impl Lease {
             }
             Err(e) => Err(ReportError::Other(e.to_string())),
         }
+    }
+
+    /// A report that gives up (as a failure) when no answer came within `bound`; on success the lease is renewed.
+    async fn bounded_report(
+        &self,
+        task_id: &str,
+        fields: Vec<Field>,
+        lease: &mut LeaseClock,
+        bound: Duration,
+    ) -> Result<bool, ReportError> {
+        let sent = Instant::now();
+        let answer = match tokio::time::timeout(bound, self.report(task_id, fields)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(ReportError::Other(format!(
+                "no answer within {:.1}s",
+                bound.as_secs_f64()
+            ))),
+        };
+        if let Ok(false) = answer {
+            lease.renewed(sent);
+        }
+        answer
     }
 
     /// Holds `task` while `activity` runs, and delivers its outcome.
@@ -93,12 +150,21 @@ impl Lease {
         };
         use crate::logging::Level::{Error, Info, Warn};
 
+        let timeout = report_timeout(&task, self.time_scale);
+        let interval = report_interval(self.progress_interval, &task, self.time_scale);
         // Acknowledge before anything else: the service hands an unacknowledged task out again after 2 minutes.
-        let acknowledged_by =
-            Instant::now() + ACKNOWLEDGE_WINDOW.div_f64(self.time_scale.max(1e-9));
+        // Until acknowledged, the "lease" is that window.
+        let mut lease = LeaseClock {
+            timeout,
+            lapses_at: Instant::now() + ACKNOWLEDGE_WINDOW.div_f64(self.time_scale.max(1e-9)),
+        };
         let mut tries = 0u32;
         loop {
-            match self.report(&task.task_id, Vec::new()).await {
+            let bound = lease.call_bound(interval);
+            match self
+                .bounded_report(&task.task_id, Vec::new(), &mut lease, bound)
+                .await
+            {
                 Ok(false) => break,
                 Ok(true) => {
                     log(Info, "task canceled before it started; nothing run");
@@ -113,8 +179,8 @@ impl Lease {
                 }
                 Err(ReportError::Other(e)) => {
                     tries += 1;
-                    let wait = retry_delay(tries, Duration::from_secs(10));
-                    if Instant::now() + wait >= acknowledged_by || self.abort.is_cancelled() {
+                    let wait = retry_delay(tries, Duration::from_secs(10).min(interval));
+                    if Instant::now() + wait >= lease.lapses_at || self.abort.is_cancelled() {
                         log(
                             Error,
                             &format!("could not acknowledge the task: {e}; nothing run"),
@@ -132,7 +198,6 @@ impl Lease {
             let (activity, task, context) = (activity.clone(), task.clone(), context.clone());
             async move { activity.run(&task, &context).await }
         });
-        let interval = report_interval(self.progress_interval, &task, self.time_scale);
         let mut next_report = Instant::now() + interval;
         let mut failures = 0u32;
         let mut reporting = true;
@@ -148,9 +213,19 @@ impl Lease {
                         )),
                     };
                 }
+                _ = tokio::time::sleep_until(lease.lapses_at), if reporting => {
+                    log(Error, &format!(
+                        "no progress report got through for a whole reportProgressTimeout ({:.1}s): the service \
+                         hands the task to another runner, so its work here stops and no status is sent",
+                        timeout.as_secs_f64()
+                    ));
+                    context.cancel(CancelReason::LeaseLost);
+                    reporting = false;
+                }
                 _ = tokio::time::sleep_until(next_report), if reporting => {
                     let fields = context.progress_fields();
-                    match self.report(&task.task_id, fields.clone()).await {
+                    let bound = lease.call_bound(interval);
+                    match self.bounded_report(&task.task_id, fields.clone(), &mut lease, bound).await {
                         Ok(false) => {
                             sent = fields;
                             failures = 0;
@@ -170,7 +245,7 @@ impl Lease {
                             failures += 1;
                             let wait = retry_delay(failures, interval / 4);
                             log(Warn, &format!("progress report failed (retry in {:.1}s): {e}", wait.as_secs_f64()));
-                            next_report = Instant::now() + wait;
+                            next_report = (Instant::now() + wait).min(lease.lapses_at);
                         }
                     }
                 }
@@ -181,10 +256,22 @@ impl Lease {
             }
         };
 
+        // A lease that lapsed while the work was ending: the service has timed the attempt out already.
+        if context.cancel_reason().is_none() && lease.lapsed() {
+            log(
+                Error,
+                "the lease lapsed before the outcome could be sent: no status is sent for this attempt",
+            );
+            context.cancel(CancelReason::LeaseLost);
+        }
         // Progress fields set since the last report go out before the status, so none is lost.
         let fields = context.progress_fields();
         if context.cancel_reason().is_none() && fields != sent {
-            match self.report(&task.task_id, fields).await {
+            let bound = lease.call_bound(interval);
+            match self
+                .bounded_report(&task.task_id, fields, &mut lease, bound)
+                .await
+            {
                 Ok(false) | Err(ReportError::Other(_)) => {}
                 Ok(true) => context.cancel(CancelReason::Service),
                 Err(ReportError::NotFound) => context.cancel(CancelReason::LeaseLost),
@@ -221,11 +308,40 @@ impl Lease {
             error_message: failure.as_ref().map(|f| f.message.clone()),
             error_stack_trace: failure.as_ref().and_then(|f| f.stack_trace.clone()),
         };
+        // Until the status is accepted the lease is kept alive: a report whenever one is due, and no call waits
+        // past the lease. A lease that lapses here means the service has moved on: the status is given up.
         let mut tries = 0u32;
-        let mut last_report = Instant::now();
+        let mut next_report = Instant::now() + interval;
         loop {
-            match self.client.call::<ops::SetTaskStatus>(&input).await {
-                Ok(_) => {
+            if lease.lapsed() {
+                log(
+                    Error,
+                    &format!(
+                        "status {} not delivered within the lease; the service times the attempt out",
+                        status.as_str()
+                    ),
+                );
+                return TaskEnd::LeaseLost;
+            }
+            let bound = lease.call_bound(interval);
+            let sent_at = Instant::now();
+            let answer =
+                match tokio::time::timeout(bound, self.client.call::<ops::SetTaskStatus>(&input))
+                    .await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) if e.error().service_code() == Some("TaskNotFoundException") => {
+                        log(
+                            Error,
+                            "the service no longer knows the task; its status was not recorded",
+                        );
+                        return TaskEnd::LeaseLost;
+                    }
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(format!("no answer within {:.1}s", bound.as_secs_f64())),
+                };
+            let e = match answer {
+                Ok(()) => {
                     let detail = match &failure {
                         Some(f) => format!(
                             "task ended {} ({}): {}",
@@ -238,57 +354,85 @@ impl Lease {
                     log(Info, &detail);
                     return end;
                 }
-                Err(e) if e.error().service_code() == Some("TaskNotFoundException") => {
-                    log(
-                        Error,
-                        "the service no longer knows the task; its status was not recorded",
-                    );
-                    return TaskEnd::LeaseLost;
+                Err(e) => e,
+            };
+            tries += 1;
+            if self.abort.is_cancelled() {
+                log(
+                    Error,
+                    &format!(
+                        "stopping at once: status {} not delivered: {e}",
+                        status.as_str()
+                    ),
+                );
+                return TaskEnd::Abandoned;
+            }
+            let wait = retry_delay(tries, Duration::from_secs(30).min(interval));
+            log(
+                Warn,
+                &format!(
+                    "set-task-status failed (retry in {:.1}s): {e}",
+                    wait.as_secs_f64()
+                ),
+            );
+            let retry_at = (sent_at.max(Instant::now()) + wait).min(lease.lapses_at);
+            // Keep the lease while the status cannot be delivered.
+            while next_report <= retry_at {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(next_report) => {}
+                    _ = self.abort.cancelled() => break,
                 }
-                Err(e) => {
-                    tries += 1;
-                    if self.abort.is_cancelled() {
+                let bound = lease.call_bound(interval);
+                match self
+                    .bounded_report(&task.task_id, Vec::new(), &mut lease, bound)
+                    .await
+                {
+                    Ok(false) => next_report = Instant::now() + interval,
+                    Ok(true) => {
+                        log(
+                            Info,
+                            "the service canceled the task while its status was pending; no status sent",
+                        );
+                        return TaskEnd::Canceled;
+                    }
+                    Err(ReportError::NotFound) => {
                         log(
                             Error,
-                            &format!(
-                                "stopping at once: status {} not delivered: {e}",
-                                status.as_str()
-                            ),
+                            "the service no longer knows the task; its status was not recorded",
                         );
-                        return TaskEnd::Abandoned;
+                        return TaskEnd::LeaseLost;
                     }
-                    let wait = retry_delay(tries, Duration::from_secs(30));
-                    log(
-                        Warn,
-                        &format!(
-                            "set-task-status failed (retry in {:.1}s): {e}",
-                            wait.as_secs_f64()
-                        ),
-                    );
-                    // Keep the lease while the status cannot be delivered.
-                    if last_report.elapsed() >= interval {
-                        let _ = self.report(&task.task_id, Vec::new()).await;
-                        last_report = Instant::now();
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = self.abort.cancelled() => {}
+                    Err(ReportError::Other(e)) => {
+                        log(Warn, &format!("keep-alive report failed: {e}"));
+                        next_report = (Instant::now() + interval / 4).min(lease.lapses_at);
+                        if lease.lapsed() {
+                            break;
+                        }
                     }
                 }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(retry_at) => {}
+                _ = self.abort.cancelled() => {}
             }
         }
     }
 }
 
+/// The task's `reportProgressTimeout` (15 minutes when unset) in this runner's time.
+fn report_timeout(task: &Task, time_scale: f64) -> Duration {
+    task.field("reportProgressTimeout")
+        .and_then(crate::shell::parse_period)
+        .unwrap_or(DEFAULT_REPORT_TIMEOUT)
+        .div_f64(time_scale.max(1e-9))
+}
+
 /// How often to report for `task`: the configured interval, but at least three reports within the activity's
 /// `reportProgressTimeout` (15 minutes by default), so a short timeout never lapses between two reports.
 pub(crate) fn report_interval(configured: Duration, task: &Task, time_scale: f64) -> Duration {
-    let timeout = task
-        .field("reportProgressTimeout")
-        .and_then(crate::shell::parse_period)
-        .unwrap_or(Duration::from_secs(15 * 60))
-        .div_f64(time_scale.max(1e-9));
-    configured.min(timeout / 3).max(Duration::from_millis(50))
+    configured
+        .min(report_timeout(task, time_scale) / 3)
+        .max(Duration::from_millis(50))
 }
 
 /// The wait before retry `n` (1-based): 250 ms doubling, capped at `cap` (at least 100 ms), with full jitter over

@@ -1,5 +1,6 @@
 //! What the tests share: dp-local in-process at a fast clock, the runner as a real process (killed on drop), a
-//! recording HTTP proxy between them (so tests can count the calls the runner made), temporary directories, and
+//! recording and fault-injecting HTTP proxy between them (so tests can count the calls the runner made, and make
+//! any operation hang, drop its connection, answer 503 or answer ThrottlingException), temporary directories, and
 //! pipelines made through dp-wire.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -259,52 +260,115 @@ pub fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// One request the runner sent: its operation and JSON body, and the response body.
+/// One request the runner sent: its operation and JSON body, the response body, and the fault it met (`None`:
+/// it was passed to dp-local).
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub operation: String,
     pub request: Value,
     pub response: Value,
+    pub fault: Option<Fault>,
 }
 
-/// A plain-http forward proxy that records every Data Pipeline call passing through it.
+/// What the proxy does with a request instead of passing it on. A faulted request never reaches dp-local.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Read the request, never answer, keep the connection open until the runner closes it.
+    BlackHole,
+    /// Close the connection without an answer.
+    Refuse,
+    /// Answer `503 Service Unavailable`.
+    Unavailable,
+    /// Answer `400` with a `ThrottlingException` body, as the service does when a caller exceeds its rate.
+    Throttle,
+}
+
+/// A fault for one operation: for every call, or for the next `remaining` calls, optionally only for calls whose
+/// body contains `needle` (a task id).
+#[derive(Debug, Clone)]
+struct FaultRule {
+    operation: String,
+    fault: Fault,
+    remaining: Option<usize>,
+    needle: Option<String>,
+}
+
+#[derive(Default)]
+struct ProxyState {
+    calls: Mutex<Vec<Recorded>>,
+    rules: Mutex<Vec<FaultRule>>,
+    terminate: std::sync::atomic::AtomicBool,
+    /// Black-holed connections the runner gave up on (closed while waiting for an answer).
+    abandoned: AtomicUsize,
+}
+
+impl ProxyState {
+    /// The fault for this call, if a rule matches (using up one of a counted rule's calls).
+    fn fault_for(&self, operation: &str, body: &[u8]) -> Option<Fault> {
+        let mut rules = self.rules.lock().unwrap();
+        let body = String::from_utf8_lossy(body);
+        let index = rules.iter().position(|r| {
+            (r.operation == operation || r.operation == "*")
+                && r.remaining != Some(0)
+                && r.needle.as_deref().is_none_or(|n| body.contains(n))
+        })?;
+        let rule = &mut rules[index];
+        if let Some(n) = rule.remaining.as_mut() {
+            *n -= 1;
+        }
+        Some(rule.fault)
+    }
+}
+
+/// A plain-http forward proxy that records every Data Pipeline call passing through it and injects faults per
+/// operation (by the `X-Amz-Target` header), on real loopback sockets.
 pub struct RecordingProxy {
     url: String,
-    calls: Arc<Mutex<Vec<Recorded>>>,
-    terminate: Arc<std::sync::atomic::AtomicBool>,
+    state: Arc<ProxyState>,
 }
 
 impl RecordingProxy {
     pub fn start(upstream: String) -> RecordingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let calls: Arc<Mutex<Vec<Recorded>>> = Arc::default();
-        let recorded = calls.clone();
-        let terminate: Arc<std::sync::atomic::AtomicBool> = Arc::default();
-        let told = terminate.clone();
+        let state: Arc<ProxyState> = Arc::default();
+        let shared = state.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
-                let (upstream, recorded, told) = (upstream.clone(), recorded.clone(), told.clone());
+                let (upstream, shared) = (upstream.clone(), shared.clone());
                 std::thread::spawn(move || {
-                    let _ = relay(stream, &upstream, &recorded, &told);
+                    let _ = relay(stream, &upstream, &shared);
                 });
             }
         });
-        RecordingProxy {
-            url,
-            calls,
-            terminate,
-        }
+        RecordingProxy { url, state }
     }
 
     pub fn url(&self) -> String {
         self.url.clone()
     }
 
-    /// The recorded calls of `operation` (`SetTaskStatus`).
+    /// The calls of `operation` (`SetTaskStatus`) that reached dp-local.
     pub fn calls(&self, operation: &str) -> Vec<Recorded> {
-        self.calls
+        self.all_calls(operation)
+            .into_iter()
+            .filter(|c| c.fault.is_none())
+            .collect()
+    }
+
+    /// The calls of `operation` that met a fault instead.
+    pub fn faulted(&self, operation: &str) -> Vec<Recorded> {
+        self.all_calls(operation)
+            .into_iter()
+            .filter(|c| c.fault.is_some())
+            .collect()
+    }
+
+    /// Every call of `operation` the runner made, in order, faulted or not.
+    pub fn all_calls(&self, operation: &str) -> Vec<Recorded> {
+        self.state
+            .calls
             .lock()
             .unwrap()
             .iter()
@@ -313,13 +377,65 @@ impl RecordingProxy {
             .collect()
     }
 
+    /// From now on every call of `operation` (`"*"`: of every operation) meets `fault`.
+    pub fn fail(&self, operation: &str, fault: Fault) {
+        self.add_rule(operation, fault, None, None);
+    }
+
+    /// The next `n` calls of `operation` meet `fault`.
+    pub fn fail_next(&self, operation: &str, fault: Fault, n: usize) {
+        self.add_rule(operation, fault, Some(n), None);
+    }
+
+    /// From now on every call of `operation` whose body contains `needle` meets `fault`.
+    pub fn fail_matching(&self, operation: &str, needle: &str, fault: Fault) {
+        self.add_rule(operation, fault, None, Some(needle.to_string()));
+    }
+
+    fn add_rule(
+        &self,
+        operation: &str,
+        fault: Fault,
+        remaining: Option<usize>,
+        needle: Option<String>,
+    ) {
+        self.state.rules.lock().unwrap().push(FaultRule {
+            operation: operation.to_string(),
+            fault,
+            remaining,
+            needle,
+        });
+    }
+
+    /// Every call passes again (connections already black-holed stay so until the runner closes them).
+    pub fn heal(&self) {
+        self.state.rules.lock().unwrap().clear();
+    }
+
+    /// How many black-holed connections the runner has closed while waiting for their answer.
+    pub fn abandoned(&self) -> usize {
+        self.state.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// The task ids the runner was handed (from the PollForTask answers that passed).
+    pub fn handed_out(&self) -> Vec<String> {
+        self.calls("PollForTask")
+            .iter()
+            .filter_map(|c| {
+                c.response["taskObject"]["taskId"]
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+
     /// From now on, heartbeats are answered `{"terminate": true}` (as the service does for a runner it wants gone).
     pub fn answer_terminate(&self) {
-        self.terminate.store(true, Ordering::SeqCst);
+        self.state.terminate.store(true, Ordering::SeqCst);
     }
 
     pub fn count(&self) -> usize {
-        self.calls.lock().unwrap().len()
+        self.state.calls.lock().unwrap().len()
     }
 }
 
@@ -352,17 +468,10 @@ fn read_message(
     Ok(Some((head, body)))
 }
 
-fn relay(
-    client: TcpStream,
-    upstream: &str,
-    recorded: &Mutex<Vec<Recorded>>,
-    terminate: &std::sync::atomic::AtomicBool,
-) -> std::io::Result<()> {
+fn relay(client: TcpStream, upstream: &str, state: &ProxyState) -> std::io::Result<()> {
     let mut client_reader = BufReader::new(client.try_clone()?);
     let mut client_writer = client;
-    let server = TcpStream::connect(upstream)?;
-    let mut server_reader = BufReader::new(server.try_clone()?);
-    let mut server_writer = server;
+    let mut server: Option<(BufReader<TcpStream>, TcpStream)> = None;
     while let Some((mut head, body)) = read_message(&mut client_reader)? {
         // Absolute form to origin form: `POST http://host:port/ HTTP/1.1` becomes `POST / HTTP/1.1`.
         let mut parts: Vec<String> = head[0].split(' ').map(str::to_string).collect();
@@ -372,7 +481,7 @@ fn relay(
                 .map_or("/".to_string(), |i| rest[i..].to_string());
         }
         head[0] = parts.join(" ");
-        let operation = head
+        let target = head
             .iter()
             .find_map(|h| {
                 let (k, v) = h.split_once(':')?;
@@ -380,14 +489,64 @@ fn relay(
                     .then(|| v.trim().to_string())
             })
             .unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or("").to_string();
+        let fault = state.fault_for(&operation, &body);
+        let record = |response: &[u8]| {
+            state.calls.lock().unwrap().push(Recorded {
+                operation: operation.clone(),
+                request: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                response: serde_json::from_slice(response).unwrap_or(Value::Null),
+                fault,
+            });
+        };
+        let answer = |status: &str, body: &str| {
+            format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        match fault {
+            Some(Fault::BlackHole) => {
+                record(b"");
+                // Hold the connection until the runner gives up on it.
+                let mut rest = Vec::new();
+                let _ = client_reader.read_to_end(&mut rest);
+                state.abandoned.fetch_add(1, Ordering::SeqCst);
+                return Ok(());
+            }
+            Some(Fault::Refuse) => {
+                record(b"");
+                let _ = client_writer.shutdown(std::net::Shutdown::Both);
+                return Ok(());
+            }
+            Some(Fault::Unavailable) => {
+                let text =
+                    r#"{"__type":"ServiceUnavailableException","message":"Service Unavailable"}"#;
+                record(text.as_bytes());
+                client_writer.write_all(answer("503 Service Unavailable", text).as_bytes())?;
+                continue;
+            }
+            Some(Fault::Throttle) => {
+                let text = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+                record(text.as_bytes());
+                client_writer.write_all(answer("400 Bad Request", text).as_bytes())?;
+                continue;
+            }
+            None => {}
+        }
+        if server.is_none() {
+            let stream = TcpStream::connect(upstream)?;
+            server = Some((BufReader::new(stream.try_clone()?), stream));
+        }
+        let (server_reader, server_writer) = server.as_mut().expect("connected above");
         let mut request = head.join("\r\n").into_bytes();
         request.extend_from_slice(b"\r\n\r\n");
         request.extend_from_slice(&body);
         server_writer.write_all(&request)?;
-        let Some((mut response_head, mut response_body)) = read_message(&mut server_reader)? else {
+        let Some((mut response_head, mut response_body)) = read_message(server_reader)? else {
             return Ok(());
         };
-        if operation.ends_with(".ReportTaskRunnerHeartbeat") && terminate.load(Ordering::SeqCst) {
+        if operation == "ReportTaskRunnerHeartbeat" && state.terminate.load(Ordering::SeqCst) {
             response_body = br#"{"terminate":true}"#.to_vec();
             for line in response_head.iter_mut() {
                 if line.to_ascii_lowercase().starts_with("content-length:") {
@@ -395,11 +554,7 @@ fn relay(
                 }
             }
         }
-        recorded.lock().unwrap().push(Recorded {
-            operation: operation.rsplit('.').next().unwrap_or("").to_string(),
-            request: serde_json::from_slice(&body).unwrap_or(Value::Null),
-            response: serde_json::from_slice(&response_body).unwrap_or(Value::Null),
-        });
+        record(&response_body);
         let mut response = response_head.join("\r\n").into_bytes();
         response.extend_from_slice(b"\r\n\r\n");
         response.extend_from_slice(&response_body);

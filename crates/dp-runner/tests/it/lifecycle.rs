@@ -250,11 +250,19 @@ fn deactivation_kills_the_whole_process_group_and_sends_no_status() {
     assert_eq!(runner.wait(LIMIT).code(), Some(0));
 }
 
+/// A runner killed with SIGKILL runs no code of its own, yet leaves no work running: the guard between it and the
+/// command stops the command's process group (SIGTERM, then SIGKILL after the grace) when the runner's end of its
+/// pipe closes. The service then times the attempt out and the next runner finishes the retry, once.
 #[test]
-fn a_killed_runners_task_is_finished_once_by_the_next_runner() {
+fn a_killed_runners_work_stops_and_its_task_is_finished_once_by_the_next_runner() {
     let endpoint = Endpoint::start();
     let dir = TempDir::new("sigkill");
-    let (pid_file, marker) = (dir.path().join("cmd.pid"), dir.path().join("done.txt"));
+    let (pid_file, bg_file, marker) = (
+        dir.path().join("cmd.pid"),
+        dir.path().join("bg.pid"),
+        dir.path().join("done.txt"),
+    );
+    // The first run never ends by itself (a background sleep and a wait); the retry finishes at once.
     let pipeline = shell_pipeline(
         &endpoint,
         "wg-kill",
@@ -262,8 +270,10 @@ fn a_killed_runners_task_is_finished_once_by_the_next_runner() {
             (
                 "command",
                 &format!(
-                    "echo $$ > {pid}; sleep 2; echo finished >> {marker}",
+                    "if [ -f {pid} ]; then echo finished >> {marker}; exit 0; fi; \
+                     sleep 600 & echo $! > {bg}; echo $$ > {pid}; wait",
                     pid = pid_file.display(),
+                    bg = bg_file.display(),
                     marker = marker.display()
                 ),
             ),
@@ -273,15 +283,22 @@ fn a_killed_runners_task_is_finished_once_by_the_next_runner() {
         ],
     );
     let first_dir = TempDir::new("sigkill-first");
-    let first = RunnerProcess::start(&endpoint, first_dir.path(), &["--workerGroup=wg-kill"]);
+    let first = RunnerProcess::start(
+        &endpoint,
+        first_dir.path(),
+        &["--workerGroup=wg-kill", "--cancel-grace=2"],
+    );
     wait_until(LIMIT, "the first runner's command", || {
-        read_pid(&pid_file).is_some()
+        read_pid(&pid_file).is_some() && read_pid(&bg_file).is_some()
     });
+    let (sh, bg) = (read_pid(&pid_file).unwrap(), read_pid(&bg_file).unwrap());
+    assert!(alive(sh) && alive(bg));
     first.signal(Signal::SIGKILL);
-    // A runner killed with SIGKILL cannot stop its child: the test stops the orphan (its own process group).
-    let orphan = read_pid(&pid_file).unwrap();
-    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(orphan), Signal::SIGKILL);
-    std::fs::remove_file(&pid_file).unwrap();
+    wait_until(
+        LIMIT,
+        "the killed runner's command and its child to be gone",
+        || !alive(sh) && !alive(bg),
+    );
     drop(first);
 
     let second_dir = TempDir::new("sigkill-second");
@@ -313,6 +330,106 @@ fn a_killed_runners_task_is_finished_once_by_the_next_runner() {
         field(&instances(&endpoint, &pipeline)[0], "@status"),
         "FINISHED"
     );
+}
+
+/// `--exit-with-parent`: when the process that started the runner dies, the runner stops at once and kills the
+/// work it holds.
+#[test]
+fn exit_with_parent_stops_the_runner_and_its_work_when_the_parent_dies() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("exit-with-parent");
+    let (pid_file, bg_file, runner_pid) = (
+        dir.path().join("cmd.pid"),
+        dir.path().join("bg.pid"),
+        dir.path().join("runner.pid"),
+    );
+    shell_pipeline(
+        &endpoint,
+        "wg-parent",
+        &[(
+            "command",
+            &format!(
+                "sleep 600 & echo $! > {bg}; echo $$ > {pid}; wait",
+                pid = pid_file.display(),
+                bg = bg_file.display()
+            ),
+        )],
+    );
+    // The runner's parent is a shell the test can kill.
+    let template = runner_command(&endpoint, &[]);
+    let mut parent = std::process::Command::new("sh");
+    parent
+        .arg("-c")
+        .arg(format!(
+            "\"$0\" \"$@\" 2> {stderr} & echo $! > {runner}; wait",
+            stderr = dir.path().join("runner-stderr.txt").display(),
+            runner = runner_pid.display()
+        ))
+        .arg(template.get_program())
+        .args([
+            "--workerGroup=wg-parent",
+            "--exit-with-parent",
+            "--cancel-grace=600",
+            "--shutdown-grace=600",
+            &format!("--time-scale={TIME_SCALE}"),
+            &format!("--output={}", dir.path().join("output").display()),
+        ])
+        .env_clear()
+        .current_dir(dir.path());
+    for (key, value) in template.get_envs() {
+        if let Some(value) = value {
+            parent.env(key, value);
+        }
+    }
+    let mut parent = parent.spawn().unwrap();
+    wait_until(LIMIT, "the command", || {
+        read_pid(&pid_file).is_some()
+            && read_pid(&bg_file).is_some()
+            && read_pid(&runner_pid).is_some()
+    });
+    let (sh, bg, runner) = (
+        read_pid(&pid_file).unwrap(),
+        read_pid(&bg_file).unwrap(),
+        read_pid(&runner_pid).unwrap(),
+    );
+    assert!(alive(sh) && alive(bg) && alive(runner));
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    // Both graces are ten minutes: only stopping at once ends the work within the test's bound.
+    wait_until(LIMIT, "the runner and its work to be gone", || {
+        !alive(runner) && !alive(sh) && !alive(bg)
+    });
+    let log = std::fs::read_to_string(dir.path().join("output/logs/dp-task-runner.log")).unwrap();
+    assert!(
+        log.contains("(--exit-with-parent): stopping at once"),
+        "{log}"
+    );
+}
+
+/// A command killed by a signal fails naming the signal (the guard between the runner and the command dies the
+/// same way the command did).
+#[test]
+fn a_command_killed_by_a_signal_fails_naming_it() {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("signal");
+    let pipeline = shell_pipeline(
+        &endpoint,
+        "wg-signal",
+        &[("command", "kill -TERM $$"), ("maximumRetries", "0")],
+    );
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &["--workerGroup=wg-signal", "--once"],
+    );
+    assert_eq!(
+        runner.wait(LIMIT).code(),
+        Some(1),
+        "{}",
+        runner.stderr_text()
+    );
+    let attempt = &attempts(&endpoint, &pipeline)[0];
+    assert_eq!(field(attempt, "errorId"), "Signal_SIGTERM", "{attempt:?}");
 }
 
 #[test]
