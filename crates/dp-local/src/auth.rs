@@ -214,39 +214,14 @@ pub fn canonical_request(
     out
 }
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
+/// Appends `s` percent-encoded as SigV4 asks (every byte but the unreserved ones).
 fn encode(s: &[u8], out: &mut String) {
-    for &b in s {
-        if is_unreserved(b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
+    out.push_str(&crate::percent::encode(s));
 }
 
+/// A query component as received: `+` is a space, then `%XX` escapes are decoded.
 fn decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && b[i + 1].is_ascii_hexdigit()
-            && b[i + 2].is_ascii_hexdigit()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    out
+    crate::percent::decode_bytes(&s.replace('+', " "))
 }
 
 /// The canonical URI: dot segments removed, empty segments collapsed, then every segment encoded again.

@@ -141,16 +141,15 @@ impl ProxySettings {
     }
 }
 
+/// RFC 3986's unreserved characters (letters, digits, `-._~`) stay; every other byte is percent-encoded.
+const USERINFO: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(text, USERINFO).to_string()
 }
 
 /// Everything the runner needs, with the Java Task Runner's defaults.

@@ -32,23 +32,11 @@ pub fn encode_query(action: &str, params: &[(&str, &str)]) -> Vec<u8> {
         if i > 0 {
             out.push('&');
         }
-        quote_plus(key, &mut out);
+        crate::percent::quote_plus(key, &mut out);
         out.push('=');
-        quote_plus(value, &mut out);
+        crate::percent::quote_plus(value, &mut out);
     }
     out.into_bytes()
-}
-
-fn quote_plus(text: &str, out: &mut String) {
-    for byte in text.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
-                out.push(byte as char)
-            }
-            b' ' => out.push('+'),
-            other => out.push_str(&format!("%{other:02X}")),
-        }
-    }
 }
 
 /// Where IAM requests go when no endpoint is configured, and the region they are signed for.

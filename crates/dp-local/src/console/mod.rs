@@ -111,44 +111,14 @@ pub(crate) fn parse_form(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A form or query value: `+` is a space, then `%XX` escapes are decoded (invalid UTF-8 replaced).
 fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let digits = (i + 2 < bytes.len())
-                    .then(|| (hex(bytes[i + 1]), hex(bytes[i + 2])))
-                    .and_then(|(h, l)| Some(h? * 16 + l?));
-                match digits {
-                    Some(byte) => {
-                        out.push(byte as u8);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::percent::decode(&text.replace('+', " "))
 }
 
 /// `text` percent-encoded for a query value.
 pub(crate) fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    crate::percent::encode(text.as_bytes())
 }
 
 fn response(status: StatusCode, content_type: &str) -> http::response::Builder {
