@@ -14,6 +14,7 @@ use dp_model::IndexMap;
 use dp_model::types::{Field, PipelineObject, TaskObject};
 use tokio_util::sync::CancellationToken;
 
+use crate::database::DatabaseUrls;
 use crate::logging::RunnerLog;
 use crate::storage::Storage;
 
@@ -152,6 +153,11 @@ impl Task {
             .collect()
     }
 
+    /// The object `object` refers to under `key` (a data node's `database`, `dataFormat`), when the task holds it.
+    pub fn referenced(&self, object: &PipelineObject, key: &str) -> Option<&PipelineObject> {
+        ref_field(object, key).and_then(|id| self.objects.get(id))
+    }
+
     /// The attempt's `type` (`ShellCommandActivity`).
     pub fn activity_type(&self) -> Option<&str> {
         self.field("type")
@@ -223,6 +229,7 @@ pub struct TaskContext {
     pub(crate) log: RunnerLog,
     pub(crate) cancel_grace: std::time::Duration,
     pub(crate) time_scale: f64,
+    pub(crate) databases: DatabaseUrls,
 }
 
 impl TaskContext {
@@ -239,7 +246,19 @@ impl TaskContext {
             log,
             cancel_grace: std::time::Duration::from_secs(30),
             time_scale: 1.0,
+            databases: DatabaseUrls::default(),
         }
+    }
+
+    /// The same context, with the addresses of `RdsDatabase`/`RedshiftDatabase` objects (`--database ID=URL`).
+    pub fn with_databases(mut self, databases: DatabaseUrls) -> TaskContext {
+        self.databases = databases;
+        self
+    }
+
+    /// The addresses of `RdsDatabase`/`RedshiftDatabase` objects.
+    pub fn databases(&self) -> &DatabaseUrls {
+        &self.databases
     }
 
     /// Whether the work must stop now.

@@ -88,6 +88,10 @@ struct Common {
     /// Where attempt logs go when an attempt ends, and the runner log hourly and at exit (s3://... or a path).
     #[arg(long = "logUri", value_name = "URI", global = true)]
     log_uri: Option<String>,
+    /// The address of an RdsDatabase (rdsInstanceId) or RedshiftDatabase (clusterId), as ID=URL with URL
+    /// postgres://, mysql://, mariadb://, redshift:// or jdbc:…; repeatable.
+    #[arg(long = "database", value_name = "ID=URL", global = true)]
+    database: Vec<String>,
     /// The output directory: logs go to OUTPUT/logs.
     #[arg(
         long = "output",
@@ -311,6 +315,15 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Invoc
     };
     config.log_to_stderr = !c.quiet;
     config.s3_endpoint = c.s3_endpoint_url;
+    let mut databases: Vec<(String, String)> = file.databases.clone().into_iter().collect();
+    for flag in &c.database {
+        databases.push(
+            dp_runner::database::DatabaseUrls::parse_flag(flag)
+                .map_err(|e| refuse(format!("--database: {e}")))?,
+        );
+    }
+    config.databases = dp_runner::database::DatabaseUrls::new(databases).map_err(refuse)?;
+    config.secrets.extend(config.databases.secrets());
     Ok(match cli.command {
         None => Invocation::Run(config),
         Some(Sub::Doctor) => Invocation::Doctor(config),

@@ -52,6 +52,10 @@ pub struct CredentialsFile {
     /// `log-uri`.
     #[serde(rename = "log-uri")]
     pub log_uri: Option<String>,
+    /// `databases`: `{"ID": "URL"}`, the addresses of `RdsDatabase` (`rdsInstanceId`) and `RedshiftDatabase`
+    /// (`clusterId`) objects, as `--database ID=URL` (dp-task-runner's own key; the Java runner has none).
+    #[serde(default)]
+    pub databases: std::collections::BTreeMap<String, String>,
 }
 
 impl fmt::Debug for CredentialsFile {
@@ -62,6 +66,10 @@ impl fmt::Debug for CredentialsFile {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("log_uri", &self.log_uri)
+            .field(
+                "databases",
+                &crate::database::DatabaseUrls::new(self.databases.clone()).ok(),
+            )
             .finish()
     }
 }
@@ -83,7 +91,7 @@ impl CredentialsFile {
     pub fn parse(text: &str) -> Result<CredentialsFile, ConfigError> {
         serde_json::from_str(text).map_err(|e| {
             ConfigError::new(format!(
-                "expected a JSON object with access-id, private-key, endpoint, region, log-uri: {e}"
+                "expected a JSON object with access-id, private-key, endpoint, region, log-uri, databases: {e}"
             ))
         })
     }
@@ -196,6 +204,9 @@ pub struct RunnerConfig {
     pub log_to_stderr: bool,
     /// The S3 endpoint (`--s3-endpoint-url`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`), path-style.
     pub s3_endpoint: Option<String>,
+    /// The addresses of `RdsDatabase`/`RedshiftDatabase` objects (`--database ID=URL`, the config file's
+    /// `databases`).
+    pub databases: crate::database::DatabaseUrls,
     /// The dp-wire settings (region, endpoint, timeouts).
     pub wire: dp_wire::Settings,
     /// The environment the client reads (the process's, with explicit keys and proxies set over it).
@@ -240,6 +251,7 @@ impl RunnerConfig {
             time_scale: 1.0,
             log_to_stderr: true,
             s3_endpoint: None,
+            databases: Default::default(),
             wire: dp_wire::Settings::default(),
             env: dp_wire::Environment::from_process(),
             secrets: Vec::new(),

@@ -11,9 +11,9 @@
 //! HTTP itself: Data Pipeline calls go through `dp_wire::Client::call`, S3 through aws-sdk-s3 on dp-wire's
 //! transport.
 //!
-//! A custom activity, run against dp-local: the runner does not run `SqlActivity` itself, so a program that has
-//! its own database client can register one (here it only counts the script's statements and reports the count as
-//! a progress field).
+//! A custom activity, run against dp-local: the runner does not run `HiveActivity` itself, so a program that can
+//! reach a Hive server can register one (here it only counts the script's statements and reports the count as a
+//! progress field).
 //!
 //! ```
 //! use dp_runner::{Activity, BoxFuture, Outcome, Runner, RunnerConfig, Task, TaskContext};
@@ -23,7 +23,7 @@
 //! impl Activity for CountStatements {
 //!     fn run<'a>(&'a self, task: &'a Task, context: &'a TaskContext) -> BoxFuture<'a, Outcome> {
 //!         Box::pin(async move {
-//!             let script = task.field("script").unwrap_or_default();
+//!             let script = task.field("hiveScript").unwrap_or_default();
 //!             let statements = script.split(';').filter(|s| !s.trim().is_empty()).count();
 //!             context.set_progress_field("statements", statements.to_string());
 //!             Outcome::Finished
@@ -34,15 +34,15 @@
 //! # fn main() -> Result<(), dp_runner::testing::Error> {
 //! # let server = dp_local::Server::bind(dp_local::Config { time_scale: 60.0, ..Default::default() })?;
 //! # let output = tempdir();
-//! # let pipeline = dp_runner::testing::one_task_pipeline(&server.url(), "sql-workers", "SqlActivity",
-//! #     &[("script", "select 1; select 2;")])?;
-//! let mut config = RunnerConfig::new("sql-workers");
+//! # let pipeline = dp_runner::testing::one_task_pipeline(&server.url(), "hive-workers", "HiveActivity",
+//! #     &[("hiveScript", "select 1; select 2;")])?;
+//! let mut config = RunnerConfig::new("hive-workers");
 //! # config.env = dp_runner::testing::environment(&server.url());
 //! # config.output_dir = output.clone();
 //! # config.log_to_stderr = false;
 //! config.once = true; // take one task, run it, stop
 //! let mut runner = Runner::new(config)?;
-//! runner.register("SqlActivity", CountStatements);
+//! runner.register("HiveActivity", CountStatements);
 //! let summary = tokio::runtime::Runtime::new()?.block_on(runner.run());
 //! assert_eq!(summary.finished, 1);
 //! # assert_eq!(dp_runner::testing::attempt_status(&server.url(), &pipeline)?, "FINISHED");
@@ -57,6 +57,7 @@
 
 pub mod activity;
 pub mod config;
+pub mod database;
 pub mod doctor;
 pub mod exec;
 pub mod guard;
@@ -64,6 +65,7 @@ pub mod logging;
 pub mod precondition;
 mod runner;
 pub mod shell;
+pub mod sql;
 pub mod storage;
 mod supervisor;
 #[doc(hidden)]

@@ -22,6 +22,7 @@ use crate::config::RunnerConfig;
 use crate::logging::RunnerLog;
 use crate::precondition::{Check, Precondition};
 use crate::shell::ShellCommand;
+use crate::sql::SqlActivity;
 use crate::storage::{Location, Storage};
 use crate::supervisor::{Lease, TaskEnd, retry_delay};
 
@@ -177,6 +178,7 @@ impl Runner {
         for (type_name, check) in Check::ALL {
             runner.register(type_name, Precondition(check));
         }
+        runner.register("SqlActivity", SqlActivity);
         Ok(runner)
     }
 
@@ -236,6 +238,7 @@ impl Runner {
             log: self.log.clone(),
             cancel_grace: self.config.cancel_grace,
             time_scale: self.config.time_scale,
+            databases: self.config.databases.clone(),
         };
         let end = lease.hold(task, Arc::new(activity), context).await;
         grace_timer.abort();
@@ -354,7 +357,11 @@ impl Runner {
                     let activity = activities
                         .get(&type_name)
                         .cloned()
-                        .unwrap_or_else(|| Arc::new(Unsupported(type_name.clone())));
+                        .unwrap_or_else(|| {
+                            let mut known: Vec<String> = activities.keys().cloned().collect();
+                            known.sort();
+                            Arc::new(Unsupported(type_name.clone(), Arc::new(known)))
+                        });
                     let context = TaskContext {
                         cancel: CancellationToken::new(),
                         kill_now: control.abort.clone(),
@@ -365,6 +372,7 @@ impl Runner {
                         log: log.clone(),
                         cancel_grace: config.cancel_grace,
                         time_scale: config.time_scale,
+                        databases: config.databases.clone(),
                     };
                     let (lease, config, storage) = (lease.clone(), config.clone(), storage.clone());
                     held.spawn(async move {
@@ -439,7 +447,7 @@ impl Runner {
 }
 
 /// A type no activity is registered for: fails at once, naming the type.
-struct Unsupported(String);
+struct Unsupported(String, Arc<Vec<String>>);
 
 impl Activity for Unsupported {
     fn run<'a>(
@@ -454,10 +462,10 @@ impl Activity for Unsupported {
             )
         } else {
             format!(
-                "dp-task-runner does not run {} objects (it runs ShellCommandActivity, \
-                 ShellCommandPrecondition, S3KeyExists, S3PrefixNotEmpty, DynamoDBTableExists, \
-                 DynamoDBDataExists, and types registered through the dp_runner library)",
-                self.0
+                "dp-task-runner does not run {} objects (it runs {}, and types registered through the \
+                 dp_runner library)",
+                self.0,
+                self.1.join(", ")
             )
         };
         Box::pin(async move { Outcome::Failed(Failure::new("UnsupportedActivityType", message)) })

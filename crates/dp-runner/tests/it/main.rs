@@ -2,8 +2,10 @@
 //! mode, and the library's pieces on their own.
 
 mod faults;
+mod databases;
 mod harness;
 mod lifecycle;
 mod precondition;
 mod s3;
+mod sql;
 mod usage;
