@@ -268,6 +268,8 @@ pub struct Recorded {
     pub request: Value,
     pub response: Value,
     pub fault: Option<Fault>,
+    /// The `Proxy-Authorization` header the runner sent, if any.
+    pub proxy_authorization: Option<String>,
 }
 
 /// What the proxy does with a request instead of passing it on. A faulted request never reaches dp-local.
@@ -365,14 +367,14 @@ impl RecordingProxy {
             .collect()
     }
 
-    /// Every call of `operation` the runner made, in order, faulted or not.
+    /// Every call of `operation` (`""`: of every operation) the runner made, in order, faulted or not.
     pub fn all_calls(&self, operation: &str) -> Vec<Recorded> {
         self.state
             .calls
             .lock()
             .unwrap()
             .iter()
-            .filter(|c| c.operation == operation)
+            .filter(|c| operation.is_empty() || c.operation == operation)
             .cloned()
             .collect()
     }
@@ -490,6 +492,11 @@ fn relay(client: TcpStream, upstream: &str, state: &ProxyState) -> std::io::Resu
             })
             .unwrap_or_default();
         let operation = target.rsplit('.').next().unwrap_or("").to_string();
+        let proxy_authorization = head.iter().find_map(|h| {
+            let (k, v) = h.split_once(':')?;
+            k.eq_ignore_ascii_case("proxy-authorization")
+                .then(|| v.trim().to_string())
+        });
         let fault = state.fault_for(&operation, &body);
         let record = |response: &[u8]| {
             state.calls.lock().unwrap().push(Recorded {
@@ -497,6 +504,7 @@ fn relay(client: TcpStream, upstream: &str, state: &ProxyState) -> std::io::Resu
                 request: serde_json::from_slice(&body).unwrap_or(Value::Null),
                 response: serde_json::from_slice(response).unwrap_or(Value::Null),
                 fault,
+                proxy_authorization: proxy_authorization.clone(),
             });
         };
         let answer = |status: &str, body: &str| {

@@ -596,12 +596,17 @@ fn secrets_never_reach_the_runner_log_or_stderr() {
     }
 }
 
+/// The runner's own attemptTimeout, through the binary: dp-local runs at the real clock (its timer would fire
+/// after a minute) while the runner divides by the test's time scale (1 s), so only the runner can stop the
+/// command in time, and the attempt must end FAILED with the runner's error.
 #[test]
 fn attempt_timeout_kills_the_command_and_fails_the_attempt() {
-    let endpoint = Endpoint::start();
+    let endpoint = Endpoint::start_with(dp_local::Config {
+        time_scale: 1.0,
+        ..Default::default()
+    });
     let dir = TempDir::new("timeout");
     let (pid_file, marker) = (dir.path().join("cmd.pid"), dir.path().join("late.txt"));
-    // attemptTimeout 1 minute is 1 s at the test's time scale.
     let pipeline = shell_pipeline(
         &endpoint,
         "wg-timeout",
@@ -621,26 +626,83 @@ fn attempt_timeout_kills_the_command_and_fails_the_attempt() {
     let mut runner = RunnerProcess::start(
         &endpoint,
         dir.path(),
-        &["--workerGroup=wg-timeout", "--once"],
+        &["--workerGroup=wg-timeout", "--once", "--cancel-grace=2"],
     );
-    let code = runner.wait(LIMIT).code();
+    assert_eq!(
+        runner.wait(LIMIT).code(),
+        Some(1),
+        "{}",
+        runner.stderr_text()
+    );
     let pid = read_pid(&pid_file).expect("the command ran");
     assert!(!alive(pid), "the command was killed");
     assert!(!marker.exists(), "the command never got past its sleep");
     let attempt = &attempts(&endpoint, &pipeline)[0];
-    // The runner fails the attempt itself; an endpoint that also enforces attemptTimeout may have timed it out
-    // first, in which case the runner saw the cancel.
-    match field(attempt, "@status") {
-        "FAILED" => {
-            assert_eq!(code, Some(1));
-            assert_eq!(field(attempt, "errorId"), "AttemptTimeout");
-            assert!(
-                field(attempt, "errorMessage").contains("attemptTimeout (1 minutes)"),
-                "{attempt:?}"
-            );
+    assert_eq!(field(attempt, "@status"), "FAILED", "{attempt:?}");
+    assert_eq!(field(attempt, "errorId"), "AttemptTimeout");
+    assert!(
+        field(attempt, "errorMessage").contains("attemptTimeout (1 minutes)"),
+        "{attempt:?}"
+    );
+}
+
+/// The same through `ShellCommand` alone, with no service at all: its own timer stops the command's whole process
+/// group and fails the attempt.
+#[test]
+fn shell_commands_own_attempt_timeout_stops_the_group() {
+    use dp_runner::{Activity, Outcome, Task, TaskContext};
+    let dir = TempDir::new("shell-timeout");
+    let (pid_file, bg_file) = (dir.path().join("cmd.pid"), dir.path().join("bg.pid"));
+    let task: dp_model::types::TaskObject = serde_json::from_value(json!({
+        "taskId": "t-1",
+        "pipelineId": "df-LOCAL",
+        "attemptId": "@Work_Attempt=1",
+        "objects": {"@Work_Attempt=1": {"id": "@Work_Attempt=1", "name": "@Work_Attempt=1", "fields": [
+            {"key": "type", "stringValue": "ShellCommandActivity"},
+            {"key": "attemptTimeout", "stringValue": "2 seconds"},
+            {"key": "command", "stringValue": format!(
+                "sleep 600 & echo $! > {bg}; echo $$ > {pid}; wait",
+                bg = bg_file.display(),
+                pid = pid_file.display()
+            )},
+        ]}},
+    }))
+    .unwrap();
+    let task = Task::from_task_object(task);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = runtime.block_on(async {
+        let client = dp_wire::Client::with_environment(
+            dp_wire::Settings::default(),
+            dp_wire::Environment::from_vars([("AWS_DEFAULT_REGION", "us-east-1")]),
+        )
+        .unwrap();
+        let storage = dp_runner::storage::Storage::new(std::sync::Arc::new(client), None);
+        let log = dp_runner::RunnerLog::open(
+            &dir.path().join("runner.log"),
+            dp_runner::LogFormat::Text,
+            false,
+        )
+        .unwrap();
+        let context = TaskContext::new(dir.path().join("attempt"), storage, log);
+        // A bound on a hang (the command alone would run ten minutes), not a timing assertion.
+        tokio::time::timeout(
+            LIMIT,
+            dp_runner::shell::ShellCommand::activity().run(&task, &context),
+        )
+        .await
+        .expect("the command was stopped by its attemptTimeout")
+    });
+    let (sh, bg) = (read_pid(&pid_file).unwrap(), read_pid(&bg_file).unwrap());
+    assert!(!alive(sh) && !alive(bg), "the whole group was stopped");
+    match outcome {
+        Outcome::Failed(f) => {
+            assert_eq!(f.error_id, "AttemptTimeout", "{f:?}");
+            assert!(f.message.contains("attemptTimeout (2 seconds)"), "{f:?}");
         }
-        "TIMEDOUT" => assert_eq!(code, Some(3)),
-        other => panic!("attempt ended {other}: {attempt:?}"),
+        other => panic!("expected the attempt to fail: {other:?}"),
     }
 }
 
@@ -676,19 +738,62 @@ fn an_unreachable_endpoint_is_retried_with_backoff_not_fatal() {
     assert_eq!(runner.wait(LIMIT).code(), Some(0));
 }
 
+/// A command that records its pid and runs until the test creates the release file, so a test can tell that a
+/// task is still held at a given moment.
+fn held_until_released(dir: &std::path::Path) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    let (pid, release) = (dir.join("cmd.pid"), dir.join("release"));
+    let command = format!(
+        "echo $$ > {pid}; while [ ! -f {release} ]; do sleep 0.05; done",
+        pid = pid.display(),
+        release = release.display()
+    );
+    (command, pid, release)
+}
+
+/// The runner was told to terminate while the task was still held (its command running, no status sent), and the
+/// task then finished and the runner exited.
+fn assert_held_at_terminate_then_finished(
+    endpoint: &Endpoint,
+    runner: &mut RunnerProcess,
+    pipeline: &str,
+    pid_file: &std::path::Path,
+    release: &std::path::Path,
+) {
+    wait_until(LIMIT, "the runner to hear terminate", || {
+        runner.log().contains("asked this runner to terminate")
+    });
+    let pid = read_pid(pid_file).unwrap();
+    assert!(
+        alive(pid),
+        "the task was still running when terminate arrived"
+    );
+    assert!(
+        endpoint.proxy.calls("SetTaskStatus").is_empty(),
+        "no status before terminate"
+    );
+    std::fs::write(release, "").unwrap();
+    assert_eq!(
+        runner.wait(LIMIT).code(),
+        Some(0),
+        "stderr: {}",
+        runner.stderr_text()
+    );
+    let attempt = &attempts(endpoint, pipeline)[0];
+    assert_eq!(
+        field(attempt, "@status"),
+        "FINISHED",
+        "the held task finished: {attempt:?}"
+    );
+    assert_eq!(endpoint.proxy.calls("SetTaskStatus").len(), 1);
+    assert_eq!(endpoint.proxy.handed_out().len(), 1, "no new task taken");
+}
+
 #[test]
 fn a_heartbeat_answered_terminate_stops_polling_and_lets_held_tasks_finish() {
     let endpoint = Endpoint::start();
     let dir = TempDir::new("terminate");
-    let pid_file = dir.path().join("cmd.pid");
-    let pipeline = shell_pipeline(
-        &endpoint,
-        "wg-terminate",
-        &[(
-            "command",
-            &format!("echo $$ > {}; sleep 2", pid_file.display()),
-        )],
-    );
+    let (command, pid_file, release) = held_until_released(dir.path());
+    let pipeline = shell_pipeline(&endpoint, "wg-terminate", &[("command", &command)]);
     let mut runner = RunnerProcess::start(
         &endpoint,
         dir.path(),
@@ -696,23 +801,7 @@ fn a_heartbeat_answered_terminate_stops_polling_and_lets_held_tasks_finish() {
     );
     wait_until(LIMIT, "the command", || read_pid(&pid_file).is_some());
     endpoint.proxy.answer_terminate();
-    assert_eq!(
-        runner.wait(LIMIT).code(),
-        Some(0),
-        "stderr: {}",
-        runner.stderr_text()
-    );
-    assert!(
-        runner.log().contains("asked this runner to terminate"),
-        "{}",
-        runner.log()
-    );
-    let attempt = &attempts(&endpoint, &pipeline)[0];
-    assert_eq!(
-        field(attempt, "@status"),
-        "FINISHED",
-        "the held task finished: {attempt:?}"
-    );
+    assert_held_at_terminate_then_finished(&endpoint, &mut runner, &pipeline, &pid_file, &release);
     assert!(endpoint.proxy.calls("ReportTaskRunnerHeartbeat").len() >= 2);
 }
 
@@ -769,15 +858,8 @@ fn dp_locals_stop_worker_group_terminates_the_runner_after_its_held_task() {
         ..Default::default()
     });
     let dir = TempDir::new("stop-group");
-    let pid_file = dir.path().join("cmd.pid");
-    let pipeline = shell_pipeline(
-        &endpoint,
-        "wg-stop",
-        &[(
-            "command",
-            &format!("echo $$ > {}; sleep 2", pid_file.display()),
-        )],
-    );
+    let (command, pid_file, release) = held_until_released(dir.path());
+    let pipeline = shell_pipeline(&endpoint, "wg-stop", &[("command", &command)]);
     let mut runner = RunnerProcess::start(
         &endpoint,
         dir.path(),
@@ -799,21 +881,7 @@ fn dp_locals_stop_worker_group_terminates_the_runner_after_its_held_task() {
     let mut answer = String::new();
     std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert_eq!(
-        runner.wait(LIMIT).code(),
-        Some(0),
-        "stderr: {}",
-        runner.stderr_text()
-    );
-    assert!(
-        runner.log().contains("asked this runner to terminate"),
-        "{}",
-        runner.log()
-    );
-    assert_eq!(
-        field(&attempts(&endpoint, &pipeline)[0], "@status"),
-        "FINISHED"
-    );
+    assert_held_at_terminate_then_finished(&endpoint, &mut runner, &pipeline, &pid_file, &release);
 }
 
 /// `--log-rotate` closes the runner log while the runner works, each closed file goes to `--logUri` under its own

@@ -255,9 +255,10 @@ fn a_missing_script_fails_the_task_with_the_s3_error() {
 /// `dp_runner::storage::Storage` as a library user calls it: a file of many chunks goes to S3 and back byte for
 /// byte, a failed download leaves no file under the target's name nor a `.part` file, and errors name the location.
 ///
-/// The file is written and compared in 1 MiB pieces, so the test itself holds little; with
-/// `DP_S3_TEST_BYTES=300000000` (and `--nocapture`) it prints the process's peak RSS before and after the transfers,
-/// which shows that objects stream (docs/PERFORMANCE.md).
+/// The file is written and compared in 1 MiB pieces, so the test itself holds little, and the transfers must
+/// stream: the process's peak RSS during them (the peak is reset just before, through `/proc/self/clear_refs`) may
+/// grow by at most half the object's size (32 MiB by default, `DP_S3_TEST_BYTES` to change it), where holding the
+/// object whole would grow it by the whole size at least (docs/PERFORMANCE.md).
 #[test]
 fn storage_streams_files_to_s3_and_back() {
     use std::io::{Read as _, Write as _};
@@ -268,7 +269,7 @@ fn storage_streams_files_to_s3_and_back() {
     let size: usize = std::env::var("DP_S3_TEST_BYTES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(9_000_000);
+        .unwrap_or(32 << 20);
     let piece = |i: usize| -> Vec<u8> {
         (0..1usize << 20)
             .map(|j| ((i * 31 + j).wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -286,15 +287,19 @@ fn storage_streams_files_to_s3_and_back() {
     let storage =
         dp_runner::storage::Storage::new(std::sync::Arc::new(wire), Some(moto.url.clone()));
     let out = dir.path().join("out");
-    let peak = || {
+    // VmRSS and VmHWM (the peak), in bytes.
+    let memory = |key: &str| -> usize {
         std::fs::read_to_string("/proc/self/status")
-            .unwrap_or_default()
+            .unwrap()
             .lines()
-            .find(|l| l.starts_with("VmHWM"))
-            .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-            .unwrap_or_default()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("{key} in /proc/self/status"))
+            * 1024
     };
-    eprintln!("peak RSS before the transfers of {size} bytes: {}", peak());
+    std::fs::write("/proc/self/clear_refs", "5")
+        .expect("the peak RSS can be reset (Linux 4.0 or later)");
+    let before = memory("VmRSS:");
     block_on(async {
         storage
             .upload_file(&dir.path().join("in.bin"), "s3://bkt/big/in.bin")
@@ -323,7 +328,11 @@ fn storage_streams_files_to_s3_and_back() {
             "{unreadable}"
         );
     });
-    eprintln!("peak RSS after the transfers: {}", peak());
+    let growth = memory("VmHWM:").saturating_sub(before);
+    assert!(
+        growth < size / 2,
+        "the peak RSS grew by {growth} bytes while {size} bytes went to S3 and back: the transfers do not stream"
+    );
     let mut copy = std::fs::File::open(out.join("copy.bin")).unwrap();
     assert_eq!(copy.metadata().unwrap().len() as usize, size);
     let (mut left, mut i) = (size, 0);

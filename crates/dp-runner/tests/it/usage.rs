@@ -366,6 +366,17 @@ fn java_proxy_flags_send_every_call_through_the_proxy_and_hide_the_password() {
         1,
         "the calls went through the proxy"
     );
+    // Basic credentials on every call: base64 of "builder:proxy-Pass-42", computed once by hand.
+    let calls = endpoint.proxy.all_calls("");
+    assert!(!calls.is_empty());
+    for call in &calls {
+        assert_eq!(
+            call.proxy_authorization.as_deref(),
+            Some("Basic YnVpbGRlcjpwcm94eS1QYXNzLTQy"),
+            "{} sent without the proxy credentials",
+            call.operation
+        );
+    }
     let log = std::fs::read_to_string(dir.path().join("output/logs/dp-task-runner.log")).unwrap();
     for text in [log, String::from_utf8_lossy(&out.stderr).into_owned()] {
         assert!(
