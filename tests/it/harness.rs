@@ -305,11 +305,23 @@ fn build_binaries() {
     BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "dp-cli", "-p", "dp-local"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "dp-cli",
+                "-p",
+                "dp-local",
+                "-p",
+                "dp-runner",
+            ])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .status()
             .expect("running cargo build");
-        assert!(status.success(), "building dp and dp-local failed");
+        assert!(
+            status.success(),
+            "building dp, dp-local and dp-task-runner failed"
+        );
     });
 }
 

@@ -3,3 +3,4 @@
 mod default_roles;
 mod differential;
 mod harness;
+mod resources;

@@ -280,15 +280,17 @@ impl Definition {
     }
 
     /// The value of parameter `id`: its first value, else its declared default.
+    /// A secret parameter (`*myPassword`) answers to its name with or without the `*`.
     pub fn parameter(&self, id: &str) -> Option<String> {
+        let same = |other: &str| parameter_name(other) == parameter_name(id);
         self.parameter_values
             .iter()
-            .find(|v| v.id == id)
+            .find(|v| same(&v.id))
             .map(|v| v.string_value.clone())
             .or_else(|| {
                 self.parameter_objects
                     .iter()
-                    .find(|p| p.id == id)
+                    .find(|p| same(&p.id))
                     .and_then(|p| p.attributes.iter().find(|a| a.key == "default"))
                     .map(|a| a.string_value.clone())
             })
@@ -391,10 +393,13 @@ pub fn validate(def: &Definition) -> Findings {
             }
         }
     }
+    // As the service does (the samples' READMEs rely on it), a parameter may be given only a value, without a
+    // declaration; either makes a reference resolvable.
     let declared: HashSet<&str> = def
         .parameter_objects
         .iter()
-        .map(|p| p.id.as_str())
+        .map(|p| parameter_name(&p.id))
+        .chain(def.parameter_values.iter().map(|v| parameter_name(&v.id)))
         .collect();
     let schedule_type = def.schedule_type();
     if schedule_type.is_none() {
@@ -422,7 +427,7 @@ pub fn validate(def: &Definition) -> Findings {
         for field in &fields {
             if let Some(s) = &field.string_value {
                 for name in parameter_references(s) {
-                    if !declared.contains(name) {
+                    if !declared.contains(parameter_name(name)) {
                         note(
                             &mut f.errors,
                             id,
@@ -661,15 +666,12 @@ pub fn validate(def: &Definition) -> Findings {
         }
     }
     for v in &def.parameter_values {
-        let Some(p) = def.parameter_objects.iter().find(|p| p.id == v.id) else {
-            note(
-                &mut f.errors,
-                &v.id,
-                format!(
-                    "A value is given for parameter '{}', which is not declared",
-                    v.id
-                ),
-            );
+        let Some(p) = def
+            .parameter_objects
+            .iter()
+            .find(|p| parameter_name(&p.id) == parameter_name(&v.id))
+        else {
+            // An undeclared parameter's value is plain text: nothing to check it against.
             continue;
         };
         let kind = p

@@ -648,7 +648,8 @@ impl State {
     }
 
     /// A precondition's check answered that it does not hold (`FALSE`): checked again after `retryDelay`, without
-    /// using a retry, until `preconditionTimeout` has passed; then the precondition ends `TIMEDOUT`.
+    /// using a retry, until `preconditionTimeout` has passed; then the precondition ends `TIMEDOUT`. Without a
+    /// `preconditionTimeout`, each such answer uses a retry (`maximumRetries`), and the last ends it `FAILED`.
     pub(super) fn check_did_not_hold(&mut self, pid: &str, iid: &str, now: Now) {
         let Some(p) = self.pipelines.get_mut(pid) else {
             return;
@@ -667,11 +668,25 @@ impl State {
                 stack_trace: None,
             });
             self.ended(pid, iid, now);
-        } else {
-            // A check that does not hold is not a failure: it does not use up maximumRetries.
+        } else if inst.give_up_at.is_some() {
+            // Within preconditionTimeout a check that does not hold is not a failure: it does not use up
+            // maximumRetries.
             inst.max_attempts += 1;
             let delay = inst.retry_delay;
             self.start_attempt(pid, iid, delay, now);
+        } else {
+            // Without a preconditionTimeout the checks are bounded by maximumRetries, so that a condition that
+            // never holds cannot make attempts for ever.
+            inst.error = Some(ErrorInfo {
+                id: Some("PreconditionNotMet".into()),
+                message: Some(format!(
+                    "The precondition {} did not hold in {} check(s); give it a preconditionTimeout to keep checking",
+                    inst.component,
+                    inst.attempts.len()
+                )),
+                stack_trace: None,
+            });
+            self.after_failed_attempt(pid, iid, Status::Failed, now);
         }
     }
 
