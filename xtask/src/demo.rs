@@ -1,6 +1,8 @@
 //! `cargo xtask demo`: the README's main job. Starts dp-local on a free port with a fast clock, then runs a whole
 //! task life with `dp` against it and prints each command with its output; then `dp-task-runner` takes the next run
-//! and really runs the activity's command, and its `StdOutput` is shown. Needs no AWS account.
+//! and really runs the activity's command, and its `StdOutput` is shown; last, a definition written as the AWS
+//! samples write theirs (its activity `runsOn` an `Ec2Resource`) runs on the resource dp-local launches for it.
+//! Needs no AWS account.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -26,10 +28,32 @@ struct Endpoint(Child);
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // SIGTERM: dp-local stops the runners it launched, then exits.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
         let _ = self.0.wait();
     }
 }
+
+/// The helloworld sample's shape, written here: a cron schedule that runs once from the first activation, an
+/// `Ec2Resource` ended after an hour at the latest, and an echo that `runsOn` it; logs go to a parameter's path.
+const HELLO_WORLD: &str = r##"{
+  "objects": [
+    {"id": "Default", "scheduleType": "cron", "failureAndRerunMode": "cascade",
+     "role": "DataPipelineDefaultRole", "resourceRole": "DataPipelineDefaultResourceRole",
+     "pipelineLogUri": "#{myS3LogsPath}/HelloWorld", "schedule": {"ref": "RunOnce"}},
+    {"id": "RunOnce", "type": "Schedule", "period": "1 Day", "occurrences": "1",
+     "startAt": "FIRST_ACTIVATION_DATE_TIME"},
+    {"id": "HelloWorldInstance", "type": "Ec2Resource", "terminateAfter": "1 Hour"},
+    {"id": "SayHelloWorld", "type": "ShellCommandActivity", "runsOn": {"ref": "HelloWorldInstance"},
+     "command": "echo 'Hello World!'"}
+  ],
+  "parameters": [
+    {"id": "myS3LogsPath", "type": "AWS::S3::ObjectKey", "description": "Where the logs go"}
+  ]
+}
+"##;
 
 pub(crate) fn run() -> Result<()> {
     let root = crate::project_root();
@@ -211,7 +235,63 @@ pub(crate) fn run() -> Result<()> {
     print!("{}", std::fs::read_to_string(stdout)?);
     println!();
     run(&["list-runs", "--pipeline-id", &pipeline])?;
+
+    println!(
+        "# a definition as the AWS samples write theirs: the activity runsOn an Ec2Resource, which dp-local"
+    );
+    println!(
+        "# launches as a local dp-task-runner polling a worker group of its own, and releases when the work is done\n"
+    );
+    std::fs::write(work.join("helloworld.json"), HELLO_WORLD)?;
+    let created = run(&[
+        "create-pipeline",
+        "--name",
+        "hello_world_pipeline",
+        "--unique-id",
+        "hello_world_pipeline",
+    ])?;
+    let hello = field(&created, &["pipelineId"])?;
+    run(&[
+        "put-pipeline-definition",
+        "--pipeline-id",
+        &hello,
+        "--pipeline-definition",
+        "file://helloworld.json",
+        "--parameter-values",
+        "myS3LogsPath=s3://demo-logs",
+    ])?;
+    run(&["activate-pipeline", "--pipeline-id", &hello])?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = Command::new(&dp)
+            .args(["list-runs", "--pipeline-id", &hello, "--endpoint-url", &url])
+            .envs(EXAMPLE_ENVIRONMENT)
+            .output()
+            .context("running dp")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.matches("FINISHED").count() >= 2 || text.contains("FAILED") {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            bail!("the helloworld pipeline did not finish within a minute:\n{text}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    run(&["list-runs", "--pipeline-id", &hello])?;
+    // Without --state, dp-local keeps its resources' folders under the temporary directory, by its pid.
+    let resources = std::env::temp_dir().join(format!("dp-local-{}.resources", endpoint.0.id()));
+    let outputs = find_files(&resources.join(&hello), "StdOutput");
+    let Some(stdout) = outputs.first() else {
+        bail!(
+            "the resource's runner left no StdOutput under {}",
+            resources.display()
+        );
+    };
+    println!("$ cat '{}'", stdout.display());
+    print!("{}", std::fs::read_to_string(stdout)?);
+    println!();
     drop(endpoint);
+    let _ = std::fs::remove_dir_all(&resources);
     let _ = std::fs::remove_dir_all(&work);
     println!("# done: dp-local stopped");
     Ok(())
