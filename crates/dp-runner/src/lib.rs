@@ -68,6 +68,7 @@ pub mod shell;
 pub mod sql;
 pub mod storage;
 mod supervisor;
+#[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
 
