@@ -10,9 +10,10 @@ use super::data::{PipelineSummary, PipelineView, Waiting, reference, text};
 use crate::engine::Runner;
 
 /// The statuses an instance can have, in the order the filter lists them.
-pub(crate) const STATUSES: [&str; 9] = [
+pub(crate) const STATUSES: [&str; 10] = [
     "WAITING_ON_DEPENDENCIES",
     "WAITING_FOR_RUNNER",
+    "CREATING",
     "RUNNING",
     "FINISHED",
     "FAILED",
@@ -21,6 +22,19 @@ pub(crate) const STATUSES: [&str; 9] = [
     "CANCELED",
     "PAUSED",
 ];
+
+/// A parameter's attributes with each key once, in first-seen order: a list attribute such as `allowedValues`
+/// arrives as one attribute per value.
+fn grouped(attributes: &[dp_model::types::ParameterAttribute]) -> Vec<(&str, Vec<&str>)> {
+    let mut out: Vec<(&str, Vec<&str>)> = Vec::new();
+    for a in attributes {
+        match out.iter_mut().find(|(k, _)| *k == a.key) {
+            Some((_, values)) => values.push(&a.string_value),
+            None => out.push((&a.key, vec![&a.string_value])),
+        }
+    }
+    out
+}
 
 /// `2026-12-02T21:38:55` as `2026-12-02 21:38:55 UTC`; other text unchanged.
 fn utc(time: &str) -> String {
@@ -148,6 +162,17 @@ pub(crate) fn pipeline(
         .iter()
         .filter(|i| status_filter.is_none_or(|s| text(&i.fields, "@status") == Some(s)))
         .collect();
+    // Each component's state in the graph is its latest instance's (instances come by scheduled start).
+    let states: std::collections::HashMap<&str, &str> = view
+        .instances
+        .iter()
+        .filter_map(|i| {
+            Some((
+                reference(&i.fields, "@componentParent")?,
+                text(&i.fields, "@status")?,
+            ))
+        })
+        .collect();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for i in &view.instances {
         *counts
@@ -179,7 +204,7 @@ pub(crate) fn pipeline(
                             span.{"k-" (kind)} { (kind) }
                         }
                     }
-                    div.graph-box { (super::graph::svg(def.pipeline_objects.as_deref().unwrap_or(&[]))) }
+                    div.graph-box { (super::graph::svg(def.pipeline_objects.as_deref().unwrap_or(&[]), &states)) }
                     @let parameters = def.parameter_objects.clone().unwrap_or_default();
                     @let values = def.parameter_values.clone().unwrap_or_default();
                     @if !parameters.is_empty() || !values.is_empty() {
@@ -190,7 +215,7 @@ pub(crate) fn pipeline(
                                 @for p in &parameters {
                                     tr {
                                         td { (p.id) }
-                                        td { @for a in &p.attributes { span.attr { (a.key) "=" (a.string_value) } " " } }
+                                        td { @for (key, values) in grouped(&p.attributes) { span.attr { (key) "=" (values.join(", ")) } " " } }
                                         td { @for v in values.iter().filter(|v| v.id == p.id) { span.value { (v.string_value) } " " } }
                                     }
                                 }
@@ -229,6 +254,8 @@ pub(crate) fn pipeline(
                                 summary {
                                     span.n { (n + 1) "." }
                                     span.component { (reference(&instance.fields, "@componentParent").unwrap_or("")) }
+                                    span.kind { (text(&instance.fields, "type").unwrap_or("")) }
+                                    @if let Some(r) = text(&instance.fields, "@resourceId") { span.resource title="the local runner standing in for this resource" { (r) } }
                                     span.iid { (instance.id) }
                                     span.sched { (utc(text(&instance.fields, "@scheduledStartTime").unwrap_or(""))) }
                                     (status_badge(status))
