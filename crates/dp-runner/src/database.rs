@@ -837,14 +837,14 @@ impl Connection {
         }
     }
 
-    /// Streams the rows of `query` as text values (`None` for NULL) to `each`, one row at a time; returns the
-    /// column names (empty when the query returned no row description) and the row count. `each` returning an
-    /// error stops the query.
-    pub async fn query_text<E>(
+    /// Streams the rows of `query` as text values (`None` for NULL) to `sink`, one row at a time; returns the
+    /// column names (empty when the query returned no row description) and the row count. The sink failing
+    /// stops the query.
+    pub async fn query_text<S: RowSink>(
         &mut self,
         query: &str,
-        mut each: impl FnMut(&[Option<&str>]) -> Result<(), E>,
-    ) -> Result<(Vec<String>, u64), QueryError<E>> {
+        sink: &mut S,
+    ) -> Result<(Vec<String>, u64), QueryError<S::Error>> {
         let mut columns = Vec::new();
         let mut count = 0u64;
         match &mut self.inner {
@@ -861,12 +861,10 @@ impl Connection {
                             columns = described.iter().map(|c| c.name().to_string()).collect();
                         }
                         tokio_postgres::SimpleQueryMessage::Row(row) => {
-                            let mut owned: Vec<Option<&str>> = Vec::with_capacity(row.len());
-                            for i in 0..row.len() {
-                                owned.push(row.get(i));
-                            }
+                            let values: Vec<Option<&str>> =
+                                (0..row.len()).map(|i| row.get(i)).collect();
                             count += 1;
-                            each(&owned).map_err(QueryError::Sink)?;
+                            sink.row(&values).await.map_err(QueryError::Sink)?;
                         }
                         _ => {}
                     }
@@ -888,18 +886,18 @@ impl Connection {
                     .await
                     .map_err(|e| QueryError::Database(DatabaseError::sql(mysql_error_text(&e))))?
                 {
-                    let texts: Vec<Option<std::borrow::Cow<'_, str>>> = (0..row.len())
+                    let texts: Vec<Option<String>> = (0..row.len())
                         .map(|i| match row.as_ref(i) {
                             None | Some(mysql_async::Value::NULL) => None,
-                            Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(b)),
-                            Some(other) => {
-                                Some(other.as_sql(true).trim_matches('\'').to_string().into())
+                            Some(mysql_async::Value::Bytes(b)) => {
+                                Some(String::from_utf8_lossy(b).into_owned())
                             }
+                            Some(other) => Some(other.as_sql(true).trim_matches('\'').to_string()),
                         })
                         .collect();
                     let values: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
                     count += 1;
-                    each(&values).map_err(QueryError::Sink)?;
+                    sink.row(&values).await.map_err(QueryError::Sink)?;
                 }
             }
         }
@@ -909,11 +907,11 @@ impl Connection {
     /// The column names of `table` (in order), from a query that returns no row.
     pub async fn table_columns(&mut self, table: &str) -> Result<Vec<String>, DatabaseError> {
         let (columns, _) = self
-            .query_text::<()>(&format!("SELECT * FROM {table} WHERE 1 = 0"), |_| Ok(()))
+            .query_text(&format!("SELECT * FROM {table} WHERE 1 = 0"), &mut Discard)
             .await
             .map_err(|e| match e {
                 QueryError::Database(e) => e,
-                QueryError::Sink(()) => unreachable!("the sink never fails"),
+                QueryError::Sink(never) => match never {},
             })?;
         Ok(columns)
     }
@@ -965,6 +963,27 @@ fn copy_error(error: &tokio_postgres::Error) -> DatabaseError {
         error_id: "DataLoadFailed",
         message: postgres_error_text(error),
         row,
+    }
+}
+
+/// Where [`Connection::query_text`] sends rows.
+pub trait RowSink: Send {
+    /// Why the sink stopped the query.
+    type Error: Send;
+    /// Takes one row.
+    fn row(
+        &mut self,
+        values: &[Option<&str>],
+    ) -> impl std::future::Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// A sink that keeps nothing.
+struct Discard;
+
+impl RowSink for Discard {
+    type Error = std::convert::Infallible;
+    async fn row(&mut self, _values: &[Option<&str>]) -> Result<(), Self::Error> {
+        Ok(())
     }
 }
 
@@ -1043,6 +1062,22 @@ pub fn bind(statement: &str, engine: Engine, values: &mut std::slice::Iter<'_, S
     scan(statement, |piece| match piece {
         Piece::Placeholder => match values.next() {
             Some(v) => out.push_str(&quote_literal(engine, v)),
+            None => out.push('?'),
+        },
+        Piece::Text(t) | Piece::Quoted(t) | Piece::Comment(t) => out.push_str(t),
+        Piece::Separator => out.push(';'),
+    });
+    out
+}
+
+/// `statement` with its `?` placeholders replaced by `values` in order (`None` as `NULL`).
+pub fn bind_row(statement: &str, engine: Engine, values: &[Option<&str>]) -> String {
+    let mut out = String::with_capacity(statement.len() + 16 * values.len());
+    let mut next = values.iter();
+    scan(statement, |piece| match piece {
+        Piece::Placeholder => match next.next() {
+            Some(Some(v)) => out.push_str(&quote_literal(engine, v)),
+            Some(None) => out.push_str("NULL"),
             None => out.push('?'),
         },
         Piece::Text(t) | Piece::Quoted(t) | Piece::Comment(t) => out.push_str(t),

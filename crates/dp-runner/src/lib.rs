@@ -57,11 +57,14 @@
 
 pub mod activity;
 pub mod config;
+pub mod copy;
 pub mod database;
 pub mod doctor;
 pub mod exec;
+pub mod format;
 pub mod guard;
 pub mod logging;
+pub mod objects;
 pub mod precondition;
 mod runner;
 pub mod shell;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::activity::{Activity, Failure, Outcome, Task, TaskContext};
 use crate::config::RunnerConfig;
+use crate::copy::CopyActivity;
 use crate::logging::RunnerLog;
 use crate::precondition::{Check, Precondition};
 use crate::shell::ShellCommand;
@@ -179,6 +180,7 @@ impl Runner {
             runner.register(type_name, Precondition(check));
         }
         runner.register("SqlActivity", SqlActivity);
+        runner.register("CopyActivity", CopyActivity);
         Ok(runner)
     }
 

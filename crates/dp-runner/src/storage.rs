@@ -20,7 +20,7 @@ pub struct StorageError {
 }
 
 impl StorageError {
-    fn new(message: impl Into<String>) -> StorageError {
+    pub(crate) fn new(message: impl Into<String>) -> StorageError {
         StorageError {
             message: message.into(),
         }
@@ -191,6 +191,11 @@ impl Storage {
                 dynamodb: tokio::sync::OnceCell::new(),
             }),
         }
+    }
+
+    /// The S3 client (made on first use), for modules that stream objects themselves (`objects.rs`).
+    pub(crate) async fn s3_client(&self) -> Result<&aws_sdk_s3::Client, StorageError> {
+        self.s3().await
     }
 
     /// The DynamoDB client, made on first use from the same credentials, region and transport as S3's.
@@ -424,7 +429,11 @@ impl Storage {
         Ok(())
     }
 
-    async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, StorageError> {
+    pub(crate) async fn list_keys(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, StorageError> {
         let s3 = self.s3().await?;
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
@@ -518,7 +527,7 @@ async fn copy(from: &Path, to: &Path) -> Result<(), StorageError> {
 }
 
 /// Every file under `dir` (or `dir` itself when it is a file), with its path relative to `dir` using `/`, sorted.
-fn list_local(dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError> {
+pub(crate) fn list_local(dir: &Path) -> Result<Vec<(String, PathBuf)>, StorageError> {
     let metadata = std::fs::metadata(dir)
         .map_err(|e| StorageError::new(format!("cannot read {}: {e}", dir.display())))?;
     if metadata.is_file() {

@@ -2,6 +2,7 @@
 //! mode, and the library's pieces on their own.
 
 mod faults;
+mod copy;
 mod databases;
 mod harness;
 mod lifecycle;

@@ -1,0 +1,359 @@
+//! `CopyActivity` end to end: dp-local hands the task to the runner binary, which moves rows between the real
+//! PostgreSQL and MariaDB servers and moto's S3.
+
+use std::time::Duration;
+
+use dp_model::types::PipelineObject;
+
+use crate::databases::{Row, Scratch, jdbc_database};
+use crate::harness::*;
+use crate::s3::{Moto, block_on, get, put, s3};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs one activity `Work` of `kind` with `fields` (a value `ref:ID` is a reference) and `others` through dp-local
+/// and the runner binary, with S3 at moto; returns the attempt and the runner log.
+pub fn run_with_s3(
+    moto: &Moto,
+    group: &str,
+    kind: &str,
+    fields: &[(&str, &str)],
+    others: Vec<PipelineObject>,
+) -> (PipelineObject, String) {
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new(group);
+    let mut work = vec![
+        text("type", kind),
+        text("workerGroup", group),
+        text("maximumRetries", "0"),
+    ];
+    for (k, v) in fields {
+        match v.strip_prefix("ref:") {
+            Some(id) => work.push(reference(k, id)),
+            None => work.push(text(k, v)),
+        }
+    }
+    let mut objects = vec![object("Work", work)];
+    objects.extend(others);
+    let pipeline = dp_runner::testing::pipeline(&endpoint.url(), group, objects)
+        .unwrap_or_else(|e| panic!("pipeline {group}: {e}"));
+    let mut runner = RunnerProcess::start_with(
+        &endpoint,
+        dir.path(),
+        &[&format!("--workerGroup={group}"), "--once"],
+        &[
+            ("AWS_ENDPOINT_URL_S3", &moto.url),
+            ("NO_PROXY", "localhost"),
+        ],
+    );
+    runner.wait(LIMIT);
+    let attempt = attempts(&endpoint, &pipeline)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no attempt; runner log:\n{}", runner.log()));
+    (attempt, runner.log())
+}
+
+pub fn status(attempt: &PipelineObject) -> String {
+    format!(
+        "{} {} {}",
+        field(attempt, "@status"),
+        field(attempt, "errorId"),
+        field(attempt, "errorMessage")
+    )
+}
+
+pub fn s3_node(
+    id: &str,
+    key: &str,
+    path: &str,
+    format: Option<&str>,
+    gzip: bool,
+) -> PipelineObject {
+    let mut fields = vec![text("type", "S3DataNode"), text(key, path)];
+    if let Some(f) = format {
+        fields.push(reference("dataFormat", f));
+    }
+    if gzip {
+        fields.push(text("compression", "gzip"));
+    }
+    object(id, fields)
+}
+
+fn sql_node(id: &str, table: &str) -> PipelineObject {
+    object(
+        id,
+        vec![
+            text("type", "SqlDataNode"),
+            text("table", table),
+            reference("database", &format!("{id}Db")),
+        ],
+    )
+}
+
+fn started_moto() -> (Moto, aws_sdk_s3::Client) {
+    let moto = Moto::start();
+    let s3 = s3(&moto);
+    block_on(s3.create_bucket().bucket("bkt").send()).expect("bucket created");
+    (moto, s3)
+}
+
+fn people() -> Vec<Row> {
+    let s = |v: &str| Some(v.to_string());
+    vec![
+        vec![s("1"), s("plain"), None],
+        vec![
+            s("2"),
+            s("comma, \"quote\" and 'single'"),
+            s("back\\slash \\N"),
+        ],
+        vec![s("3"), s("new\nline and\r\nCRLF"), s("tab\there")],
+        vec![s("4"), s("ünïcödé ✓ 日本"), s("")],
+        vec![s("5"), s("\\N"), s("N")],
+        vec![
+            s("6"),
+            s("\"starts with a quote"),
+            s("ends with a backslash\\"),
+        ],
+    ]
+}
+
+#[test]
+fn postgres_to_s3_csv_to_mariadb_keeps_every_value() {
+    let (moto, s3) = started_moto();
+    let scratch = Scratch::new("copyrt");
+    scratch.pg("create table people (id int, name text, note text); create table nobody (id int, name text)");
+    scratch.my(
+        "create table people (id int, name text, note text); create table nobody (id int, name text)",
+    );
+    let rows = people();
+    for row in &rows {
+        let literal = |v: &Option<String>| match v {
+            None => "NULL".to_string(),
+            Some(v) => format!("'{}'", v.replace('\'', "''")),
+        };
+        scratch.pg(&format!(
+            "insert into people values ({}, {}, {})",
+            literal(&row[0]),
+            literal(&row[1]),
+            literal(&row[2])
+        ));
+    }
+    let csv = object("Csv", vec![text("type", "CSV")]);
+    for (table, gzip) in [("people", false), ("people", true), ("nobody", false)] {
+        let key = format!("export/{table}-{gzip}.csv");
+        let (attempt, log) = run_with_s3(
+            &moto,
+            &format!("wg-copy-out-{table}-{gzip}"),
+            "CopyActivity",
+            &[("input", "ref:Source"), ("output", "ref:Export")],
+            vec![
+                sql_node(
+                    "Source",
+                    &format!("(select * from {table} order by id) as t"),
+                ),
+                jdbc_database("SourceDb", &scratch.pg_jdbc(), &scratch.pg_user(), ""),
+                s3_node(
+                    "Export",
+                    "filePath",
+                    &format!("s3://bkt/{key}"),
+                    Some("Csv"),
+                    gzip,
+                ),
+                csv.clone(),
+            ],
+        );
+        assert_eq!(status(&attempt), "FINISHED  ", "{table} {gzip}: {log}");
+        let expected_rows = if table == "people" { rows.len() } else { 0 };
+        assert_eq!(
+            field(&attempt, "rowsCopied"),
+            expected_rows.to_string(),
+            "{table}"
+        );
+        if !gzip && table == "people" {
+            let text = get(&s3, &key).expect("the export exists");
+            assert!(
+                text.starts_with(
+                    "1,plain,\\N\n2,comma\\, \"quote\" and 'single',back\\\\slash \\\\N\n"
+                ),
+                "{text}"
+            );
+        }
+        let (attempt, log) = run_with_s3(
+            &moto,
+            &format!("wg-copy-in-{table}-{gzip}"),
+            "CopyActivity",
+            &[("input", "ref:Export"), ("output", "ref:Target")],
+            vec![
+                s3_node(
+                    "Export",
+                    "filePath",
+                    &format!("s3://bkt/{key}"),
+                    Some("Csv"),
+                    gzip,
+                ),
+                csv.clone(),
+                sql_node("Target", table),
+                jdbc_database(
+                    "TargetDb",
+                    &scratch.my_jdbc(),
+                    &scratch.my_user(),
+                    &scratch.my_password(),
+                ),
+            ],
+        );
+        assert_eq!(status(&attempt), "FINISHED  ", "{table} {gzip}: {log}");
+        let columns = if table == "people" {
+            "id, name, note"
+        } else {
+            "id, name"
+        };
+        assert_eq!(
+            scratch.my(&format!("select {columns} from {table} order by id")),
+            if table == "people" {
+                rows.clone()
+            } else {
+                vec![]
+            },
+            "{table} gzip={gzip}"
+        );
+        scratch.my(&format!("delete from {table}"));
+    }
+}
+
+#[test]
+fn a_bad_row_names_file_line_and_column_and_leaves_the_table_as_it_was() {
+    let (moto, s3) = started_moto();
+    let scratch = Scratch::new("copybad");
+    scratch.pg("create table t (id int, name text); insert into t values (100, 'kept')");
+    scratch.my("create table t (id int, name text); insert into t values (100, 'kept')");
+    put(&s3, "in/a.csv", "1,one\n2,two\n");
+    put(&s3, "in/b.csv", "3,three\nfour,4\n5,five\n");
+    put(&s3, "short/a.csv", "1,one\n2\n");
+    let csv = object("Csv", vec![text("type", "CSV")]);
+    let copy = |group: &str, prefix: &str, database: PipelineObject| {
+        run_with_s3(
+            &moto,
+            group,
+            "CopyActivity",
+            &[("input", "ref:Files"), ("output", "ref:Target")],
+            vec![
+                s3_node(
+                    "Files",
+                    "directoryPath",
+                    &format!("s3://bkt/{prefix}/"),
+                    Some("Csv"),
+                    false,
+                ),
+                csv.clone(),
+                sql_node("Target", "t"),
+                database,
+            ],
+        )
+    };
+    let pg = || jdbc_database("TargetDb", &scratch.pg_jdbc(), &scratch.pg_user(), "");
+    let my = || {
+        jdbc_database(
+            "TargetDb",
+            &scratch.my_jdbc(),
+            &scratch.my_user(),
+            &scratch.my_password(),
+        )
+    };
+    let kept = vec![vec![Some("100".to_string()), Some("kept".to_string())]];
+
+    let (attempt, log) = copy("wg-copybad-pg", "in", pg());
+    let got = status(&attempt);
+    assert!(
+        got.starts_with("FAILED DataLoadFailed s3://bkt/in/b.csv line 2: t refused the row:")
+            && got.contains("invalid input syntax for type integer: \"four\"")
+            && got.contains("column id"),
+        "{got}\n{log}"
+    );
+    assert_eq!(scratch.pg("select * from t"), kept);
+
+    let (attempt, log) = copy("wg-copybad-my", "in", my());
+    let got = status(&attempt);
+    assert!(
+        got.starts_with("FAILED DataLoadFailed s3://bkt/in/b.csv line 2: t refused the row:")
+            && got.contains("'four'")
+            && got.contains("`id`"),
+        "{got}\n{log}"
+    );
+    assert_eq!(scratch.my("select * from t"), kept);
+
+    for (group, database) in [("wg-copyshort-pg", pg()), ("wg-copyshort-my", my())] {
+        let (attempt, log) = copy(group, "short", database);
+        assert_eq!(
+            status(&attempt),
+            "FAILED DataFormatError s3://bkt/short/a.csv line 2: 1 values, but t takes 2",
+            "{log}"
+        );
+    }
+    assert_eq!(scratch.pg("select * from t"), kept);
+    assert_eq!(scratch.my("select * from t"), kept);
+}
+
+#[test]
+fn s3_to_s3_reencodes_csv_to_gzip_tsv_and_a_sql_error_fails_with_the_servers_message() {
+    let (moto, s3) = started_moto();
+    put(&s3, "csv/a.csv", "1,\"x, y\"\n2,\\N\n");
+    put(&s3, "csv/b.csv", "3,z\n");
+    let (attempt, log) = run_with_s3(
+        &moto,
+        "wg-copy-s3",
+        "CopyActivity",
+        &[("input", "ref:In"), ("output", "ref:Out")],
+        vec![
+            s3_node("In", "directoryPath", "s3://bkt/csv", Some("Csv"), false),
+            object("Csv", vec![text("type", "CSV")]),
+            s3_node("Out", "directoryPath", "s3://bkt/tsv/", Some("Tsv"), true),
+            object("Tsv", vec![text("type", "TSV")]),
+        ],
+    );
+    assert_eq!(status(&attempt), "FINISHED  ", "{log}");
+    assert_eq!(field(&attempt, "rowsCopied"), "3");
+    let gunzip = |key: &str| {
+        let bytes = block_on(async {
+            let out = s3.get_object().bucket("bkt").key(key).send().await.unwrap();
+            out.body.collect().await.unwrap().into_bytes()
+        });
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+            .unwrap();
+        text
+    };
+    assert_eq!(gunzip("tsv/a.csv"), "1\tx, y\n2\t\\N\n");
+    assert_eq!(gunzip("tsv/b.csv"), "3\tz\n");
+
+    let scratch = Scratch::new("copysqlerr");
+    let (attempt, _) = run_with_s3(
+        &moto,
+        "wg-copy-sqlerr",
+        "CopyActivity",
+        &[("input", "ref:Source"), ("output", "ref:Out")],
+        vec![
+            object(
+                "Source",
+                vec![
+                    text("type", "SqlDataNode"),
+                    text("selectQuery", "select * from no_such_table"),
+                    reference("database", "SourceDb"),
+                ],
+            ),
+            jdbc_database("SourceDb", &scratch.pg_jdbc(), &scratch.pg_user(), ""),
+            s3_node("Out", "filePath", "s3://bkt/never.csv", None, false),
+        ],
+    );
+    let got = status(&attempt);
+    assert!(
+        got.starts_with("FAILED SqlError the query of Source failed on the PostgreSQL database")
+            && got.contains("relation \"no_such_table\" does not exist"),
+        "{got}"
+    );
+    assert_eq!(
+        get(&s3, "never.csv"),
+        None,
+        "no object appears for a failed copy"
+    );
+}
