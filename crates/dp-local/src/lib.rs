@@ -26,8 +26,11 @@
 //! # Supported subset
 //!
 //! * Objects: instances are made for activities (`ShellCommandActivity`, `CopyActivity`, ... see
-//!   [`definition::ACTIVITY_TYPES`]); only activities with a `workerGroup` are handed to task runners (dp-local
-//!   launches no `Ec2Resource` or `EmrCluster`). Fields inherit from `parent` chains and from `Default`.
+//!   [`definition::ACTIVITY_TYPES`]) and, per period, for the resources they run on, their data nodes and the
+//!   preconditions on them. With [`Config::local_resources`] (the default) each resource instance is a local
+//!   `dp-task-runner` process that dp-local launches ([`launcher`]) and that polls a worker group of its own;
+//!   otherwise only activities with a `workerGroup` are handed out. Fields inherit from `parent` chains and from
+//!   `Default`.
 //! * Schedules: `scheduleType` `ondemand` (one run per activation, at activation time or `startTimestamp`),
 //!   `cron` (an instance at the start of each period) and `timeseries` (at the end of each period, the default),
 //!   with a `Schedule` of `period` (`N minutes|hours|days|weeks|months|years`, at least 15 minutes), `startDateTime`
