@@ -179,11 +179,8 @@ pub fn run(settings: &GlobalSettings, stdout: &mut String) -> Result<(), CliErro
     // The notice comes before anything can fail, as in the reference (which warns, then finds no region or
     // credentials on its first request). The blank line after it is the reference's warning framing.
     let _ = std::io::stderr().write_all(format!("warning:{DEPRECATION_NOTICE}\n").as_bytes());
-    let region = session.runtime.block_on(session.client.region())?;
-    let mut iam = WireIam {
-        client: &session.client,
-        runtime: &session.runtime,
-    };
+    let region = session.wait(session.client.region())?;
+    let mut iam = WireIam { session: &session };
     let partition = dp_wire::endpoint::partition(&region).id;
     let result = ensure(&mut iam, partition)?;
     stdout.push_str(&crate::output::render(
@@ -200,12 +197,10 @@ pub fn help_page() -> String {
     format!("NAME\n    dp {NAME}\n\nDESCRIPTION\n{body}\n")
 }
 
-/// [`Iam`] over a `dp_wire::Client` on a current-thread runtime.
+/// [`Iam`] over a session's `dp_wire::Client` (its settings decide the endpoint and the signing region).
 pub struct WireIam<'a> {
-    /// The client (its settings decide the endpoint and the signing region).
-    pub client: &'a dp_wire::Client,
-    /// The runtime the calls run on.
-    pub runtime: &'a tokio::runtime::Runtime,
+    /// The session whose client and runtime send the calls.
+    pub session: &'a Session,
 }
 
 impl Iam for WireIam<'_> {
@@ -214,6 +209,7 @@ impl Iam for WireIam<'_> {
         action: &'static str,
         params: &[(&'static str, &str)],
     ) -> Result<dp_wire::iam::Element, dp_wire::Error> {
-        self.runtime.block_on(self.client.call_iam(action, params))
+        self.session
+            .wait(self.session.client.call_iam(action, params))
     }
 }

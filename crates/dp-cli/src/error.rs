@@ -55,9 +55,12 @@ impl CliError {
         }
     }
 
-    /// The text for stderr: the CLI frames generic errors as a blank line, the message, a newline.
+    /// The text for stderr: the CLI frames generic errors as a blank line, the message, a newline. An interrupted
+    /// command prints nothing there (CLI v2 ends the line on stdout instead; see `dp_cli::run`).
     pub fn render(&self) -> String {
-        if self.with_usage {
+        if self.code == exit::INTERRUPTED {
+            String::new()
+        } else if self.with_usage {
             format!("{USAGE}dp: error: {}\n", self.message)
         } else {
             format!("\n{}\n", self.message)
@@ -98,12 +101,14 @@ impl From<dp_wire::Error> for CliError {
 }
 
 /// The exit code of a failed request, after CLI v2's table: 253 for configuration, credentials and region, 254 for
-/// service errors, 255 for everything else.
+/// service errors, 130 for a call interrupted by Ctrl-C (128 + SIGINT, the shells' convention), 255 for everything
+/// else.
 pub fn exit_code(kind: &dp_wire::ErrorKind) -> i32 {
     use dp_wire::ErrorKind;
     match kind {
         ErrorKind::Config | ErrorKind::Credentials | ErrorKind::Region => exit::CONFIG,
         ErrorKind::Service => exit::SERVICE,
+        ErrorKind::Interrupted => exit::INTERRUPTED,
         // Transport and invalid responses, and any kind a later dp-wire adds.
         _ => exit::OTHER,
     }

@@ -42,6 +42,11 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let code = match run_inner(args, &mut stdout) {
         Ok(()) => exit::OK,
         Err(e) => {
+            // CLI v2 answers Ctrl-C with a newline on stdout (so the shell's prompt starts on a line of its own)
+            // and exit status 130.
+            if e.code == exit::INTERRUPTED {
+                stdout.push('\n');
+            }
             write_out(&stdout);
             stdout.clear();
             let _ = std::io::stderr().write_all(e.render().as_bytes());

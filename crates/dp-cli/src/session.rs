@@ -2,10 +2,16 @@
 //! the global settings in one place, and the output options those settings ask for.
 //!
 //! Every command that sends a request (the generic operations, `list-runs`, `create-default-roles`) opens one
-//! [`Session`]; nothing that returns before the network (skeletons, help, input errors) does.
+//! [`Session`]; nothing that returns before the network (skeletons, help, input errors) does. A session also
+//! listens for SIGINT: a Ctrl-C while a call is waiting ends that call with [`dp_wire::Error::interrupted`], which
+//! exits 130 as CLI v2 does, instead of killing the process with whatever it had half printed.
+
+use std::future::Future;
+use std::sync::Mutex;
 
 use dp_model::Operation;
 use serde_json::Value;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::error::{CliError, exit};
 use crate::output::RenderOptions;
@@ -17,6 +23,8 @@ pub struct Session {
     pub client: dp_wire::Client,
     /// dp's calls are sequential, so a current-thread runtime is all a command needs.
     pub runtime: tokio::runtime::Runtime,
+    /// SIGINT, listened to from the moment the session opens (a Ctrl-C between two calls ends the next one).
+    interrupt: Mutex<Option<Signal>>,
 }
 
 impl Session {
@@ -27,13 +35,45 @@ impl Session {
             .enable_all()
             .build()
             .map_err(|e| CliError::other(e.to_string(), exit::OTHER))?;
-        Ok(Self { client, runtime })
+        // A dp started with SIGINT ignored (`dp … &` in a script, nohup) keeps ignoring it, as Python, and so the
+        // AWS CLI, does. Without a handler (it cannot be installed) Ctrl-C keeps its default: the process ends.
+        let interrupt = if sigint_ignored() {
+            None
+        } else {
+            let _entered = runtime.enter();
+            signal(SignalKind::interrupt()).ok()
+        };
+        Ok(Self {
+            client,
+            runtime,
+            interrupt: Mutex::new(interrupt),
+        })
+    }
+
+    /// Runs one of the client's calls to its end, or until SIGINT arrives ([`dp_wire::Error::interrupted`]).
+    pub fn wait<T>(
+        &self,
+        call: impl Future<Output = Result<T, dp_wire::Error>>,
+    ) -> Result<T, dp_wire::Error> {
+        let mut interrupt = self
+            .interrupt
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.runtime.block_on(async {
+            match interrupt.as_mut() {
+                Some(signal) => tokio::select! {
+                    result = call => result,
+                    _ = signal.recv() => Err(dp_wire::Error::interrupted()),
+                },
+                None => call.await,
+            }
+        })
     }
 
     /// One Data Pipeline call. dp-wire sends timestamps as epoch seconds and returns the output in the model's
     /// order, as the CLI prints it.
     pub fn call(&self, op: &'static Operation, input: &Value) -> Result<Value, CliError> {
-        Ok(self.runtime.block_on(self.client.call_json(op, input))?)
+        Ok(self.wait(self.client.call_json(op, input))?)
     }
 
     /// `--output`, then `AWS_DEFAULT_OUTPUT`, then the profile's `output`, then json.
@@ -55,6 +95,19 @@ impl Session {
     pub fn render_options(&self, settings: &GlobalSettings) -> Result<RenderOptions, CliError> {
         render_options(&self.output_format(settings), settings)
     }
+}
+
+/// Whether this process was started with SIGINT ignored: bit 1 (signal 2) of `SigIgn` in `/proc/self/status`.
+/// Where that file cannot be read, SIGINT counts as not ignored.
+fn sigint_ignored() -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << 1) != 0)
 }
 
 /// The request settings of the global options, as dp-wire takes them.

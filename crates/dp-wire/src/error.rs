@@ -23,6 +23,8 @@ pub enum ErrorKind {
     Transport,
     /// The service answered 2xx with a body that is not a JSON object (or does not fit the output type).
     InvalidResponse,
+    /// The caller stopped waiting for the call (the user pressed Ctrl-C); see [`Error::interrupted`].
+    Interrupted,
 }
 
 /// A service error as the awsJson protocol reports it.
@@ -54,6 +56,12 @@ struct Inner {
 }
 
 impl Error {
+    /// A call its caller gave up on because the user interrupted it (SIGINT). dp-wire never makes one itself; a
+    /// program that races its calls against a signal uses it so that an interrupted call is an error like others.
+    pub fn interrupted() -> Error {
+        Error::new(ErrorKind::Interrupted, "Interrupted")
+    }
+
     /// An error of `kind` with a complete message.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {

@@ -4,6 +4,7 @@ mod cli;
 mod default_roles;
 mod definition;
 mod help;
+mod interrupt;
 mod man;
 mod output;
 mod snapshot;
