@@ -738,3 +738,110 @@ fn s3_preconditions_wait_for_their_key_or_time_out() {
     let resource = of(&failed, "Box");
     assert!(resource.iter().all(|r| r.all("@resourceId").is_empty()));
 }
+
+/// Activities that need Hadoop run on the runner that stands in for their `EmrCluster` and end FAILED naming
+/// their type; what depends on them cascades.
+#[test]
+fn hadoop_activities_fail_naming_their_type() {
+    let dir = Scratch::new("hadoop");
+    let local = Local::start(&[], &[]);
+    let pid = run_definition(
+        &local,
+        &dir.0,
+        "hadoop",
+        &once(json!([
+            {"id": "Cluster", "type": "EmrCluster", "terminateAfter": "2 hours"},
+            {"id": "Hive", "type": "HiveActivity", "runsOn": {"ref": "Cluster"}, "maximumRetries": "0",
+             "hiveScript": "select 1;"},
+            {"id": "After", "type": "ShellCommandActivity", "runsOn": {"ref": "Cluster"},
+             "dependsOn": {"ref": "Hive"}, "command": "true"}
+        ])),
+    );
+    let instances = until_ended(&local, &dir.0, &pid, &["Hive", "After", "Cluster"]);
+    let hive = of(&instances, "Hive")[0];
+    assert_eq!(hive.status(), "FAILED");
+    assert_eq!(hive.get("errorId"), Some("HiveActivityNotRunLocally"));
+    assert!(
+        hive.get("errorMessage")
+            .unwrap_or_default()
+            .contains("no Hadoop")
+            || hive
+                .get("errorMessage")
+                .unwrap_or_default()
+                .contains("none exists locally"),
+        "{:?}",
+        hive.fields
+    );
+    assert_eq!(of(&instances, "After")[0].status(), "CASCADE_FAILED");
+    assert_eq!(of(&instances, "Cluster")[0].status(), "FINISHED");
+}
+
+/// A secret parameter (`*myPassword`, given at put time as the READMEs do) reaches the work evaluated, and its
+/// value stays out of the runner's log.
+#[test]
+fn secret_parameters_reach_the_work_and_not_the_log() {
+    let dir = Scratch::new("secret");
+    let state = dir.path("state.db");
+    let local = Local::start(&["--state", state.to_str().unwrap()], &[]);
+    let mut definition = once(json!([
+        {"id": "Box", "type": "Ec2Resource"},
+        {"id": "Check", "type": "ShellCommandActivity", "runsOn": {"ref": "Box"},
+         "*password": "#{*myPassword}",
+         "command": "test \"#{*myPassword}\" = s3cret-Value && echo matched"}
+    ]));
+    definition["parameters"] =
+        json!([{"id": "*myPassword", "type": "String", "description": "a secret"}]);
+    let file = dir.path("secret.json");
+    std::fs::write(&file, serde_json::to_string(&definition).unwrap()).unwrap();
+    let created = call(
+        &local,
+        &dir.0,
+        &[
+            "create-pipeline",
+            "--name",
+            "secret",
+            "--unique-id",
+            "secret",
+        ],
+    );
+    let pid = created["pipelineId"].as_str().unwrap().to_string();
+    let put = call(
+        &local,
+        &dir.0,
+        &[
+            "put-pipeline-definition",
+            "--pipeline-id",
+            &pid,
+            "--pipeline-definition",
+            &format!("file://{}", file.display()),
+            "--parameter-values",
+            "*myPassword=s3cret-Value",
+        ],
+    );
+    assert_eq!(put["errored"], false, "{put}");
+    call(
+        &local,
+        &dir.0,
+        &["activate-pipeline", "--pipeline-id", &pid],
+    );
+    let instances = until_ended(&local, &dir.0, &pid, &["Check", "Box"]);
+    assert_eq!(of(&instances, "Check")[0].status(), "FINISHED");
+    let data = dir.path("state.db.resources");
+    let outputs = find_files(&data, "StdOutput");
+    assert!(
+        outputs
+            .iter()
+            .any(|f| std::fs::read_to_string(f).unwrap() == "matched\n"),
+        "{outputs:?}"
+    );
+    let logs = find_files(&data, "dp-task-runner.log");
+    assert!(!logs.is_empty(), "no runner log under {}", data.display());
+    for log in logs {
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            !text.contains("s3cret-Value"),
+            "{} shows the secret",
+            log.display()
+        );
+    }
+}

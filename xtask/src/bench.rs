@@ -8,6 +8,7 @@
 //! dp-local console's pages on the server and in headless Chromium (`bench/console.rs`).
 
 mod console;
+mod resources;
 mod runner;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -213,6 +214,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         Some("console") => console::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000)),
         Some("runner") => runner::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000)),
+        Some("resources") => resources::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         Some(which @ ("shorthand" | "local" | "wire")) => {
             let package = format!("dp-{which}");
             let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -226,7 +228,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         Some(other) => {
             bail!(
-                "unknown benchmark {other:?}: use cli [ROUNDS], shorthand, wire, local, runner [TASKS] or console [INSTANCES]"
+                "unknown benchmark {other:?}: use cli [ROUNDS], shorthand, wire, local, runner [TASKS], resources [RUNS] or console [INSTANCES]"
             )
         }
     }

@@ -56,7 +56,7 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((utime + stime) / ticks)
 }
 
-fn dp(dp: &Path, url: &str, args: &[&str]) -> Result<String> {
+pub(super) fn dp(dp: &Path, url: &str, args: &[&str]) -> Result<String> {
     let out = Command::new(dp)
         .args(args)
         .args(["--endpoint-url", url])
