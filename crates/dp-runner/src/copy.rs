@@ -184,6 +184,8 @@ pub(crate) struct Source {
     next_file: usize,
     current: Option<OpenFile>,
     pub bytes_read: u64,
+    /// Empty values are read as NULL (`EMPTYASNULL`).
+    pub empty_as_null: bool,
 }
 
 struct OpenFile {
@@ -202,6 +204,7 @@ impl Source {
             next_file: 0,
             current: None,
             bytes_read: 0,
+            empty_as_null: false,
         }
     }
 
@@ -266,6 +269,14 @@ impl Source {
             let index = file.index;
             if last {
                 self.current = None;
+            }
+            let mut records = records;
+            if self.empty_as_null {
+                for value in records.iter_mut().flat_map(|r| r.values.iter_mut()) {
+                    if value.as_deref() == Some("") {
+                        *value = None;
+                    }
+                }
             }
             if !records.is_empty() {
                 return Ok(Some((index, records)));

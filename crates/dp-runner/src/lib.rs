@@ -66,6 +66,7 @@ pub mod guard;
 pub mod logging;
 pub mod objects;
 pub mod precondition;
+pub mod redshift_copy;
 mod runner;
 pub mod shell;
 pub mod sql;

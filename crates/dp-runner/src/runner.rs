@@ -22,6 +22,7 @@ use crate::config::RunnerConfig;
 use crate::copy::CopyActivity;
 use crate::logging::RunnerLog;
 use crate::precondition::{Check, Precondition};
+use crate::redshift_copy::RedshiftCopyActivity;
 use crate::shell::ShellCommand;
 use crate::sql::SqlActivity;
 use crate::storage::{Location, Storage};
@@ -181,6 +182,7 @@ impl Runner {
         }
         runner.register("SqlActivity", SqlActivity);
         runner.register("CopyActivity", CopyActivity);
+        runner.register("RedshiftCopyActivity", RedshiftCopyActivity);
         Ok(runner)
     }
 

@@ -7,6 +7,7 @@ mod databases;
 mod harness;
 mod lifecycle;
 mod precondition;
+mod redshift;
 mod s3;
 mod sql;
 mod usage;
