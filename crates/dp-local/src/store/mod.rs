@@ -6,12 +6,17 @@
 //! store on a thread of its own, applies batches in the order the engine made them, commits whatever queued
 //! meanwhile as one transaction (group commit), and publishes the sequence number it has made durable; a
 //! request is answered only after its batch is committed. This module does not interpret row bodies.
+//!
+//! A commit that fails (a full disk) loses nothing: the writer keeps the rows, reports the failure (so every
+//! request answers an error rather than state that is not saved), and retries the same rows, with whatever queued
+//! meanwhile, until the store takes them; then the failure clears and answers resume.
 
 mod sqlite;
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -102,9 +107,15 @@ pub struct Batch {
 pub struct Committed {
     /// Every batch up to this sequence number is committed.
     pub seq: u64,
-    /// Set once a commit failed; nothing after it is committed, and the server answers with errors.
+    /// Set while a commit fails: nothing after `seq` is committed yet, and the server answers with errors. The
+    /// writer retries and clears it once the store takes the rows.
     pub failed: Option<String>,
 }
+
+/// The first wait before a failed commit is tried again; it doubles up to [`RETRY_MOST`].
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+/// The longest wait between two tries of a failed commit.
+const RETRY_MOST: Duration = Duration::from_secs(1);
 
 /// The single writer: a thread that owns the store and commits batches in order.
 #[derive(Debug)]
@@ -132,15 +143,48 @@ impl Writer {
                         last = more.seq;
                         rows.extend(more.rows);
                     }
-                    if publish.borrow().failed.is_some() {
-                        continue;
-                    }
-                    match store.commit(&rows) {
-                        Ok(()) => publish.send_modify(|c| c.seq = last),
-                        Err(e) => {
-                            eprintln!("dp-local: {e}; changes are no longer saved");
-                            publish.send_modify(|c| c.failed = Some(e.to_string()));
+                    let mut wait = RETRY_FIRST;
+                    loop {
+                        match store.commit(&rows) {
+                            Ok(()) => {
+                                if publish.borrow().failed.is_some() {
+                                    eprintln!("dp-local: the state file takes changes again");
+                                }
+                                publish.send_modify(|c| {
+                                    c.seq = last;
+                                    c.failed = None;
+                                });
+                                break;
+                            }
+                            Err(e) => {
+                                if publish.borrow().failed.is_none() {
+                                    eprintln!(
+                                        "dp-local: {e}; requests answer errors until a retry succeeds"
+                                    );
+                                }
+                                publish.send_modify(|c| c.failed = Some(e.to_string()));
+                            }
                         }
+                        // Until the retry, later batches join the rows (they were made on top of them); when
+                        // dp-local stops, one last try, then what could not be saved is given up (it was
+                        // never answered).
+                        match receiver.recv_timeout(wait) {
+                            Ok(more) => {
+                                last = more.seq;
+                                rows.extend(more.rows);
+                            }
+                            Err(mpsc::RecvTimeoutError::Timeout) => {}
+                            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                                if store.commit(&rows).is_ok() {
+                                    publish.send_modify(|c| {
+                                        c.seq = last;
+                                        c.failed = None;
+                                    });
+                                }
+                                return;
+                            }
+                        }
+                        wait = (wait * 2).min(RETRY_MOST);
                     }
                 }
             })
@@ -281,4 +325,245 @@ pub fn import(store: &mut dyn Store, dump: Dump) -> Result<usize, Error> {
     }
     store.commit(&rows)?;
     Ok(rows.len())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The writer's promises through the real answer path (`dispatch::call`) with stores that hold or fail their
+    //! commits, wrapping the real SQLite store.
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+
+    use super::*;
+    use crate::engine::Engine;
+
+    fn temp_file(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "dp-local-store-{name}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("state.db")
+    }
+
+    /// Stops each commit at its start while `closed`, until the test opens the gate.
+    #[derive(Default)]
+    struct Gate {
+        closed: Mutex<bool>,
+        changed: Condvar,
+        entered: AtomicBool,
+    }
+
+    /// Opens the gate when dropped, so a failing test does not leave the writer waiting (and its join hanging).
+    struct Opener(Arc<Gate>);
+
+    impl Opener {
+        fn open(&self) {
+            *self.0.closed.lock().unwrap() = false;
+            self.0.changed.notify_all();
+        }
+    }
+
+    impl Drop for Opener {
+        fn drop(&mut self) {
+            self.open();
+        }
+    }
+
+    struct HeldStore {
+        inner: SqliteStore,
+        gate: Arc<Gate>,
+    }
+
+    impl Store for HeldStore {
+        fn load(&mut self, table: Table) -> Result<Vec<Row>, Error> {
+            self.inner.load(table)
+        }
+        fn commit(&mut self, rows: &[Row]) -> Result<(), Error> {
+            let mut closed = self.gate.closed.lock().unwrap();
+            if *closed {
+                self.gate.entered.store(true, Ordering::SeqCst);
+            }
+            while *closed {
+                closed = self.gate.changed.wait(closed).unwrap();
+            }
+            drop(closed);
+            self.inner.commit(rows)
+        }
+    }
+
+    /// Fails every commit as a full disk does while `full` is set (SQLite rolls such a transaction back).
+    struct FullDiskStore {
+        inner: SqliteStore,
+        full: Arc<AtomicBool>,
+    }
+
+    impl Store for FullDiskStore {
+        fn load(&mut self, table: Table) -> Result<Vec<Row>, Error> {
+            self.inner.load(table)
+        }
+        fn commit(&mut self, rows: &[Row]) -> Result<(), Error> {
+            if self.full.load(Ordering::SeqCst) {
+                return Err(Error::new(
+                    crate::error::ErrorKind::State,
+                    "cannot write the state file: database or disk is full",
+                ));
+            }
+            self.inner.commit(rows)
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    async fn call(
+        engine: &Engine,
+        operation: &str,
+        body: &str,
+    ) -> Result<Vec<u8>, crate::ServiceError> {
+        let op = dp_model::operation(operation).unwrap();
+        crate::dispatch::call(engine, op, body.as_bytes()).await
+    }
+
+    fn pipeline_ids(path: &Path) -> Vec<String> {
+        let mut store = SqliteStore::open(path).unwrap();
+        store
+            .load(Table::Pipelines)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    }
+
+    #[test]
+    fn no_answer_leaves_before_its_commit_is_released() {
+        let path = temp_file("held");
+        let gate = Arc::new(Gate::default());
+        let store = HeldStore {
+            inner: SqliteStore::open(&path).unwrap(),
+            gate: gate.clone(),
+        };
+        let engine =
+            Arc::new(Engine::open(Box::new(store), 1.0, false, Duration::from_secs(1)).unwrap());
+        let rt = runtime();
+        *gate.closed.lock().unwrap() = true;
+        let opener = Opener(gate.clone());
+        let answer = rt.spawn({
+            let engine = engine.clone();
+            async move {
+                call(
+                    &engine,
+                    "CreatePipeline",
+                    r#"{"name": "p", "uniqueId": "u"}"#,
+                )
+                .await
+            }
+        });
+        let start = std::time::Instant::now();
+        while !gate.entered.load(Ordering::SeqCst) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the commit never started"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // Time for an answer that did not wait for the commit to come out; a correct one cannot.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!answer.is_finished(), "an answer left before its commit");
+        opener.open();
+        let body = rt.block_on(answer).unwrap().expect("created once released");
+        let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["pipelineId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        drop(engine);
+        assert_eq!(
+            pipeline_ids(&path),
+            vec![id],
+            "the answered pipeline is in the file"
+        );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn a_failing_commit_answers_500_and_the_writer_recovers_without_losing_answers() {
+        let path = temp_file("full");
+        let full = Arc::new(AtomicBool::new(false));
+        let store = FullDiskStore {
+            inner: SqliteStore::open(&path).unwrap(),
+            full: full.clone(),
+        };
+        let engine = Engine::open(Box::new(store), 1.0, false, Duration::from_secs(1)).unwrap();
+        let rt = runtime();
+        let created = |name: &str| {
+            let body = format!(r#"{{"name": "{name}", "uniqueId": "{name}"}}"#);
+            rt.block_on(call(&engine, "CreatePipeline", &body))
+        };
+        let before = created("before").expect("saved while the disk has room");
+        full.store(true, Ordering::SeqCst);
+        let failure = created("during").expect_err("no answer for a change that is not saved");
+        assert_eq!(
+            (failure.status, failure.code),
+            (500, "InternalServiceError")
+        );
+        assert!(
+            failure.message.contains("disk is full"),
+            "{}",
+            failure.message
+        );
+        // Reads answer errors too: what they would report includes the unsaved change.
+        let read = rt
+            .block_on(call(&engine, "ListPipelines", "{}"))
+            .expect_err("no read of unsaved state");
+        assert_eq!(read.status, 500);
+        full.store(false, Ordering::SeqCst);
+        // The writer retries by itself; answers resume once the rows are in.
+        let start = std::time::Instant::now();
+        let listed = loop {
+            if let Ok(body) = rt.block_on(call(&engine, "ListPipelines", "{}")) {
+                break serde_json::from_slice::<serde_json::Value>(&body).unwrap();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the writer never recovered"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let after = created("after").expect("saved again");
+        drop(engine);
+        let id = |body: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(body).unwrap()["pipelineId"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let saved = pipeline_ids(&path);
+        for answered in [id(&before), id(&after)] {
+            assert!(
+                saved.contains(&answered),
+                "{answered} was answered and is lost: {saved:?}"
+            );
+        }
+        // What the engine showed after recovery is what the file holds (the change answered 500 was kept and
+        // committed by the retry, so memory and file agree).
+        let shown: Vec<String> = listed["pipelineIdList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(shown.len(), 2, "{listed}");
+        assert!(
+            shown.iter().all(|p| saved.contains(p)),
+            "{shown:?} {saved:?}"
+        );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
 }

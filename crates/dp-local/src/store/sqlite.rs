@@ -253,3 +253,32 @@ impl Store for SqliteStore {
         tx.commit().map_err(fail)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The durability the module promises is the connection's actual configuration, not only what `open` asks.
+    #[test]
+    fn the_opened_connection_runs_wal_with_full_sync() {
+        let dir = std::env::temp_dir().join(format!("dp-local-pragmas-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.db");
+        for _ in 0..2 {
+            // Created, then reopened.
+            let store = SqliteStore::open(&path).unwrap();
+            let mode: String = store
+                .connection
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+            let synchronous: i64 = store
+                .connection
+                .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(synchronous, 2, "synchronous = FULL");
+            drop(store);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -386,3 +386,119 @@ async fn in_memory_mode_keeps_nothing() {
         json!({"pipelineIdList": [], "hasMoreResults": false})
     );
 }
+
+/// A tmpfs of a few MiB mounted for one test (root only), unmounted on drop, also when the test fails.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: PathBuf, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(&at).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(SmallDisk(at))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The state file on a small filesystem that fills up: requests answer errors (500, saying the state could not be
+/// saved) while it is full, dp-local keeps running, and once space returns it saves again by itself; after a
+/// restart every pipeline whose creation was answered is there. Needs `mount -t tmpfs` (root); elsewhere the
+/// store's own test with a store that fails as a full disk does covers the same path.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_answers_errors_and_recovers_when_space_returns() {
+    let dir = TempDir::new("disk-full");
+    let Some(disk) = SmallDisk::mount(dir.path("fs"), "2m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (not root)");
+        return;
+    };
+    let state = disk.0.join("state.db");
+    let server = durable_server(&state, 1.0, 1.0);
+    let client = Client::new(&server.url());
+    let mut answered = Vec::new();
+    let create = |n: usize| {
+        let client = client.clone();
+        async move {
+            client
+                .call(
+                    "CreatePipeline",
+                    json!({"name": format!("p{n}"), "uniqueId": format!("u{n}"),
+                           "description": "d".repeat(1000)}),
+                )
+                .await
+                .map(|v| v["pipelineId"].as_str().unwrap().to_string())
+        }
+    };
+    for n in 0..5 {
+        answered.push(create(n).await.expect("saved while there is room"));
+    }
+    // Fill the filesystem.
+    let filler = disk.0.join("filler");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 << 10];
+        while file.write_all(&chunk).is_ok() {}
+        let _ = file.sync_all();
+    }
+    let mut failure = None;
+    for n in 5..2000 {
+        match create(n).await {
+            Ok(id) => answered.push(id),
+            Err(f) => {
+                failure = Some(f);
+                break;
+            }
+        }
+    }
+    let failure = failure.expect("a full disk fails a commit");
+    assert_eq!(failure.status, 500, "{failure:?}");
+    assert!(
+        failure.message.contains("could not save its state"),
+        "{failure:?}"
+    );
+    // Still up, still answering (errors, since what it would report is not saved).
+    let read = client
+        .call("ListPipelines", json!({}))
+        .await
+        .expect_err("no answer from unsaved state");
+    assert_eq!(read.status, 500, "{read:?}");
+
+    std::fs::remove_file(&filler).unwrap();
+    let start = std::time::Instant::now();
+    while client.call("ListPipelines", json!({})).await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "dp-local did not save again once space returned"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    answered.push(create(9999).await.expect("saved again"));
+    drop(server);
+
+    let server = durable_server(&state, 1.0, 1.0);
+    let client = Client::new(&server.url());
+    let listed = client.ok("ListPipelines", json!({})).await;
+    let ids: Vec<&str> = listed["pipelineIdList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    for id in &answered {
+        assert!(ids.contains(&id.as_str()), "{id} was answered and is lost");
+    }
+    drop(server);
+    drop(disk);
+}
