@@ -845,3 +845,81 @@ fn secret_parameters_reach_the_work_and_not_the_log() {
         );
     }
 }
+
+/// `actionOnTaskFailure: terminate`: a failed task terminates its resource's runner; the retry runs on a new
+/// launch of the resource.
+#[test]
+fn action_on_task_failure_terminate_relaunches_for_the_retry() {
+    let dir = Scratch::new("taskfailure");
+    let local = Local::start(&[], &[]);
+    let marker = dir.path("marker");
+    let pid = run_definition(
+        &local,
+        &dir.0,
+        "taskfailure",
+        &once(json!([
+            {"id": "Box", "type": "Ec2Resource", "actionOnTaskFailure": "terminate"},
+            {"id": "Flaky", "type": "ShellCommandActivity", "runsOn": {"ref": "Box"}, "maximumRetries": "1",
+             "command": format!("if [ -e {m} ]; then echo second; else touch {m}; exit 3; fi", m = marker.display())}
+        ])),
+    );
+    let instances = until_ended(&local, &dir.0, &pid, &["Flaky", "Box"]);
+    assert_eq!(of(&instances, "Flaky")[0].status(), "FINISHED");
+    let attempts = objects(&local, &dir.0, &pid, "ATTEMPT");
+    let boxes = of(&attempts, "Box");
+    assert_eq!(boxes.len(), 2, "{boxes:?}");
+    let first = boxes
+        .iter()
+        .find(|a| a.get("@attemptNumber") == Some("1"))
+        .unwrap();
+    assert_eq!(first.get("errorId"), Some("TerminatedAfterTaskFailure"));
+    assert_ne!(
+        resource_pid(boxes[0]),
+        resource_pid(boxes[1]),
+        "the retry ran on a new runner"
+    );
+}
+
+/// SIGTERM stops dp-local in order: its runners, and their commands, are gone when it has exited 0.
+#[test]
+fn sigterm_stops_the_launched_runners_first() {
+    let dir = Scratch::new("sigterm");
+    let marker = dir.path("marker");
+    let mut local = Local::start(&[], &[]);
+    let pid = run_definition(
+        &local,
+        &dir.0,
+        "sigterm",
+        &once(json!([
+            {"id": "Box", "type": "Ec2Resource"},
+            {"id": "Work", "type": "ShellCommandActivity", "runsOn": {"ref": "Box"},
+             "command": format!("echo $$ > {m}; sleep 300", m = marker.display())}
+        ])),
+    );
+    let mut runner = 0;
+    wait_until(Duration::from_secs(30), "the command to start", || {
+        let list = objects(&local, &dir.0, &pid, "INSTANCE");
+        if let Some(b) = of(&list, "Box")
+            .first()
+            .filter(|b| b.get("@resourceId").is_some())
+        {
+            runner = resource_pid(b);
+        }
+        runner != 0 && std::fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let command: u32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &local.pid().to_string()])
+        .status()
+        .unwrap();
+    let status = local.child.wait().unwrap();
+    assert!(status.success(), "dp-local exited with {status}");
+    assert!(!alive(runner), "runner {runner} outlived dp-local");
+    wait_until(Duration::from_secs(10), "the command to be gone", || {
+        !alive(command)
+    });
+}

@@ -598,6 +598,46 @@ impl State {
         }
     }
 
+    /// A task on a resource failed: with the resource's `actionOnTaskFailure: terminate` the resource is
+    /// terminated (its runner stopped, the resource attempt `FINISHED`); other work running on it fails and is
+    /// retried under its own rules, on a new launch of the resource if it needs one.
+    pub(super) fn task_failed_on_resource(&mut self, pid: &str, iid: &str, now: Now) {
+        let Some(p) = self.pipelines.get_mut(pid) else {
+            return;
+        };
+        let Some(riid) = p.instances.get(iid).and_then(|i| i.runs_on.clone()) else {
+            return;
+        };
+        let resource = &mut p.instances[riid.as_str()];
+        let terminate = resource
+            .definition
+            .string(&resource.component, "actionOnTaskFailure")
+            .is_some_and(|v| v.eq_ignore_ascii_case("terminate"));
+        if !terminate || !matches!(resource.status, Status::Creating | Status::Running) {
+            return;
+        }
+        resource.status = Status::Finished;
+        resource.actual_end = Some(now.epoch);
+        let Some(aid) = resource.attempts.last().cloned() else {
+            return;
+        };
+        self.dirty.instance(pid, &riid);
+        let attempt = &mut p.attempts[aid.as_str()];
+        attempt.status = Status::Finished;
+        attempt.actual_end = Some(now.epoch);
+        attempt.error = Some(ErrorInfo {
+            id: Some("TerminatedAfterTaskFailure".into()),
+            message: Some(format!(
+                "Terminated because a task on it failed ({iid}) and its actionOnTaskFailure is terminate"
+            )),
+            stack_trace: None,
+        });
+        self.dirty.attempt(pid, &aid);
+        self.stop_resource(pid, &aid, now);
+        let reason = format!("Its resource {riid} was terminated after a task on it failed");
+        self.fail_running_on(pid, &riid, &reason, true, now);
+    }
+
     /// A resource instance was canceled (set-status, deactivation): its runner stops.
     pub(super) fn resource_canceled(&mut self, pid: &str, riid: &str, now: Now) {
         let Some(aid) = self

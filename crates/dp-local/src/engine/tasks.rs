@@ -509,6 +509,8 @@ impl State {
         } else {
             attempt.status = Status::Failed;
             p.instances[iid.as_str()].error = Some(error);
+            // Before the retry is queued, so that a terminated resource is launched again for it.
+            self.task_failed_on_resource(&pid, &iid, now);
             self.after_failed_attempt(&pid, &iid, Status::Failed, now);
         }
         Ok(())
