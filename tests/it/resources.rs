@@ -923,3 +923,51 @@ fn sigterm_stops_the_launched_runners_first() {
         !alive(command)
     });
 }
+
+/// Deleting a pipeline (and deactivating one, which cancels what runs) stops the runners of its resources.
+#[test]
+fn deleting_or_deactivating_a_pipeline_stops_its_runners() {
+    let dir = Scratch::new("delete");
+    let local = Local::start(&[], &[]);
+    let definition = once(json!([
+        {"id": "Box", "type": "Ec2Resource"},
+        {"id": "Work", "type": "ShellCommandActivity", "runsOn": {"ref": "Box"}, "command": "sleep 300"}
+    ]));
+    let deleted = run_definition(&local, &dir.0, "deleted", &definition);
+    let deactivated = run_definition(&local, &dir.0, "deactivated", &definition);
+    let running = |pid: &str| {
+        let mut runner = 0;
+        wait_until(Duration::from_secs(30), "the work to run", || {
+            let list = objects(&local, &dir.0, pid, "INSTANCE");
+            let work = of(&list, "Work")
+                .first()
+                .is_some_and(|w| w.status() == "RUNNING");
+            if let Some(b) = of(&list, "Box")
+                .first()
+                .filter(|b| b.get("@resourceId").is_some())
+            {
+                runner = resource_pid(b);
+            }
+            work && runner != 0
+        });
+        runner
+    };
+    let first = running(&deleted);
+    let second = running(&deactivated);
+    call(
+        &local,
+        &dir.0,
+        &["delete-pipeline", "--pipeline-id", &deleted],
+    );
+    call(
+        &local,
+        &dir.0,
+        &["deactivate-pipeline", "--pipeline-id", &deactivated],
+    );
+    wait_until(Duration::from_secs(20), "both runners to stop", || {
+        !alive(first) && !alive(second)
+    });
+    let list = objects(&local, &dir.0, &deactivated, "INSTANCE");
+    assert_eq!(of(&list, "Work")[0].status(), "CANCELED");
+    assert!(TERMINAL.contains(&of(&list, "Box")[0].status()));
+}

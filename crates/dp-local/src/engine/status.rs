@@ -13,7 +13,8 @@ impl State {
         let running: Vec<String> = p
             .instances
             .values()
-            .filter(|i| i.status == Status::Running)
+            // A resource that is still starting has a runner (or one on its way) to stop too.
+            .filter(|i| matches!(i.status, Status::Running | Status::Creating))
             .map(|i| i.id.clone())
             .collect();
         for iid in running {
