@@ -149,17 +149,17 @@ fn a_task_three_times_longer_than_its_timeout_keeps_its_lease() {
     let endpoint = Endpoint::start();
     let dir = TempDir::new("long");
     let marker = dir.path().join("runs.txt");
-    // reportProgressTimeout 1 minute is 1 s at the test's time scale; the command runs 3 s. The progress interval
-    // stays at its default (60 s): the runner reports within the timeout by itself.
+    // reportProgressTimeout 2 minutes is 2 s at the test's time scale; the command runs 6 s. The progress interval
+    // stays at its default (60 s): the runner reports within the timeout by itself (every 0.67 s).
     let pipeline = shell_pipeline(
         &endpoint,
         "wg-long",
         &[
             (
                 "command",
-                &format!("sleep 3; echo ran >> {}", marker.display()),
+                &format!("sleep 6; echo ran >> {}", marker.display()),
             ),
-            ("reportProgressTimeout", "1 minutes"),
+            ("reportProgressTimeout", "2 minutes"),
             ("retryDelay", "1 minutes"),
         ],
     );
