@@ -8,6 +8,9 @@
 //! runner it launches. This module sends nothing itself: S3 and DynamoDB calls go through [`Storage`], on the
 //! runner's credentials, region, transport and endpoints.
 //!
+//! [`RdsSqlPrecondition`] runs a query on a database (`database.rs`) and holds when the query returns a row (with
+//! `expectedResult`: when the first value of the first row equals it).
+//!
 //! [`Storage`]: crate::storage::Storage
 
 use crate::activity::{Activity, BoxFuture, Failure, Outcome, Task, TaskContext};
@@ -168,4 +171,121 @@ async fn run_check(
             }))
         }
     }
+}
+
+/// `RdsSqlPrecondition`: `query` (or `sqlQuery`) on the precondition's `database`, or on the RDS instance its own
+/// `rdsInstanceId`, `databaseName`, `username` and `*password` name (`--database ID=URL` gives the address).
+/// Holds when the query returns at least one row, and with `expectedResult`, when the first value of the first
+/// row is that text.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RdsSqlPrecondition;
+
+impl Activity for RdsSqlPrecondition {
+    fn run<'a>(&'a self, task: &'a Task, context: &'a TaskContext) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            match rds_check(task, context).await {
+                Ok(None) => Outcome::Finished,
+                Ok(Some(not_met)) => Outcome::False(not_met),
+                Err(failure) => Outcome::Failed(failure),
+            }
+        })
+    }
+}
+
+async fn rds_check(task: &Task, context: &TaskContext) -> Result<Option<Failure>, Failure> {
+    use crate::database::{QueryError, RowSink, Target, attempt_timeout, supervise};
+    let Some(query) = task
+        .field("query")
+        .or(task.field("sqlQuery"))
+        .map(|q| q.trim().trim_end_matches(';').to_string())
+        .filter(|q| !q.is_empty())
+    else {
+        return Err(Failure::new(
+            "MissingField",
+            format!(
+                "{}: RdsSqlPrecondition needs the field query",
+                task.attempt_id
+            ),
+        ));
+    };
+    let target = if crate::activity::ref_field(
+        task.attempt().expect("the task has its attempt"),
+        "database",
+    )
+    .is_some()
+    {
+        Target::of(task, None, context.databases())?
+    } else {
+        let attempt = task.attempt().expect("the task has its attempt");
+        let mut fields: Vec<_> = attempt
+            .fields
+            .iter()
+            .filter(|f| f.key != "type")
+            .cloned()
+            .collect();
+        fields.push(dp_model::types::Field {
+            key: "type".into(),
+            string_value: Some("RdsDatabase".into()),
+            ref_value: None,
+        });
+        let object = dp_model::types::PipelineObject {
+            id: attempt.id.clone(),
+            name: attempt.name.clone(),
+            fields,
+        };
+        Target::from_object(&object, context.databases())?
+    };
+    let deadline = attempt_timeout(task, context)?.map(|d| tokio::time::Instant::now() + d);
+    let stopped = |s| crate::sql::stopped_failure(task, s, "checking");
+    let mut connection = supervise(context, deadline, None, target.connect())
+        .await
+        .map_err(stopped)?
+        .map_err(|e| e.failure())?;
+    let canceller = connection.canceller();
+
+    /// Keeps the first value of the first row.
+    struct First(Option<Option<String>>);
+    impl RowSink for First {
+        type Error = std::convert::Infallible;
+        async fn row(&mut self, values: &[Option<&str>]) -> Result<(), Self::Error> {
+            if self.0.is_none() {
+                self.0 = Some(values.first().copied().flatten().map(str::to_string));
+            }
+            Ok(())
+        }
+    }
+    let mut first = First(None);
+    let queried = supervise(
+        context,
+        deadline,
+        Some(&canceller),
+        connection.query_text(&query, &mut first),
+    )
+    .await
+    .map_err(stopped)?;
+    if let Err(e) = queried {
+        let message = match e {
+            QueryError::Database(e) => e.message,
+            QueryError::Sink(never) => match never {},
+        };
+        return Err(Failure::new(
+            "SqlError",
+            format!("the precondition's query failed on the {target}: {message}"),
+        ));
+    }
+    let expected = task.field("expectedResult");
+    Ok(match (first.0, expected) {
+        (None, _) => Some(Failure::new(
+            "QueryReturnedNoRow",
+            format!("the query returned no row on the {target}"),
+        )),
+        (Some(value), Some(expected)) if value.as_deref() != Some(expected) => Some(Failure::new(
+            "UnexpectedResult",
+            format!(
+                "the query returned {} where {expected:?} was expected",
+                value.map_or("NULL".to_string(), |v| format!("{v:?}"))
+            ),
+        )),
+        _ => None,
+    })
 }

@@ -21,7 +21,7 @@ use crate::activity::{Activity, Failure, Outcome, Task, TaskContext};
 use crate::config::RunnerConfig;
 use crate::copy::CopyActivity;
 use crate::logging::RunnerLog;
-use crate::precondition::{Check, Precondition};
+use crate::precondition::{Check, Precondition, RdsSqlPrecondition};
 use crate::redshift_copy::RedshiftCopyActivity;
 use crate::shell::ShellCommand;
 use crate::sql::SqlActivity;
@@ -183,6 +183,7 @@ impl Runner {
         runner.register("SqlActivity", SqlActivity);
         runner.register("CopyActivity", CopyActivity);
         runner.register("RedshiftCopyActivity", RedshiftCopyActivity);
+        runner.register("RdsSqlPrecondition", RdsSqlPrecondition);
         Ok(runner)
     }
 

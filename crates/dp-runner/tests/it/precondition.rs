@@ -198,7 +198,8 @@ fn context_with_closed_port(dir: &TempDir) -> TaskContext {
     context(dir, "http://127.0.0.1:9", "http://127.0.0.1:9")
 }
 
-/// A runner made with the defaults runs every data precondition (none falls to `UnsupportedActivityType`).
+/// A runner made with the defaults runs every data precondition and data activity (none falls to
+/// `UnsupportedActivityType`).
 #[test]
 fn the_runner_registers_the_data_preconditions() {
     let endpoint = Endpoint::start();
@@ -209,7 +210,131 @@ fn the_runner_registers_the_data_preconditions() {
     config.log_to_stderr = false;
     let runner = dp_runner::Runner::new(config).unwrap();
     let shown = format!("{runner:?}");
-    for (name, _) in Check::ALL {
+    let names = Check::ALL.iter().map(|(name, _)| *name).chain([
+        "RdsSqlPrecondition",
+        "SqlActivity",
+        "CopyActivity",
+        "RedshiftCopyActivity",
+    ]);
+    for name in names {
         assert!(shown.contains(&format!("\"{name}\"")), "{name}: {shown}");
     }
+}
+
+/// A task whose attempt is an `RdsSqlPrecondition` with `fields`, holding `others` as PollForTask would.
+fn rds_task(fields: &[(&str, &str)], others: Vec<dp_model::types::PipelineObject>) -> Task {
+    let mut objects = dp_model::IndexMap::new();
+    let mut all = vec![text("type", "RdsSqlPrecondition")];
+    for (k, v) in fields {
+        match v.strip_prefix("ref:") {
+            Some(id) => all.push(reference(k, id)),
+            None => all.push(text(k, v)),
+        }
+    }
+    objects.insert(
+        "@Check_Attempt=1".to_string(),
+        object("@Check_Attempt=1", all),
+    );
+    for o in others {
+        objects.insert(o.id.clone(), o);
+    }
+    Task::from_task_object(dp_model::types::TaskObject {
+        task_id: Some("task-1".into()),
+        pipeline_id: Some("df-1".into()),
+        attempt_id: Some("@Check_Attempt=1".into()),
+        objects: Some(objects),
+    })
+}
+
+#[test]
+fn rds_sql_precondition_holds_when_the_query_returns_a_row() {
+    use crate::databases::{Scratch, jdbc_database};
+    let scratch = Scratch::new("rdspre");
+    scratch.pg("create table batches (day text, done boolean); insert into batches values ('mon', true), ('tue', false)");
+    scratch.my("create table batches (day text, done boolean); insert into batches values ('mon', true), ('tue', false)");
+    let dir = TempDir::new("rds-precondition");
+    let run = |fields: &[(&str, &str)],
+               others: Vec<dp_model::types::PipelineObject>,
+               urls: &[(&str, String)]| {
+        let context = TaskContext::new(
+            dir.path().join("logs"),
+            dp_runner::storage::Storage::local_only(),
+            dp_runner::RunnerLog::stderr_only(dp_runner::LogFormat::Text, false),
+        )
+        .with_databases(
+            dp_runner::database::DatabaseUrls::new(
+                urls.iter().map(|(k, v)| (k.to_string(), v.clone())),
+            )
+            .unwrap(),
+        );
+        let task = rds_task(fields, others);
+        match block_on(dp_runner::Activity::run(
+            &dp_runner::precondition::RdsSqlPrecondition,
+            &task,
+            &context,
+        )) {
+            Outcome::Finished => "FINISHED".to_string(),
+            Outcome::False(f) => format!("FALSE {}: {}", f.error_id, f.message),
+            Outcome::Failed(f) => format!("FAILED {}: {}", f.error_id, f.message),
+        }
+    };
+    let pg = || {
+        vec![jdbc_database(
+            "Db",
+            &scratch.pg_jdbc(),
+            &scratch.pg_user(),
+            "",
+        )]
+    };
+    let my = || {
+        vec![jdbc_database(
+            "Db",
+            &scratch.my_jdbc(),
+            &scratch.my_user(),
+            &scratch.my_password(),
+        )]
+    };
+    for (name, db) in [("pg", pg()), ("my", my())] {
+        let check = |query: &str, expected: Option<&str>, want: &str| {
+            let mut fields = vec![("database", "ref:Db"), ("query", query)];
+            if let Some(e) = expected {
+                fields.push(("expectedResult", e));
+            }
+            let got = run(&fields, db.clone(), &[]);
+            assert!(got.starts_with(want), "{name} {query}: {got}");
+        };
+        check(
+            "select day from batches where day = 'mon' and done",
+            None,
+            "FINISHED",
+        );
+        check(
+            "select day from batches where day = 'tue' and done",
+            None,
+            "FALSE QueryReturnedNoRow",
+        );
+        check("select count(*) from batches", Some("2"), "FINISHED");
+        check(
+            "select count(*) from batches",
+            Some("3"),
+            "FALSE UnexpectedResult: the query returned \"2\" where \"3\" was expected",
+        );
+        check(
+            "select * from no_such_table",
+            None,
+            "FAILED SqlError: the precondition's query failed on the",
+        );
+    }
+    // The precondition's own rdsInstanceId, found through --database.
+    let got = run(
+        &[
+            ("rdsInstanceId", "orders-db"),
+            ("databaseName", &scratch.name),
+            ("username", &scratch.pg_user()),
+            ("query", "select 1 from batches where done"),
+        ],
+        vec![],
+        &[("orders-db", crate::databases::postgres_url())],
+    );
+    assert_eq!(got, "FINISHED");
 }
