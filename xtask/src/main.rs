@@ -9,6 +9,7 @@ mod codegen;
 mod demo;
 mod dist;
 mod import_model;
+mod test;
 mod unicode;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,9 @@ tasks:
                         build the release archive target/dist/dp-<version>-<target>.tar.gz (binaries, man
                         pages, completions, README, LICENSE, systemd units, SHA256SUMS); --check verifies one
   demo                  start dp-local and run a whole task life with dp against it (no AWS account needed)
+  test [ARGS]           prepare what the tests need (the pinned AWS CLI and moto in target/test-tools/venv;
+                        Chromium, PostgreSQL and MariaDB from Debian's packages when run as root), then run
+                        cargo test --workspace --locked [ARGS] and print 'N passed, N failed'
 ";
 
 fn main() -> Result<()> {
@@ -60,6 +64,7 @@ fn main() -> Result<()> {
         "demo" => demo::run(),
         "dist" => dist::run(rest),
         "bench" => bench::run(rest),
+        "test" => test::run(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,525 @@
+//! `cargo xtask test`: the one command that runs the workspace's tests on a machine that has only Rust and Python.
+//!
+//! The tests use real peers, never mocks: the pinned AWS CLI (the differential oracle) and moto's server, headless
+//! Chromium with chromedriver (the console's browser tests), and PostgreSQL and MariaDB servers (the runner's data
+//! activities). This task prepares what is missing, then runs `cargo test --workspace --locked` and ends with the
+//! line `N passed, N failed`:
+//!
+//! - the AWS CLI and moto go into a virtual environment of the project's own, `target/test-tools/venv`, whose `bin`
+//!   comes first on the tests' `PATH` (so `aws`, `python3 -m moto.server` and `python3 -c 'import botocore'` all
+//!   find them), whatever the machine's Python has installed;
+//! - Chromium, chromedriver and the two database servers come from Debian's packages when this task may install
+//!   them (it runs as root and `apt-get` exists); otherwise it prints one line per missing part saying what to
+//!   install, and stops before the tests;
+//! - a database server that is installed but stopped is started, and given what the tests expect: PostgreSQL on
+//!   127.0.0.1:5432 with trust authentication for user `postgres`, MariaDB on 127.0.0.1:3306 with user `root` and
+//!   no password, and a `test` database on each.
+//!
+//! It changes nothing outside `target/` unless it runs as root, and never touches a server that already answers
+//! as the tests expect.
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// The AWS CLI the differential tests compare against (the version the committed snapshots were taken with).
+const AWSCLI: &str = "awscli==1.45.11";
+/// moto with its server mode, for the S3 and DynamoDB tests.
+const MOTO: &str = "moto[server]>=5,<6";
+
+/// Runs the task: `cargo xtask test [ARGS…]`, ARGS passed on to `cargo test` after `--workspace --locked`.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let root = crate::project_root();
+    let may_install = may_install();
+    let mut missing = Vec::new();
+
+    println!("== test tools");
+    let venv_bin = match python_tools(&root, may_install) {
+        Ok(bin) => Some(bin),
+        Err(e) => {
+            missing.push(format!("{e:#}"));
+            None
+        }
+    };
+    if let Err(e) = browser(may_install) {
+        missing.push(format!("{e:#}"));
+    }
+    if let Err(e) = postgres(may_install) {
+        missing.push(format!("{e:#}"));
+    }
+    if let Err(e) = mariadb(may_install) {
+        missing.push(format!("{e:#}"));
+    }
+    if !missing.is_empty() {
+        for line in &missing {
+            eprintln!("missing: {line}");
+        }
+        bail!(
+            "{} part(s) the tests need are missing{}",
+            missing.len(),
+            if may_install {
+                ""
+            } else {
+                " (run as root on Debian to have them installed, or install them yourself)"
+            }
+        );
+    }
+
+    println!("== cargo test --workspace --locked");
+    let venv_bin = venv_bin.expect("no missing part, so the venv exists");
+    let path = match std::env::var_os("PATH") {
+        Some(old) => {
+            let mut parts = vec![venv_bin.clone()];
+            parts.extend(std::env::split_paths(&old));
+            std::env::join_paths(parts).context("joining PATH")?
+        }
+        None => venv_bin.clone().into_os_string(),
+    };
+    let mut child = Command::new(cargo())
+        .current_dir(&root)
+        .args(["test", "--workspace", "--locked"])
+        .args(args)
+        .env("PATH", path)
+        .env("VIRTUAL_ENV", venv_bin.parent().expect("bin has a parent"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    let stdout = child.stdout.take().expect("piped");
+    let mut out = std::io::stdout();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test's output")?;
+        let _ = writeln!(out, "{line}");
+        if let Some((p, f)) = result_counts(&line) {
+            passed += p;
+            failed += f;
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    println!("{passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
+
+/// The passed and failed counts of a libtest summary line (`test result: ok. 12 passed; 0 failed; …`).
+fn result_counts(line: &str) -> Option<(u64, u64)> {
+    let rest = line.strip_prefix("test result: ")?;
+    let count = |word: &str| -> Option<u64> {
+        let words: Vec<&str> = rest
+            .split([' ', ';', '.'])
+            .filter(|w| !w.is_empty())
+            .collect();
+        let i = words.iter().position(|w| *w == word)?;
+        words.get(i.checked_sub(1)?)?.parse().ok()
+    };
+    Some((count("passed")?, count("failed")?))
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Root with `apt-get` on the `PATH`: this task may install Debian's packages.
+fn may_install() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    root && found("apt-get")
+}
+
+/// Whether `program` is on the `PATH`.
+fn found(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// Runs `program args`, printing the command line; an error names it and its exit status.
+fn run_command(program: &str, args: &[&str]) -> Result<()> {
+    println!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Runs `program args` quietly; whether it succeeded.
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    // The package lists of a fresh machine are empty; one update serves every install of this run.
+    static UPDATED: std::sync::Once = std::sync::Once::new();
+    let mut update = Ok(());
+    UPDATED.call_once(|| update = run_command("apt-get", &["update", "-qq"]));
+    update?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend_from_slice(packages);
+    println!("$ apt-get {}", args.join(" "));
+    let status = Command::new("apt-get")
+        .args(&args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .context("running apt-get")?;
+    if !status.success() {
+        bail!("apt-get install {} failed ({status})", packages.join(" "));
+    }
+    Ok(())
+}
+
+/// The venv with the pinned AWS CLI and moto; returns its `bin` directory.
+fn python_tools(root: &Path, may_install: bool) -> Result<PathBuf> {
+    let venv = root.join("target/test-tools/venv");
+    let bin = venv.join("bin");
+    let python = bin.join("python3");
+    let ready = || {
+        Command::new(bin.join("aws"))
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout).starts_with("aws-cli/1.45.11 ")
+                    || String::from_utf8_lossy(&o.stderr).starts_with("aws-cli/1.45.11 ")
+            })
+            && succeeds(
+                &python.to_string_lossy(),
+                &["-c", "import moto.server, flask, flask_cors, botocore"],
+            )
+    };
+    if ready() {
+        println!("AWS CLI 1.45.11 and moto: {}", venv.display());
+        return Ok(bin);
+    }
+    if !found("python3") {
+        bail!(
+            "python3 (Python 3.9 or later, with its venv module): the AWS CLI and moto are installed into a venv"
+        );
+    }
+    if !python.exists() {
+        let venv_text = venv.to_string_lossy().into_owned();
+        if !succeeds("python3", &["-m", "venv", &venv_text]) {
+            // Debian's python3 has no ensurepip until python3-venv is installed.
+            if may_install {
+                apt_install(&["python3-venv"])?;
+            }
+            let _ = std::fs::remove_dir_all(&venv);
+            run_command("python3", &["-m", "venv", &venv_text]).context(
+                "python3's venv module (Debian: package python3-venv): the AWS CLI and moto are installed into a venv",
+            )?;
+        }
+    }
+    run_command(
+        &python.to_string_lossy(),
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            AWSCLI,
+            MOTO,
+        ],
+    )
+    .with_context(|| {
+        format!(
+            "{AWSCLI} and {MOTO} in {} (pip could not install them)",
+            venv.display()
+        )
+    })?;
+    if !ready() {
+        bail!(
+            "{AWSCLI} and {MOTO}: installed into {}, but `aws --version` or `import moto.server` fails there",
+            venv.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Chromium and chromedriver for the console's browser tests.
+fn browser(may_install: bool) -> Result<()> {
+    if found("chromium") && found("chromedriver") {
+        println!("chromium and chromedriver: on the PATH");
+        return Ok(());
+    }
+    if !may_install {
+        bail!(
+            "chromium and chromedriver (Debian: packages chromium and chromium-driver), for the console's browser tests"
+        );
+    }
+    apt_install(&["chromium", "chromium-driver"])
+}
+
+/// Whether something accepts connections on `127.0.0.1:port`.
+fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    )
+    .is_ok()
+}
+
+/// Waits up to a minute for `check` (a server that is starting).
+fn wait_for(what: &str, check: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        if Instant::now() > deadline {
+            bail!("{what} did not come up within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
+/// The PostgreSQL major versions that have a cluster configured (`/etc/postgresql/<version>`).
+fn postgres_versions() -> Vec<String> {
+    let mut versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("main").is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+}
+
+/// The installed PostgreSQL server versions (`/usr/lib/postgresql/<version>/bin/postgres`).
+fn postgres_installed() -> Vec<String> {
+    let mut versions: Vec<String> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("bin/postgres").is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+}
+
+/// What the tests connect with: `psql` as user postgres over TCP, into database `test`.
+fn postgres_ready() -> bool {
+    Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5432",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-w",
+            "-tAc",
+            "select 1",
+        ])
+        .env("PGCONNECT_TIMEOUT", "5")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// PostgreSQL on 127.0.0.1:5432: installed, started, trust authentication for 127.0.0.1, a `test` database.
+fn postgres(may_install: bool) -> Result<()> {
+    if postgres_ready() {
+        println!("PostgreSQL: answers on 127.0.0.1:5432 (user postgres, database test)");
+        return Ok(());
+    }
+    const WHAT: &str = "a PostgreSQL server on 127.0.0.1:5432 with trust authentication for user postgres and a \
+                        database named test (Debian: package postgresql)";
+    if !may_install {
+        bail!("{WHAT}");
+    }
+    if postgres_installed().is_empty() || !found("pg_ctlcluster") {
+        apt_install(&["postgresql"])?;
+    }
+    if postgres_versions().is_empty() {
+        // The package makes a cluster named main, unless the machine was told not to; make one then.
+        let version = postgres_installed().pop().context(WHAT)?;
+        run_command("pg_createcluster", &[&version, "main"])?;
+    }
+    let version = postgres_versions().pop().context(WHAT)?;
+    // Trust for TCP connections from this machine, as the tests expect (they use no password).
+    let hba = PathBuf::from(format!("/etc/postgresql/{version}/main/pg_hba.conf"));
+    let text =
+        std::fs::read_to_string(&hba).with_context(|| format!("reading {}", hba.display()))?;
+    let trust = "host all all 127.0.0.1/32 trust";
+    if !text
+        .lines()
+        .any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == trust)
+    {
+        println!("adding '{trust}' to {}", hba.display());
+        std::fs::write(
+            &hba,
+            format!("# added by cargo xtask test\n{trust}\n{text}"),
+        )
+        .with_context(|| format!("writing {}", hba.display()))?;
+    }
+    if listening(5432) {
+        run_command(
+            "pg_ctlcluster",
+            &["--skip-systemctl-redirect", &version, "main", "reload"],
+        )?;
+    } else {
+        run_command(
+            "pg_ctlcluster",
+            &["--skip-systemctl-redirect", &version, "main", "start"],
+        )?;
+    }
+    wait_for("PostgreSQL", || listening(5432))?;
+    let exists = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-w",
+            "-tAc",
+        ])
+        .arg("select 1 from pg_database where datname = 'test'")
+        .output()
+        .context("running psql")?;
+    if String::from_utf8_lossy(&exists.stdout).trim() != "1" {
+        run_command(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-w",
+                "-c",
+                "create database test",
+            ],
+        )?;
+    }
+    if !postgres_ready() {
+        bail!(
+            "{WHAT}: started and configured, but `psql -h 127.0.0.1 -U postgres -d test` still fails"
+        );
+    }
+    println!("PostgreSQL: ready on 127.0.0.1:5432");
+    Ok(())
+}
+
+/// What the tests connect with: root over TCP, no password, database `test`.
+fn mariadb_ready() -> bool {
+    let client = if found("mariadb") { "mariadb" } else { "mysql" };
+    succeeds(
+        client,
+        &[
+            "-h",
+            "127.0.0.1",
+            "-P",
+            "3306",
+            "-u",
+            "root",
+            "--connect-timeout=5",
+            "-D",
+            "test",
+            "-e",
+            "select 1",
+        ],
+    )
+}
+
+/// MariaDB on 127.0.0.1:3306: installed, started, root without a password over TCP, a `test` database.
+fn mariadb(may_install: bool) -> Result<()> {
+    if mariadb_ready() {
+        println!("MariaDB: answers on 127.0.0.1:3306 (user root, database test)");
+        return Ok(());
+    }
+    const WHAT: &str = "a MariaDB (or MySQL) server on 127.0.0.1:3306 where root has no password and a database \
+                        named test exists (Debian: package mariadb-server)";
+    if !may_install {
+        bail!("{WHAT}");
+    }
+    if !Path::new("/usr/sbin/mariadbd").exists() {
+        apt_install(&["mariadb-server"])?;
+    }
+    if !listening(3306) {
+        // How this machine kind starts it; `--user` lets a root shell start it.
+        std::fs::create_dir_all("/run/mysqld").context("creating /run/mysqld")?;
+        let _ = Command::new("chown")
+            .args(["mysql:mysql", "/run/mysqld"])
+            .status();
+        run_command(
+            "start-stop-daemon",
+            &[
+                "--start",
+                "--oknodo",
+                "--background",
+                "--exec",
+                "/usr/sbin/mariadbd",
+                "--",
+                "--user=mysql",
+            ],
+        )?;
+        wait_for("MariaDB", || listening(3306))?;
+    }
+    // Debian's root logs in through the unix socket only; the tests come over TCP with no password. Root on
+    // this machine (the socket's owner) grants that.
+    let client = if found("mariadb") { "mariadb" } else { "mysql" };
+    run_command(
+        client,
+        &[
+            "-u",
+            "root",
+            "-e",
+            "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD(''); \
+             CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; \
+             GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION; \
+             CREATE DATABASE IF NOT EXISTS test; FLUSH PRIVILEGES;",
+        ],
+    )?;
+    if !mariadb_ready() {
+        bail!(
+            "{WHAT}: started and configured, but `mariadb -h 127.0.0.1 -u root -D test` still fails"
+        );
+    }
+    println!("MariaDB: ready on 127.0.0.1:3306");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_lines_are_counted() {
+        assert_eq!(
+            result_counts(
+                "test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s"
+            ),
+            Some((12, 0))
+        );
+        assert_eq!(
+            result_counts(
+                "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 5 filtered out"
+            ),
+            Some((3, 2))
+        );
+        assert_eq!(result_counts("running 3 tests"), None);
+    }
+}
