@@ -273,6 +273,57 @@ fn once(objects: Value) -> Value {
     json!({ "objects": all })
 }
 
+/// Waits until `Box`'s runner is up and `ready` holds of the instances; returns the runner's pid.
+fn box_runner(
+    local: &Local,
+    dir: &Path,
+    pid: &str,
+    what: &str,
+    ready: impl Fn(&[Object]) -> bool,
+) -> u32 {
+    let mut runner = 0;
+    wait_until(Duration::from_secs(30), what, || {
+        let list = objects(local, dir, pid, "INSTANCE");
+        if let Some(b) = of(&list, "Box")
+            .first()
+            .filter(|b| b.get("@resourceId").is_some())
+        {
+            runner = resource_pid(b);
+        }
+        runner != 0 && ready(&list)
+    });
+    runner
+}
+
+/// `Box`'s runner once `Work` is running.
+fn runner_of_running_work(local: &Local, dir: &Path, pid: &str) -> u32 {
+    box_runner(local, dir, pid, "the work to run", |list| {
+        of(list, "Work")
+            .first()
+            .is_some_and(|w| w.status() == "RUNNING")
+    })
+}
+
+/// `Box`'s runner once the command has written its pid to `marker`, and that pid.
+fn runner_and_command(local: &Local, dir: &Path, pid: &str, marker: &Path) -> (u32, u32) {
+    let runner = box_runner(local, dir, pid, "the command to start", |_| {
+        std::fs::read_to_string(marker).is_ok_and(|s| s.ends_with('\n'))
+    });
+    let command = std::fs::read_to_string(marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (runner, command)
+}
+
+fn kill(signal: &str, pid: u32) {
+    Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
 fn resource_pid(o: &Object) -> u32 {
     o.get("@resourceId")
         .and_then(|id| id.strip_prefix("local-"))
@@ -364,22 +415,11 @@ fn a_shared_resource_launches_once_and_a_killed_runner_is_replaced() {
              "command": format!("if [ -e {m} ]; then echo again; else touch {m}; sleep 300; fi", m = marker.display())}
         ])),
     );
-    let mut first = None;
-    wait_until(Duration::from_secs(30), "the slow command to start", || {
-        let list = objects(&local, &dir.0, &pid, "INSTANCE");
-        first = of(&list, "Box").first().map(|o| (*o).clone());
+    let runner = box_runner(&local, &dir.0, &pid, "the slow command to start", |_| {
         marker.exists()
-            && first
-                .as_ref()
-                .is_some_and(|b| b.get("@resourceId").is_some())
     });
-    let first = first.unwrap();
-    let runner = resource_pid(&first);
     assert!(alive(runner));
-    Command::new("kill")
-        .args(["-KILL", &runner.to_string()])
-        .status()
-        .unwrap();
+    kill("-KILL", runner);
     let instances = until_ended(&local, &dir.0, &pid, &["Quick", "Slow", "Box"]);
     assert_eq!(
         of(&instances, "Box").len(),
@@ -420,24 +460,8 @@ fn retry_none_ends_the_resource_and_its_work() {
             {"id": "Work", "type": "ShellCommandActivity", "runsOn": {"ref": "Box"}, "command": "sleep 300"}
         ])),
     );
-    let mut runner = 0;
-    wait_until(Duration::from_secs(30), "the work to run", || {
-        let list = objects(&local, &dir.0, &pid, "INSTANCE");
-        let running = of(&list, "Work")
-            .first()
-            .is_some_and(|w| w.status() == "RUNNING");
-        if let Some(b) = of(&list, "Box")
-            .first()
-            .filter(|b| b.get("@resourceId").is_some())
-        {
-            runner = resource_pid(b);
-        }
-        running && runner != 0
-    });
-    Command::new("kill")
-        .args(["-KILL", &runner.to_string()])
-        .status()
-        .unwrap();
+    let runner = runner_of_running_work(&local, &dir.0, &pid);
+    kill("-KILL", runner);
     let instances = until_ended(&local, &dir.0, &pid, &["Work", "Box"]);
     let resource = of(&instances, "Box")[0];
     assert_eq!(resource.status(), "FAILED");
@@ -559,26 +583,8 @@ fn no_runner_outlives_a_killed_dp_local_and_a_restart_resumes() {
              "command": format!("if [ -e {m} ]; then echo again; else echo $$ > {m}; sleep 300; fi", m = marker.display())}
         ])),
     );
-    let mut runner = 0;
-    wait_until(Duration::from_secs(30), "the command to start", || {
-        let list = objects(&local, &dir.0, &pid, "INSTANCE");
-        if let Some(b) = of(&list, "Box")
-            .first()
-            .filter(|b| b.get("@resourceId").is_some())
-        {
-            runner = resource_pid(b);
-        }
-        runner != 0 && std::fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n'))
-    });
-    let command: u32 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Command::new("kill")
-        .args(["-KILL", &local.pid().to_string()])
-        .status()
-        .unwrap();
+    let (runner, command) = runner_and_command(&local, &dir.0, &pid, &marker);
+    kill("-KILL", local.pid());
     let _ = local.child.wait();
     wait_until(
         Duration::from_secs(20),
@@ -896,26 +902,8 @@ fn sigterm_stops_the_launched_runners_first() {
              "command": format!("echo $$ > {m}; sleep 300", m = marker.display())}
         ])),
     );
-    let mut runner = 0;
-    wait_until(Duration::from_secs(30), "the command to start", || {
-        let list = objects(&local, &dir.0, &pid, "INSTANCE");
-        if let Some(b) = of(&list, "Box")
-            .first()
-            .filter(|b| b.get("@resourceId").is_some())
-        {
-            runner = resource_pid(b);
-        }
-        runner != 0 && std::fs::read_to_string(&marker).is_ok_and(|s| s.ends_with('\n'))
-    });
-    let command: u32 = std::fs::read_to_string(&marker)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Command::new("kill")
-        .args(["-TERM", &local.pid().to_string()])
-        .status()
-        .unwrap();
+    let (runner, command) = runner_and_command(&local, &dir.0, &pid, &marker);
+    kill("-TERM", local.pid());
     let status = local.child.wait().unwrap();
     assert!(status.success(), "dp-local exited with {status}");
     assert!(!alive(runner), "runner {runner} outlived dp-local");
@@ -935,23 +923,7 @@ fn deleting_or_deactivating_a_pipeline_stops_its_runners() {
     ]));
     let deleted = run_definition(&local, &dir.0, "deleted", &definition);
     let deactivated = run_definition(&local, &dir.0, "deactivated", &definition);
-    let running = |pid: &str| {
-        let mut runner = 0;
-        wait_until(Duration::from_secs(30), "the work to run", || {
-            let list = objects(&local, &dir.0, pid, "INSTANCE");
-            let work = of(&list, "Work")
-                .first()
-                .is_some_and(|w| w.status() == "RUNNING");
-            if let Some(b) = of(&list, "Box")
-                .first()
-                .filter(|b| b.get("@resourceId").is_some())
-            {
-                runner = resource_pid(b);
-            }
-            work && runner != 0
-        });
-        runner
-    };
+    let running = |pid: &str| runner_of_running_work(&local, &dir.0, pid);
     let first = running(&deleted);
     let second = running(&deactivated);
     call(

@@ -242,74 +242,19 @@ impl State {
                     .last()
                     .is_some_and(|a| p.attempts[a.as_str()].status == Status::Creating);
                 if !waiting_retry {
-                    self.start_resource_attempt(pid, &riid, Duration::ZERO, now);
+                    self.start_attempt(pid, &riid, Duration::ZERO, now);
                 }
                 Ok(())
             }
             // Released after its earlier work, or canceled: a rerun needs it again.
             Status::Finished | Status::Canceled => {
-                self.start_resource_attempt(pid, &riid, Duration::ZERO, now);
+                self.start_attempt(pid, &riid, Duration::ZERO, now);
                 Ok(())
             }
             Status::Failed | Status::TimedOut | Status::CascadeFailed => Err(format!(
                 "its resource {riid} ended {}",
                 resource.status.as_str()
             )),
-        }
-    }
-
-    /// A new attempt of a resource instance, launched after `delay` (service time).
-    pub(super) fn start_resource_attempt(
-        &mut self,
-        pid: &str,
-        riid: &str,
-        delay: Duration,
-        now: Now,
-    ) {
-        let Some(p) = self.pipelines.get_mut(pid) else {
-            return;
-        };
-        let inst = &mut p.instances[riid];
-        let number = inst.attempts.len() as u32 + 1;
-        let aid = format!("{riid}_Attempt={number}");
-        inst.attempts.push(aid.clone());
-        inst.status = Status::Creating;
-        inst.actual_end = None;
-        self.dirty.instance(pid, riid);
-        self.dirty.attempt(pid, &aid);
-        p.attempts.insert(
-            aid.clone(),
-            Attempt {
-                instance: riid.to_string(),
-                number,
-                status: Status::Creating,
-                actual_start: None,
-                actual_end: None,
-                hostname: None,
-                task_id: None,
-                lease: Lease::Free,
-                timer_at: None,
-                not_before: (!delay.is_zero()).then(|| now.instant + now.clock.real(delay)),
-                queued: false,
-                ended_by_runner: false,
-                error: None,
-                reported: Vec::new(),
-                last_report: None,
-                run_deadline: None,
-                resource_id: None,
-            },
-        );
-        if delay.is_zero() {
-            self.queue_launch(pid, &aid, now);
-        } else {
-            let at = now.instant + now.clock.real(delay);
-            self.add_timer(
-                at,
-                Timer::Retry {
-                    pipeline: pid.to_string(),
-                    attempt: aid,
-                },
-            );
         }
     }
 
@@ -443,7 +388,7 @@ impl State {
         if retry_all && retries_left {
             let delay = inst.retry_delay;
             self.fail_running_on(pid, &riid, &reason, true, now);
-            self.start_resource_attempt(pid, &riid, delay, now);
+            self.start_attempt(pid, &riid, delay, now);
         } else {
             let inst = &mut self
                 .pipelines

@@ -29,7 +29,14 @@ impl State {
         let number = inst.attempts.len() as u32 + 1;
         let aid = format!("{iid}_Attempt={number}");
         inst.attempts.push(aid.clone());
-        inst.status = Status::WaitingForRunner;
+        // A resource's attempt is a launch of its runner; `enqueue` hands it to the launch queue.
+        let status = if resources::role_of(inst) == Role::Resource {
+            inst.actual_end = None;
+            Status::Creating
+        } else {
+            Status::WaitingForRunner
+        };
+        inst.status = status;
         self.dirty.instance(pid, iid);
         self.dirty.attempt(pid, &aid);
         p.attempts.insert(
@@ -37,7 +44,7 @@ impl State {
             Attempt {
                 instance: iid.to_string(),
                 number,
-                status: Status::WaitingForRunner,
+                status,
                 actual_start: None,
                 actual_end: None,
                 hostname: None,
