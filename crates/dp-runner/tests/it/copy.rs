@@ -357,3 +357,57 @@ fn s3_to_s3_reencodes_csv_to_gzip_tsv_and_a_sql_error_fails_with_the_servers_mes
         "no object appears for a failed copy"
     );
 }
+
+#[test]
+fn a_manifest_and_an_insert_query_load_into_postgres() {
+    let (moto, s3) = started_moto();
+    let scratch = Scratch::new("copymanifest");
+    scratch.pg("create table t (id int, name text, loaded boolean)");
+    put(&s3, "parts/one.tsv", "1\tuno\n");
+    put(&s3, "parts/two.tsv", "2\t\\N\n3\ttres\n");
+    put(&s3, "parts/ignored.tsv", "9\tnot listed\n");
+    put(
+        &s3,
+        "parts/manifest.json",
+        r#"{"entries": [{"url": "s3://bkt/parts/one.tsv", "mandatory": true}, {"url": "s3://bkt/parts/two.tsv"}]}"#,
+    );
+    let (attempt, log) = run_with_s3(
+        &moto,
+        "wg-copy-manifest",
+        "CopyActivity",
+        &[("input", "ref:Parts"), ("output", "ref:Target")],
+        vec![
+            s3_node(
+                "Parts",
+                "manifestFilePath",
+                "s3://bkt/parts/manifest.json",
+                Some("Tsv"),
+                false,
+            ),
+            object("Tsv", vec![text("type", "TSV")]),
+            object(
+                "Target",
+                vec![
+                    text("type", "SqlDataNode"),
+                    text("table", "t"),
+                    text(
+                        "insertQuery",
+                        "insert into t (id, name, loaded) values (?, coalesce(?, 'none'), true)",
+                    ),
+                    reference("database", "TargetDb"),
+                ],
+            ),
+            jdbc_database("TargetDb", &scratch.pg_jdbc(), &scratch.pg_user(), ""),
+        ],
+    );
+    assert_eq!(status(&attempt), "FINISHED  ", "{log}");
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        scratch.pg("select id, name, loaded from t order by id"),
+        vec![
+            vec![s("1"), s("uno"), s("t")],
+            vec![s("2"), s("none"), s("t")],
+            vec![s("3"), s("tres"), s("t")],
+        ]
+    );
+}

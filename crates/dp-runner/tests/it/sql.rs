@@ -278,3 +278,33 @@ fn attempt_timeout_cancels_the_statement_on_the_server() {
     ));
     assert_eq!(running, vec![vec![Some("0".into())]], "{got}\n{log}");
 }
+
+#[test]
+fn attempt_timeout_kills_the_query_on_mariadb() {
+    let scratch = Scratch::new("sqltimeoutmy");
+    let (attempt, log) = sql(
+        "wg-sqltimeout-my",
+        jdbc_database(
+            "Db",
+            &scratch.my_jdbc(),
+            &scratch.my_user(),
+            &scratch.my_password(),
+        ),
+        &[
+            ("script", "select sleep(300)"),
+            ("attemptTimeout", "1 minute"),
+        ],
+        &[],
+    );
+    let got = status(&attempt);
+    assert!(
+        got.contains("AttemptTimeout") || got.starts_with("TIMEDOUT"),
+        "{got}\n{log}"
+    );
+    let running = scratch.my(&format!(
+        "select count(*) from information_schema.processlist where db = '{}' and info like '%sleep(300)%' \
+         and id <> connection_id()",
+        scratch.name
+    ));
+    assert_eq!(running, vec![vec![Some("0".into())]], "{got}\n{log}");
+}
