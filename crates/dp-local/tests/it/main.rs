@@ -14,6 +14,7 @@ mod leases;
 mod operations;
 mod process;
 mod properties;
+mod runs;
 mod schedules;
 mod state;
 mod support;
