@@ -384,11 +384,26 @@ async fn the_console_in_a_browser() {
     .await;
     assert_eq!(message, "table locked by another load");
 
-    // The page refreshes by itself and keeps the opened run open.
+    // The page refreshes by itself and keeps the opened run open. A refresh replaces every element of the live
+    // part, so the mark put on the opened run's element now is gone once a refresh has come after the click (an
+    // earlier one's "refreshed" note proves nothing).
+    let marked: Value = browser
+        .execute(
+            &format!(
+                "var d = document.querySelector(\"{load} details\"); d.dataset.beforeRefresh = 'yes'; return d.open"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(marked, Value::Bool(true), "the run was opened by the click");
     wait_for(
         &browser,
-        "a refresh",
-        "return document.getElementById('refresh-note').textContent.startsWith('refreshed')",
+        "a refresh after the click",
+        &format!(
+            "var d = document.querySelector(\"{load} details\"); return !!d && d.dataset.beforeRefresh === undefined \
+             && document.getElementById('refresh-note').textContent.startsWith('refreshed')"
+        ),
     )
     .await;
     let open: Value = browser
