@@ -584,3 +584,87 @@ fn the_binary_prints_the_console_url_second_and_no_console_turns_it_off() {
     assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(!answer.contains("<html"), "{answer}");
 }
+
+/// Resource and data node instances are runs like any other in the console: a resource whose runner could not be
+/// started shows FAILED with its type, its opened run shows why, and the graph marks its state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_and_data_nodes_in_the_console() {
+    let server = dp_local::Server::bind(dp_local::Config {
+        time_scale: 60.0,
+        runner_bin: Some("/nonexistent/dp-task-runner".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let console = server.console_url().unwrap();
+    let api = client(&server);
+    let pipeline = call(
+        &api,
+        "CreatePipeline",
+        json!({"name": "on-a-box", "uniqueId": "box"}),
+    )
+    .await["pipelineId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let objects = json!([
+        {"id": "Default", "name": "Default", "fields": [text("scheduleType", "ondemand")]},
+        {"id": "Box", "name": "Box", "fields": [text("type", "Ec2Resource"), text("maximumRetries", "0")]},
+        {"id": "Out", "name": "Out", "fields": [text("type", "S3DataNode"), text("filePath", "s3://b/out")]},
+        {"id": "Work", "name": "Work", "fields": [
+            text("type", "ShellCommandActivity"), text("command", "true"),
+            reference("runsOn", "Box"), reference("output", "Out")]},
+    ]);
+    let put = call(
+        &api,
+        "PutPipelineDefinition",
+        json!({"pipelineId": pipeline, "pipelineObjects": objects}),
+    )
+    .await;
+    assert_eq!(put["errored"], false, "{put}");
+    call(&api, "ActivatePipeline", json!({"pipelineId": pipeline})).await;
+
+    let driver = Driver::start();
+    let browser = driver.browser().await;
+    browser.goto(&console).await.unwrap();
+    browser
+        .goto(&format!("{}/console/pipeline?id={pipeline}", server.url()))
+        .await
+        .unwrap();
+    let resource = "li.run[data-id^='@Box_']";
+    wait_for(
+        &browser,
+        "the resource to fail",
+        &format!("var r = document.querySelector(\"{resource}\"); return !!r && r.dataset.status === 'FAILED'"),
+    )
+    .await;
+    assert_eq!(
+        text_of(&browser, Locator::Css(&format!("{resource} .kind"))).await,
+        "Ec2Resource"
+    );
+    // The data node the activity would have written never became ready.
+    wait_for(
+        &browser,
+        "the output data node's run",
+        "var r = document.querySelector(\"li.run[data-id^='@Out_']\"); return !!r && r.dataset.status === 'CASCADE_FAILED'",
+    )
+    .await;
+    wait_for(
+        &browser,
+        "the graph's state marks",
+        "var n = document.querySelector(\"svg.graph g.node[data-id='Box']\"); return !!n && n.dataset.status === 'FAILED'",
+    )
+    .await;
+    click(&browser, Locator::Css(&format!("{resource} summary"))).await;
+    wait_for(
+        &browser,
+        "the resource's attempt",
+        &format!("return !!document.querySelector(\"{resource} .attempt .error-message\")"),
+    )
+    .await;
+    let message = text_of(
+        &browser,
+        Locator::Css(&format!("{resource} .attempt .error-message")),
+    )
+    .await;
+    assert!(message.contains("/nonexistent/dp-task-runner"), "{message}");
+}
