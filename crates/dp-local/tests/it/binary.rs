@@ -127,9 +127,27 @@ fn version_names_the_version_and_the_commit() {
         .strip_prefix(concat!("dp-local ", env!("CARGO_PKG_VERSION"), " (commit "))
         .and_then(|rest| rest.strip_suffix(')'))
         .unwrap_or_else(|| panic!("{text:?}"));
-    assert!(
-        commit == "unknown"
-            || (commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit())),
-        "{commit}"
-    );
+    assert_commit(commit);
+}
+
+/// A full commit id that exists in this repository when the tests run from a git checkout (and `DP_BUILD_COMMIT`
+/// does not name one), `unknown` only without git.
+fn assert_commit(commit: &str) {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let id = commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit());
+    if git(&["rev-parse", "--git-dir"]) && std::env::var_os("DP_BUILD_COMMIT").is_none() {
+        assert!(id, "not a commit id in a git checkout: {commit:?}");
+        assert!(
+            git(&["cat-file", "-e", &format!("{commit}^{{commit}}")]),
+            "{commit} is not a commit of this repository"
+        );
+    } else {
+        assert!(commit == "unknown" || id, "{commit:?}");
+    }
 }
