@@ -308,3 +308,67 @@ fn attempt_timeout_kills_the_query_on_mariadb() {
     ));
     assert_eq!(running, vec![vec![Some("0".into())]], "{got}\n{log}");
 }
+
+/// A deactivated pipeline cancels the task; the runner (still running) cancels the statement on the server.
+#[test]
+fn a_service_cancel_stops_the_statement_on_the_server() {
+    let scratch = Scratch::new("sqlcancel");
+    let endpoint = Endpoint::start();
+    let dir = TempDir::new("sqlcancel");
+    let pipeline = dp_runner::testing::pipeline(
+        &endpoint.url(),
+        "wg-sqlcancel",
+        vec![
+            object(
+                "Work",
+                vec![
+                    text("type", "SqlActivity"),
+                    text("workerGroup", "wg-sqlcancel"),
+                    text("script", "select pg_sleep(300)"),
+                    reference("database", "Db"),
+                ],
+            ),
+            jdbc_database("Db", &scratch.pg_jdbc(), &scratch.pg_user(), ""),
+        ],
+    )
+    .unwrap();
+    let mut runner = RunnerProcess::start(
+        &endpoint,
+        dir.path(),
+        &[
+            "--workerGroup=wg-sqlcancel",
+            "--progress-interval=0.2",
+            "--cancel-grace=5",
+        ],
+    );
+    let running = || {
+        scratch.pg(&format!(
+            "select count(*) from pg_stat_activity where datname = '{}' and state = 'active' \
+             and query like '%pg_sleep(300)%' and pid <> pg_backend_pid()",
+            scratch.name
+        ))[0][0]
+            .clone()
+    };
+    wait_until(LIMIT, "the statement to run on the server", || {
+        running().as_deref() == Some("1")
+    });
+    call(
+        &endpoint,
+        "DeactivatePipeline",
+        serde_json::json!({"pipelineId": pipeline}),
+    );
+    wait_until(LIMIT, "the statement to be gone from the server", || {
+        running().as_deref() == Some("0")
+    });
+    assert!(
+        runner.child.try_wait().unwrap().is_none(),
+        "the runner is still up, so the statement ended through the cancel request, not a closed connection"
+    );
+    wait_until(LIMIT, "the runner to log the cancel", || {
+        runner
+            .log()
+            .contains("task canceled by the service; no status sent")
+    });
+    runner.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(runner.wait(LIMIT).code(), Some(0));
+}
