@@ -3,7 +3,7 @@
 //! each case states what it expects ([`Expect`]): success, an input error (dp exits 252 and nothing is sent), or
 //! a service error (dp exits 254). Exit codes are checked against both tables (v1's 0/2/255, dp's CLI v2 table),
 //! and stderr is compared too: identical, the reference's plus a hint, the same argument error after dp's usage
-//! block, or dp's own wording where the README promises it (reference §13).
+//! block, or dp's own wording where the README promises it (its quirks table).
 //!
 //! Each case is one line of data.
 

@@ -1,5 +1,5 @@
 //! Hints after the reference's error messages, for the places where its wording leaves users guessing
-//! (reference §13, rows 3, 6, 7, 8 and 10). The reference's text stays first and unchanged, so scripts that match
+//! (the README's quirks 3, 6, 7, 8 and 10). The reference's text stays first and unchanged, so scripts that match
 //! on it keep working; a hint is one more line starting with `Hint:`.
 
 use dp_model::validate::{ProblemKind, ValidationReport};

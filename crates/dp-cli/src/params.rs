@@ -128,7 +128,7 @@ pub fn member_value(given: &GivenValue) -> Result<Value, CliError> {
                     if looks_like_json(&text) {
                         return Ok(Value::Array(vec![parse_json(&json_option, &text)?]));
                     }
-                    // A paramfile's shorthand is one parameter: a structure where a list is wanted (§13 row 10).
+                    // A paramfile's shorthand is one parameter: a structure where a list is wanted (quirk 10).
                     // The CLI does not wrap a top-level value into a list, so validation then reports a dict.
                     if text != tokens[0] {
                         return shorthand(option, &[&text], item_shape, member.name);

@@ -304,7 +304,8 @@ fn format_amz_date(secs: i64) -> String {
 mod tests {
     use super::*;
 
-    /// The verified Data Pipeline vector of the wire contract (§2.4).
+    /// The Data Pipeline vector that dp-wire's `sigv4` tests check stage by stage: a ReportTaskProgress request
+    /// signed with the documented example keys.
     #[test]
     fn verifies_the_reference_vector() {
         let mut headers = HeaderMap::new();

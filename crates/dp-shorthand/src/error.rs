@@ -87,7 +87,9 @@ impl Error {
     }
 }
 
-/// The location display of `aws-cli-behaviour.md` §2.6 for code-point index `index`.
+/// Where an error is, as the reference shows it, for code-point index `index`: the input up to the end of the
+/// offending line, then a line with a caret under the offending character (counted in code points from that line's
+/// start), then the rest of the input.
 fn location(input: &str, index: usize) -> String {
     let split = input
         .char_indices()

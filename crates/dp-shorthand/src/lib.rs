@@ -198,7 +198,7 @@ impl std::error::Error for OptionError {}
 /// references are read through it (see [`parse_with_files`]); without one they stay text.
 ///
 /// Whether shorthand applies at all (it never does for lists of scalars, nor for values starting with `[` or `{`,
-/// which are JSON) is the caller's decision; see `aws-cli-behaviour.md` §2.1.
+/// which are JSON) is the caller's decision, as the reference's `ParamShorthandParser` makes it.
 pub fn parse_option<'a>(
     args: &[&'a str],
     shape: &'static Shape,

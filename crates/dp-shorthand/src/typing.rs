@@ -126,7 +126,7 @@ impl std::error::Error for TypeError {}
 /// Types `value` against `shape` and returns the JSON to validate and send; `path` names the value in messages
 /// (`fields` for the `--fields` option; list items become `fields[0]`, members `fields[0].key`).
 ///
-/// The rules are the reference's (`aws-cli-behaviour.md` §2.7):
+/// The rules are the reference's (awscli's `BackCompatVisitor`, which runs after its shorthand parser):
 /// * a non-list where the model wants a list becomes a one-element list (`values=FINISHED` gives `["FINISHED"]`);
 /// * strings become integers (Python `int()`), floats (`float()`) and booleans (`true`/`false`, any case; any
 ///   other string stays a string for validation to refuse);

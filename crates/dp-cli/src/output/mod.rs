@@ -6,7 +6,7 @@
 //! about HTTP or pagination mechanics: the caller passes the terminal width, whether to colour, and for
 //! paginated operations the pages it fetched (see [`render_pages`]).
 //!
-//! Deliberate differences from AWS CLI v1 (reference §13): no stray `None` after the `NEXTTOKEN` line with
+//! Deliberate differences from AWS CLI v1 (the README's quirks table): no stray `None` after the `NEXTTOKEN` line with
 //! `--output text --query` (quirk 16), and clean colour sequences without colorama's extra `ESC[0m`
 //! (quirk 22). `yaml`, `yaml-stream` and `off` follow v2.
 //!

@@ -18,7 +18,8 @@ fn check_shorthand(command: &str, option: &str, expected: Option<&str>) {
     );
 }
 
-/// The "Shorthand Syntax" lines of the reference's help (aws-cli-behaviour.md §2.1).
+/// The "Shorthand Syntax" lines of the reference's help, option by option (`None` where the reference prints none,
+/// as for the deeply nested `--objects-query`).
 #[test]
 fn shorthand_lines_match_the_reference() {
     check_shorthand("add-tags", "tags", Some("key=string,value=string ..."));

@@ -1,4 +1,5 @@
-//! Error messages as the user reads them: the reference wording, then the input with a caret line (§2.6).
+//! Error messages as the user reads them: the reference wording, then the input with a caret line under the
+//! offending character.
 
 use dp_shorthand::{ErrorKind, parse};
 

@@ -1,7 +1,6 @@
 //! Every grammar rule as data: input and the tree, or the error (expected, received, code-point offset).
 //!
-//! The expectations were produced by the installed `awscli.shorthand.ShorthandParser` and reviewed against
-//! `aws-cli-behaviour.md` §2.2–2.5.
+//! The expectations were produced by the installed `awscli.shorthand.ShorthandParser` (aws 1.45.11).
 
 use crate::support::outcome;
 

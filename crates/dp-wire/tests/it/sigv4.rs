@@ -1,6 +1,7 @@
-//! SigV4: the Data Pipeline vector of wire-contract §2.4, the v4 header-signing cases of the aws-signing-test-suite
-//! (read from the aws-sigv4 crate package in the cargo registry; Apache-2.0, from awslabs/aws-c-auth via
-//! smithy-rs), and a cross-check of a live request against botocore's signer.
+//! SigV4: a Data Pipeline vector (a ReportTaskProgress request signed with the documented example keys, its
+//! canonical request, string to sign and signature written out below), the v4 header-signing cases of the
+//! aws-signing-test-suite (read from the aws-sigv4 crate package in the cargo registry; Apache-2.0, from
+//! awslabs/aws-c-auth via smithy-rs), and a cross-check of a live request against botocore's signer.
 //!
 //! Each suite case asserts its stages: the vector's canonical request hashes to the hash in its string to sign; the
 //! string to sign, with the derived key, gives the vector's signature; dp's signer (aws-sigv4 through
@@ -499,7 +500,7 @@ print(auth.signed_headers(auth.headers_to_sign(request)))
             "x-amz-security-token",
             "x-amz-target"
         ],
-        "the signed set of wire-contract §2.2"
+        "the headers botocore signs: content-type, host, x-amz-date, x-amz-security-token, x-amz-target"
     );
     assert!(
         authorization.ends_with(&format!("Signature={botocore_signature}")),
