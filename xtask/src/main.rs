@@ -6,6 +6,7 @@
 
 mod bench;
 mod codegen;
+mod definitions;
 mod demo;
 mod dist;
 mod import_model;
@@ -34,6 +35,10 @@ tasks:
                         build the release archive target/dist/dp-<version>-<target>.tar.gz (binaries, man
                         pages, completions, README, LICENSE, systemd units, SHA256SUMS); --check verifies one
   demo                  start dp-local and run a whole task life with dp against it (no AWS account needed)
+  run-definitions DIR [SECONDS]
+                        submit every definition file below DIR to a fresh dp-local as the AWS samples'
+                        READMEs do (placeholder parameter values), follow each first run to its end and
+                        print one line per file; fails if an accepted definition does not end in SECONDS
   test [ARGS]           prepare what the tests need (the pinned AWS CLI and moto in target/test-tools/venv;
                         Chromium, PostgreSQL and MariaDB from Debian's packages when run as root), then run
                         cargo test --workspace --locked [ARGS] and print 'N passed, N failed'
@@ -62,6 +67,7 @@ fn main() -> Result<()> {
             _ => bail!("usage: cargo xtask import-unicode [PYTHON]"),
         },
         "demo" => demo::run(),
+        "run-definitions" => definitions::run(rest),
         "dist" => dist::run(rest),
         "bench" => bench::run(rest),
         "test" => test::run(rest),
