@@ -1,15 +1,17 @@
 //! dp-task-runner as a library: a native AWS Data Pipeline task runner that holds every task's lease, runs shell
-//! work (or your own activities), stops on cancel and loses no task.
+//! work, SQL and data copies (or your own activities), stops on cancel and loses no task.
 //!
 //! A [`Runner`] polls one worker group through dp-wire's typed client and gives each task to a supervisor that
 //! acknowledges it at once, reports progress from its own timer while the [`Activity`] runs, stops the work when
-//! the service answers `canceled: true`, and ends the task with exactly one `SetTaskStatus`. The built-in activity
-//! is [`shell::ShellCommand`] (`ShellCommandActivity`, `ShellCommandPrecondition`); register your own for other
-//! object types.
+//! the service answers `canceled: true`, and ends the task with exactly one `SetTaskStatus`. The built-in
+//! activities, one module each: [`shell::ShellCommand`] (`ShellCommandActivity`, `ShellCommandPrecondition`),
+//! [`sql::SqlActivity`], [`copy::CopyActivity`], [`redshift_copy::RedshiftCopyActivity`] and the data
+//! preconditions of [`precondition`]; databases are [`database`]'s, data formats [`format`]'s, streamed objects
+//! [`objects`]'. Register your own for other object types (or to replace a built-in).
 //!
 //! This crate does not know clap (the binary's `args.rs` turns flags into a [`RunnerConfig`]) and does not speak
-//! HTTP itself: Data Pipeline calls go through `dp_wire::Client::call`, S3 through aws-sdk-s3 on dp-wire's
-//! transport.
+//! HTTP itself: Data Pipeline calls go through `dp_wire::Client::call`, S3 and DynamoDB through aws-sdk-s3 and
+//! aws-sdk-dynamodb on dp-wire's transport, databases through tokio-postgres and mysql_async.
 //!
 //! A custom activity, run against dp-local: the runner does not run `HiveActivity` itself, so a program that can
 //! reach a Hive server can register one (here it only counts the script's statements and reports the count as a

@@ -289,6 +289,11 @@ impl ObjectWriter {
 
     /// Adds `bytes`; a full part is sent before this returns.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        if self.buffer.capacity() == 0 {
+            // One allocation per part, with room for the write that crosses the part size (a growing Vec would
+            // double to twice the part size).
+            self.buffer.reserve_exact(PART_SIZE + (2 << 20));
+        }
         self.buffer.extend_from_slice(bytes);
         self.written += bytes.len() as u64;
         if self.buffer.len() >= PART_SIZE {

@@ -411,3 +411,196 @@ fn a_manifest_and_an_insert_query_load_into_postgres() {
         ]
     );
 }
+
+/// A measured run, ignored by default (docs/PERFORMANCE.md, "Data activities"): a generated CSV file of
+/// `DP_COPY_TEST_BYTES` bytes (default 1 GiB) on local disk is loaded into PostgreSQL by the runner binary
+/// (CopyActivity, `filePath` → SqlDataNode `table`, COPY FROM STDIN), then by `psql \copy` from the same file, side
+/// by side; then the table goes back out to a CSV file by the runner and by `psql \copy … TO`. It prints both
+/// times and the runner's peak RSS (VmHWM, sampled until it exits), and fails when a row count differs or the peak
+/// RSS passes 64 MB.
+///
+/// `cargo test -p dp-runner --test it -- --ignored --nocapture copy::large_copy_is_streamed`, with
+/// `DP_TASK_RUNNER_BIN=target/release/dp-task-runner` to measure a release build.
+#[test]
+#[ignore = "measured: a large copy (1 GiB by default); run by hand"]
+fn large_copy_is_streamed() {
+    use std::io::Write as _;
+    use std::time::Instant;
+    let size: u64 = std::env::var("DP_COPY_TEST_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 30);
+    let scratch = Scratch::new("copybig");
+    scratch.pg("create table big (id bigint, name text, amount numeric, note text)");
+    let dir = TempDir::new("copybig");
+    let input = dir.path().join("big.csv");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+    let (mut written, mut rows) = (0u64, 0u64);
+    while written < size {
+        let line = format!(
+            "{rows},name number {rows} with some text,{}.{:02},a note\\, with an escaped comma\n",
+            rows % 100_000,
+            rows % 100
+        );
+        file.write_all(line.as_bytes()).unwrap();
+        written += line.len() as u64;
+        rows += 1;
+    }
+    file.flush().unwrap();
+    drop(file);
+    eprintln!("input: {written} bytes, {rows} rows");
+
+    let endpoint = Endpoint::start();
+    let run = |group: &str, objects: Vec<PipelineObject>| -> (f64, u64) {
+        let mut all = vec![object(
+            "Work",
+            vec![
+                text("type", "CopyActivity"),
+                text("workerGroup", group),
+                text("maximumRetries", "0"),
+                reference("input", "In"),
+                reference("output", "Out"),
+            ],
+        )];
+        all.extend(objects);
+        let pipeline = dp_runner::testing::pipeline(&endpoint.url(), group, all).unwrap();
+        let start = Instant::now();
+        let group_flag = format!("--workerGroup={group}");
+        let args = [group_flag.as_str(), "--once", "--quiet"];
+        let mut runner = match std::env::var("DP_TASK_RUNNER_BIN") {
+            // A release build for figures worth writing down (the tests' own binary is a debug build).
+            Ok(bin) => {
+                let output = dir.path().join("output");
+                let stderr = dir.path().join("runner-stderr.txt");
+                let child = std::process::Command::new(bin)
+                    .env_clear()
+                    .env("PATH", std::env::var("PATH").unwrap_or_default())
+                    .env("AWS_ACCESS_KEY_ID", KEY_ID)
+                    .env("AWS_SECRET_ACCESS_KEY", SECRET)
+                    .env("AWS_DEFAULT_REGION", "us-east-1")
+                    .env("AWS_CONFIG_FILE", "/dev/null")
+                    .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+                    .env("AWS_EC2_METADATA_DISABLED", "true")
+                    .env("AWS_ENDPOINT_URL_DATA_PIPELINE", endpoint.url())
+                    .arg(format!("--output={}", output.display()))
+                    .arg(format!("--time-scale={TIME_SCALE}"))
+                    .args(args)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::fs::File::create(&stderr).unwrap())
+                    .spawn()
+                    .expect("DP_TASK_RUNNER_BIN starts");
+                RunnerProcess {
+                    child,
+                    output,
+                    stderr,
+                }
+            }
+            Err(_) => RunnerProcess::start(&endpoint, dir.path(), &args),
+        };
+        let pid = runner.child.id();
+        let mut peak_kb = 0u64;
+        loop {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                && let Some(kb) = status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse::<u64>().ok())
+            {
+                peak_kb = peak_kb.max(kb);
+            }
+            if runner.child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let attempt = attempts(&endpoint, &pipeline).into_iter().next().unwrap();
+        assert_eq!(status(&attempt), "FINISHED  ", "{}", runner.log());
+        (seconds, peak_kb)
+    };
+    let db = || jdbc_database("Db", &scratch.pg_jdbc(), &scratch.pg_user(), "");
+    let (load_s, load_peak) = run(
+        "wg-big-in",
+        vec![
+            object(
+                "In",
+                vec![
+                    text("type", "S3DataNode"),
+                    text("filePath", &input.display().to_string()),
+                ],
+            ),
+            object(
+                "Out",
+                vec![
+                    text("type", "SqlDataNode"),
+                    text("table", "big"),
+                    reference("database", "Db"),
+                ],
+            ),
+            db(),
+        ],
+    );
+    assert_eq!(
+        scratch.pg("select count(*) from big"),
+        vec![vec![Some(rows.to_string())]]
+    );
+    let psql = |command: &str| -> f64 {
+        let start = Instant::now();
+        let status = std::process::Command::new("psql")
+            .arg(crate::databases::postgres_url().replace("/test", &format!("/{}", scratch.name)))
+            .args(["-q", "-c", command])
+            .status()
+            .expect("psql runs");
+        assert!(status.success(), "psql {command}");
+        start.elapsed().as_secs_f64()
+    };
+    scratch.pg("create table big_psql (like big)");
+    let psql_load_s = psql(&format!(
+        "\\copy big_psql from '{}' with (format text, delimiter ',')",
+        input.display()
+    ));
+    let output = dir.path().join("out.csv");
+    let (unload_s, unload_peak) = run(
+        "wg-big-out",
+        vec![
+            object(
+                "In",
+                vec![
+                    text("type", "SqlDataNode"),
+                    text("table", "big"),
+                    reference("database", "Db"),
+                ],
+            ),
+            object(
+                "Out",
+                vec![
+                    text("type", "S3DataNode"),
+                    text("filePath", &output.display().to_string()),
+                ],
+            ),
+            db(),
+        ],
+    );
+    let psql_unload_s = psql(&format!(
+        "\\copy big to '{}' with (format csv)",
+        dir.path().join("psql-out.csv").display()
+    ));
+    let mb = written as f64 / 1e6;
+    eprintln!(
+        "load   {mb:.0} MB: runner {load_s:.1} s ({:.0} MB/s), psql \\copy {psql_load_s:.1} s ({:.0} MB/s); runner peak RSS {} MB",
+        mb / load_s,
+        mb / psql_load_s,
+        load_peak / 1024
+    );
+    eprintln!(
+        "unload {mb:.0} MB: runner {unload_s:.1} s ({:.0} MB/s), psql \\copy TO {psql_unload_s:.1} s ({:.0} MB/s); runner peak RSS {} MB",
+        mb / unload_s,
+        mb / psql_unload_s,
+        unload_peak / 1024
+    );
+    assert!(
+        load_peak < 64 * 1024 && unload_peak < 64 * 1024,
+        "peak RSS over 64 MB"
+    );
+}

@@ -372,3 +372,51 @@ fn a_service_cancel_stops_the_statement_on_the_server() {
     runner.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(runner.wait(LIMIT).code(), Some(0));
 }
+
+/// Debian's PostgreSQL serves TLS with a self-signed certificate: `sslmode=require` (and the default, `prefer`)
+/// encrypt, `disable` does not, `verify-full` refuses the certificate.
+#[test]
+fn postgres_connections_use_tls_as_sslmode_says() {
+    let scratch = Scratch::new("sqltls");
+    let encrypted = "do $$ begin if not (select ssl from pg_stat_ssl where pid = pg_backend_pid()) then \
+                     raise exception 'the connection is not encrypted'; end if; end $$";
+    let with = |mode: &str| {
+        jdbc_database(
+            "Db",
+            &format!("{}?sslmode={mode}", scratch.pg_jdbc()),
+            &scratch.pg_user(),
+            "",
+        )
+    };
+    for mode in ["require", "prefer"] {
+        let (attempt, log) = sql(
+            &format!("wg-sqltls-{mode}"),
+            with(mode),
+            &[("script", encrypted)],
+            &[],
+        );
+        assert_eq!(status(&attempt), "FINISHED  ", "{mode}: {log}");
+    }
+    let (attempt, _) = sql(
+        "wg-sqltls-disable",
+        with("disable"),
+        &[("script", encrypted)],
+        &[],
+    );
+    assert!(
+        status(&attempt).contains("the connection is not encrypted"),
+        "{}",
+        status(&attempt)
+    );
+    let (attempt, _) = sql(
+        "wg-sqltls-verify",
+        with("verify-full"),
+        &[("script", "select 1")],
+        &[],
+    );
+    let got = status(&attempt);
+    assert!(
+        got.starts_with("FAILED DatabaseConnectionFailed") && got.contains("certificate"),
+        "{got}"
+    );
+}
