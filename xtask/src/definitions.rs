@@ -283,9 +283,12 @@ fn one_line(text: &str) -> String {
     line.chars().take(240).collect()
 }
 
+/// Runs `dp ARGS` against the endpoint: whether it succeeded, and its stdout (or stderr when it failed).
+type DpCall<'a> = dyn Fn(&[&str]) -> Result<(bool, String)> + 'a;
+
 /// Each activity's first instance: its status and errorId.
 fn first_runs(
-    dp: &dyn Fn(&[&str]) -> Result<(bool, String)>,
+    dp: &DpCall<'_>,
     pipeline: &str,
 ) -> Result<BTreeMap<String, (String, Option<String>)>> {
     let (_, ids) = dp(&[
