@@ -134,6 +134,9 @@ pub enum ErrorKind {
     Runtime,
     /// The state file cannot be used: not a dp-local database, a newer schema, corrupt, locked, unwritable.
     State,
+    /// The PostgreSQL state cannot be used: a wrong URL, no server, no such database, a database of another
+    /// application or of a newer schema.
+    Database,
 }
 
 impl Error {

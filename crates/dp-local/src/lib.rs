@@ -56,6 +56,7 @@ pub mod engine;
 pub mod error;
 pub mod expr;
 pub mod launcher;
+pub mod metrics;
 mod percent;
 pub mod schedule;
 mod server;

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Ok(server) => server,
         Err(e) => {
             eprintln!("dp-local: {e}");
-            return ExitCode::FAILURE;
+            return exit_code(&e);
         }
     };
     let mut stdout = std::io::stdout().lock();
@@ -72,22 +72,41 @@ fn wait_for_signal() {
     });
 }
 
-fn finish(result: Result<(), String>) -> ExitCode {
+/// 2 for a PostgreSQL state that cannot be used (as for a bad argument: nothing was written), else 1.
+fn exit_code(e: &dp_local::Error) -> ExitCode {
+    match e.kind {
+        dp_local::ErrorKind::Database => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn finish(result: Result<(), dp_local::Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dp-local: {e}");
-            ExitCode::FAILURE
+            exit_code(&e)
         }
     }
 }
 
-fn export(path: &std::path::Path) -> Result<(), String> {
-    if !path.exists() {
-        return Err(format!("{} does not exist", path.display()));
+fn failure(message: String) -> dp_local::Error {
+    dp_local::Error {
+        kind: dp_local::ErrorKind::State,
+        message,
     }
-    let mut store = dp_local::store::open(path).map_err(|e| e.to_string())?;
-    let dump = dp_local::store::export(&mut store).map_err(|e| e.to_string())?;
+}
+
+fn is_url(path: &std::path::Path) -> bool {
+    path.to_str().is_some_and(dp_local::store::is_url)
+}
+
+fn export(path: &std::path::Path) -> Result<(), dp_local::Error> {
+    if !is_url(path) && !path.exists() {
+        return Err(failure(format!("{} does not exist", path.display())));
+    }
+    let mut store = dp_local::store::open(path)?;
+    let dump = dp_local::store::export(&mut *store)?;
     let mut stdout = std::io::stdout().lock();
     let written = serde_json::to_writer_pretty(&mut stdout, &dump)
         .map_err(std::io::Error::from)
@@ -96,22 +115,45 @@ fn export(path: &std::path::Path) -> Result<(), String> {
     match written {
         // Whoever reads the dump may stop early (`| head`); that is not a failure of ours.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => other.map_err(|e| format!("cannot write the export: {e}")),
+        other => other.map_err(|e| failure(format!("cannot write the export: {e}"))),
     }
 }
 
-fn import(path: &std::path::Path) -> Result<(), String> {
-    if path.exists() {
-        return Err(format!(
+fn import(path: &std::path::Path) -> Result<(), dp_local::Error> {
+    let url = is_url(path);
+    if !url && path.exists() {
+        return Err(failure(format!(
             "{} already exists; import writes a new state file",
             path.display()
-        ));
+        )));
     }
     let dump: dp_local::store::Dump = serde_json::from_reader(std::io::stdin().lock())
-        .map_err(|e| format!("the input is not a dp-local export: {e}"))?;
-    let mut store = dp_local::store::open(path).map_err(|e| e.to_string())?;
-    let imported = dp_local::store::import(&mut store, dump)
-        .and_then(|_| dp_local::engine::Engine::check(&mut store));
+        .map_err(|e| failure(format!("the input is not a dp-local export: {e}")))?;
+    let mut store = dp_local::store::open(path)?;
+    if url {
+        // A database is not created by import: it must hold no dp-local rows yet (its schema may exist).
+        for table in dp_local::store::Table::ALL {
+            if !store.load(table)?.is_empty() {
+                return Err(dp_local::Error {
+                    kind: dp_local::ErrorKind::Database,
+                    message: format!(
+                        "the database already holds a dp-local state (table {} has rows); import writes into an empty one",
+                        table.name()
+                    ),
+                });
+            }
+        }
+    }
+    if url {
+        // Checked before anything is written: the rows are staged, loaded as the engine would, then committed in
+        // one transaction.
+        let mut staged = Staged(Vec::new());
+        dp_local::store::import(&mut staged, dump)?;
+        dp_local::engine::Engine::check(&mut staged)?;
+        return store.commit(&staged.0);
+    }
+    let imported = dp_local::store::import(&mut *store, dump)
+        .and_then(|_| dp_local::engine::Engine::check(&mut *store));
     match imported {
         Ok(_) => Ok(()),
         Err(e) => {
@@ -122,7 +164,29 @@ fn import(path: &std::path::Path) -> Result<(), String> {
                 p.push(suffix);
                 let _ = std::fs::remove_file(p);
             }
-            Err(e.to_string())
+            Err(e)
         }
+    }
+}
+
+/// Rows held in memory, so that an import into a database is checked before it is written.
+struct Staged(Vec<dp_local::store::Row>);
+
+impl dp_local::store::Store for Staged {
+    fn load(
+        &mut self,
+        table: dp_local::store::Table,
+    ) -> Result<Vec<dp_local::store::Row>, dp_local::Error> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|r| r.table == table)
+            .cloned()
+            .collect())
+    }
+
+    fn commit(&mut self, rows: &[dp_local::store::Row]) -> Result<(), dp_local::Error> {
+        self.0.extend_from_slice(rows);
+        Ok(())
     }
 }

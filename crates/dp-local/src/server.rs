@@ -34,6 +34,10 @@ struct Shared {
     header_timeout: Duration,
     max_connections: usize,
     console: Option<crate::console::Console>,
+    /// `GET /metrics`, and what `handle` counts into it.
+    metrics: Arc<crate::metrics::Metrics>,
+    /// The store's own readiness check beside the writer (PostgreSQL), for `GET /readyz`.
+    probe: Option<store::Probe>,
     /// The resource runners' launcher, with the channel its commands arrive on (taken when serving starts).
     launcher: Option<(
         crate::launcher::Launcher,
@@ -81,24 +85,30 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::new(ErrorKind::Bind, e.to_string()))?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let mut probe = None;
         let engine = Arc::new(match &config.state {
             None => Engine::new(Clock::new(config.time_scale), config.poll_timeout),
-            Some(path) => Engine::open(
-                Box::new(store::open(path)?),
-                config.time_scale,
-                config.restore_time_scale,
-                config.poll_timeout,
-            )?,
+            Some(path) => {
+                let store = store::open(path)?;
+                probe = store.probe();
+                Engine::open(
+                    metrics.timed(store),
+                    config.time_scale,
+                    config.restore_time_scale,
+                    config.poll_timeout,
+                )?
+            }
         });
         let launcher = if config.local_resources {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let data_dir = match &config.state {
-                Some(path) => {
+                Some(path) if !path.to_str().is_some_and(store::is_url) => {
                     let mut name = path.file_name().unwrap_or_default().to_os_string();
                     name.push(".resources");
                     path.with_file_name(name)
                 }
-                None => {
+                _ => {
                     std::env::temp_dir().join(format!("dp-local-{}.resources", std::process::id()))
                 }
             };
@@ -129,6 +139,8 @@ impl Server {
             None
         };
         let shared = Arc::new(Shared {
+            metrics,
+            probe,
             launcher,
             engine: engine.clone(),
             auth: config.auth,
@@ -252,6 +264,7 @@ async fn serve(
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
                 connections.spawn(async move {
+                    let _open = shared.metrics.connection();
                     let header_timeout = shared.header_timeout;
                     let service = service_fn(move |req| handle(shared.clone(), req));
                     // The head timeout runs while a connection waits for a request, idle keep-alive included,
@@ -305,10 +318,20 @@ async fn handle(
             ))));
         }
     };
+    let started = std::time::Instant::now();
+    if parts.method == http::Method::GET
+        && let Some(answer) = observe(&shared, parts.uri.path()).await
+    {
+        return Ok(answer);
+    }
     if let Some(console) = &shared.console
         && (parts.uri.path() == "/console" || parts.uri.path().starts_with("/console/"))
     {
-        return Ok(crate::console::handle(console, &shared.engine, &parts, &body).await);
+        let answer = crate::console::handle(console, &shared.engine, &parts, &body).await;
+        shared
+            .metrics
+            .request("console", answer.status().as_u16(), started);
+        return Ok(answer);
     }
     // A bug in a handler answers InternalServiceError instead of dropping the connection (in builds that unwind).
     let answer = CatchUnwind(Box::pin(respond(&shared, &parts, &body)))
@@ -318,10 +341,87 @@ async fn handle(
                 "dp-local failed while handling this request",
             ))
         });
-    Ok(match answer {
+    let operation = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(dp_model::SERVICE.target_prefix))
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(dp_model::operation)
+        .map_or("unknown", |op| op.name);
+    if operation == "PollForTask"
+        && let Ok(bytes) = &answer
+        && bytes.windows(12).any(|w| w == b"\"taskObject\"")
+    {
+        shared.metrics.task_handed_out();
+    }
+    let response = match answer {
         Ok(bytes) => json_response(StatusCode::OK, bytes),
         Err(e) => error_response(&e),
-    })
+    };
+    shared
+        .metrics
+        .request(operation, response.status().as_u16(), started);
+    Ok(response)
+}
+
+/// How long `GET /readyz` waits for the store before it answers 503.
+const READY_LIMIT: Duration = Duration::from_secs(2);
+
+/// `GET /healthz` (the process serves), `GET /readyz` (its store answers) and `GET /metrics`; `None` for other
+/// paths. These need no signature: a load balancer and a scraper do not sign.
+async fn observe(shared: &Shared, path: &str) -> Option<Response<Full<Bytes>>> {
+    let started = std::time::Instant::now();
+    let (name, status, content_type, body) = match path {
+        "/healthz" => ("healthz", StatusCode::OK, "text/plain", "ok\n".to_string()),
+        "/readyz" => match ready(shared).await {
+            Ok(()) => (
+                "readyz",
+                StatusCode::OK,
+                "text/plain",
+                "ready\n".to_string(),
+            ),
+            Err(reason) => (
+                "readyz",
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {reason}\n"),
+            ),
+        },
+        "/metrics" => {
+            // Counted before encoding, so a scrape sees itself.
+            shared.metrics.request("metrics", 200, started);
+            let text = shared.metrics.encode(shared.engine.leases_lapsed());
+            return Some(plain(StatusCode::OK, crate::metrics::CONTENT_TYPE, text));
+        }
+        _ => return None,
+    };
+    shared.metrics.request(name, status.as_u16(), started);
+    Some(plain(status, content_type, body))
+}
+
+/// Ready when every change made so far is committed (the writer is not failing) and the store's own check, if
+/// it has one, answers within [`READY_LIMIT`].
+async fn ready(shared: &Shared) -> Result<(), String> {
+    match tokio::time::timeout(READY_LIMIT, shared.engine.durable()).await {
+        Err(_) => return Err("the state store has not committed for 2 s".into()),
+        Ok(Err(e)) => return Err(e.message),
+        Ok(Ok(())) => {}
+    }
+    if let Some(probe) = shared.probe.clone() {
+        return tokio::task::spawn_blocking(move || probe(READY_LIMIT))
+            .await
+            .unwrap_or_else(|e| Err(format!("the readiness check failed: {e}")));
+    }
+    Ok(())
+}
+
+fn plain(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .expect("static headers are valid")
 }
 
 async fn respond(

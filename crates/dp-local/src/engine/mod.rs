@@ -325,6 +325,8 @@ struct State {
     service_runner: bool,
     /// What the launcher is to do, in order; handed to it after each operation.
     commands: Vec<ResourceCommand>,
+    /// Leases that lapsed since start (not acknowledged in time, or no progress report in time), for metrics.
+    leases_lapsed: u64,
 }
 
 /// The rows an operation changed, collected while it runs when the state is kept in a store.
@@ -534,6 +536,11 @@ impl Engine {
             tables.insert(table, store.load(table)?);
         }
         State::restore(tables, Origin::now()).map(|_| ())
+    }
+
+    /// How many task leases lapsed since this engine started (`GET /metrics`).
+    pub fn leases_lapsed(&self) -> u64 {
+        self.lock().leases_lapsed
     }
 
     /// The time scale in force.

@@ -304,6 +304,7 @@ impl State {
                 );
             }
             Lease::Acknowledge(_) => {
+                self.leases_lapsed += 1;
                 // Never acknowledged: the same attempt goes back to the queue under a new task id.
                 attempt.lease = Lease::Free;
                 attempt.task_id = None;
@@ -322,6 +323,7 @@ impl State {
                 // happened at the deadline, which may lie in dp-local's downtime: dated then, and the retry delay
                 // counts from then.
                 let now = now.at(lapsed);
+                self.leases_lapsed += 1;
                 attempt.lease = Lease::Free;
                 attempt.status = Status::TimedOut;
                 attempt.actual_end = Some(now.epoch);

@@ -11,6 +11,7 @@
 //! request answers an error rather than state that is not saved), and retries the same rows, with whatever queued
 //! meanwhile, until the store takes them; then the failure clears and answers resume.
 
+mod postgres;
 mod sqlite;
 
 use std::path::Path;
@@ -23,7 +24,12 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 
+pub use postgres::{POSTGRES_VERSION, PostgresStore, SCHEMA_TABLE, is_url};
 pub use sqlite::{CURRENT_VERSION, SqliteStore};
+
+/// A readiness check of a store that works while the writer owns the store: waits up to the given time for the
+/// database to answer a cheap query.
+pub type Probe = std::sync::Arc<dyn Fn(Duration) -> Result<(), String> + Send + Sync>;
 
 /// The kinds of rows, one table each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,6 +97,11 @@ pub trait Store: Send {
     fn load(&mut self, table: Table) -> Result<Vec<Row>, Error>;
     /// Writes all `rows` in one transaction and makes it durable before returning.
     fn commit(&mut self, rows: &[Row]) -> Result<(), Error>;
+    /// A check of the database that can run beside the writer, if the store has one (a server connection does;
+    /// an SQLite file held exclusively by the writer does not, and its health is the writer's).
+    fn probe(&self) -> Option<Probe> {
+        None
+    }
 }
 
 /// A batch of rows from one engine operation, numbered in the order the engine applied the operations.
@@ -233,9 +244,13 @@ impl Drop for Writer {
     }
 }
 
-/// Opens (creating or migrating) the state file at `path`.
-pub fn open(path: &Path) -> Result<SqliteStore, Error> {
-    SqliteStore::open(path)
+/// Opens (creating or migrating) the state at `path`: a PostgreSQL database when it is a `postgres://` URL
+/// ([`is_url`]), else an SQLite file.
+pub fn open(path: &Path) -> Result<Box<dyn Store>, Error> {
+    match path.to_str().filter(|p| is_url(p)) {
+        Some(url) => Ok(Box::new(PostgresStore::open(url)?)),
+        None => Ok(Box::new(SqliteStore::open(path)?)),
+    }
 }
 
 /// The export format: every row of every table, bodies as JSON values.
