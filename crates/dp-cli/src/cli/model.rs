@@ -19,55 +19,60 @@ fn member_help(member: &Member) -> String {
     help
 }
 
+/// The input members an operation's subcommand has options for, each with its option name (computed here once for
+/// the command tree and for reading it back; members that a custom option replaces have none).
+fn member_options(op: &'static Operation) -> impl Iterator<Item = (&'static Member, &'static str)> {
+    op.input
+        .map(|input| input.members())
+        .unwrap_or_default()
+        .iter()
+        .filter(move |member| !crate::customize::replaces(op.name, member.name))
+        .map(move |member| (member, option_name(op, member)))
+}
+
 /// The subcommand of one operation.
 pub(super) fn operation_command(op: &'static Operation) -> Command {
     let mut cmd = Command::new(op.cli_name).about(format!("Calls the {} operation.", op.name));
-    if let Some(input) = op.input {
-        for member in input.members() {
-            if crate::customize::replaces(op.name, member.name) {
-                continue;
+    for (member, name) in member_options(op) {
+        match member.shape.kind {
+            ShapeKind::Boolean => {
+                let no = format!("no-{name}");
+                cmd = cmd
+                    .arg(
+                        Arg::new(name)
+                            .long(name)
+                            .action(ArgAction::SetTrue)
+                            .overrides_with(no.clone())
+                            .help(member_help(member)),
+                    )
+                    .arg(
+                        Arg::new(no.clone())
+                            .long(no)
+                            .action(ArgAction::SetTrue)
+                            .overrides_with(name)
+                            .help(format!("Sets {} to false.", member.name)),
+                    );
             }
-            let name = option_name(op, member);
-            match member.shape.kind {
-                ShapeKind::Boolean => {
-                    let no = format!("no-{name}");
-                    cmd = cmd
-                        .arg(
-                            Arg::new(name)
-                                .long(name)
-                                .action(ArgAction::SetTrue)
-                                .overrides_with(no.clone())
-                                .help(member_help(member)),
-                        )
-                        .arg(
-                            Arg::new(no.clone())
-                                .long(no)
-                                .action(ArgAction::SetTrue)
-                                .overrides_with(name)
-                                .help(format!("Sets {} to false.", member.name)),
-                        );
-                }
-                ShapeKind::List(_) => {
-                    cmd = cmd.arg(
-                        Arg::new(name)
-                            .long(name)
-                            .num_args(0..)
-                            .action(ArgAction::Set)
-                            .value_name("VALUE")
-                            .allow_hyphen_values(false)
-                            .help(member_help(member)),
-                    );
-                }
-                _ => {
-                    cmd = cmd.arg(
-                        Arg::new(name)
-                            .long(name)
-                            .num_args(1)
-                            .action(ArgAction::Set)
-                            .value_name("VALUE")
-                            .help(member_help(member)),
-                    );
-                }
+            ShapeKind::List(_) => {
+                cmd = cmd.arg(
+                    Arg::new(name)
+                        .long(name)
+                        .num_args(0..)
+                        .action(ArgAction::Set)
+                        .value_name("VALUE")
+                        .allow_hyphen_values(false)
+                        .help(member_help(member)),
+                );
+            }
+            _ => {
+                cmd = cmd.arg(
+                    Arg::new(name)
+                        .long(name)
+                        .num_args(1)
+                        .action(ArgAction::Set)
+                        .value_name("VALUE")
+                        .help(member_help(member)),
+                );
             }
         }
     }
@@ -122,44 +127,38 @@ pub(super) fn operation_command(op: &'static Operation) -> Command {
 /// Reads the invocation out of parsed arguments.
 pub(super) fn invocation(op: &'static Operation, m: &ArgMatches) -> Invocation {
     let mut values = Vec::new();
-    if let Some(input) = op.input {
-        for member in input.members() {
-            if crate::customize::replaces(op.name, member.name) {
-                continue;
-            }
-            let name = option_name(op, member);
-            let raw = match member.shape.kind {
-                ShapeKind::Boolean => {
-                    if m.get_flag(name) {
-                        Some(RawValue::Flag(true))
-                    } else if m.get_flag(&format!("no-{name}")) {
-                        Some(RawValue::Flag(false))
-                    } else {
-                        None
-                    }
+    for (member, name) in member_options(op) {
+        let raw = match member.shape.kind {
+            ShapeKind::Boolean => {
+                if m.get_flag(name) {
+                    Some(RawValue::Flag(true))
+                } else if m.get_flag(&format!("no-{name}")) {
+                    Some(RawValue::Flag(false))
+                } else {
+                    None
                 }
-                ShapeKind::List(_) => {
-                    if m.contains_id(name)
-                        && m.value_source(name) == Some(clap::parser::ValueSource::CommandLine)
-                    {
-                        Some(RawValue::Many(
-                            m.get_many::<String>(name)
-                                .map(|v| v.cloned().collect())
-                                .unwrap_or_default(),
-                        ))
-                    } else {
-                        None
-                    }
-                }
-                _ => m.get_one::<String>(name).cloned().map(RawValue::One),
-            };
-            if let Some(raw) = raw {
-                values.push(GivenValue {
-                    member,
-                    option: name,
-                    raw,
-                });
             }
+            ShapeKind::List(_) => {
+                if m.contains_id(name)
+                    && m.value_source(name) == Some(clap::parser::ValueSource::CommandLine)
+                {
+                    Some(RawValue::Many(
+                        m.get_many::<String>(name)
+                            .map(|v| v.cloned().collect())
+                            .unwrap_or_default(),
+                    ))
+                } else {
+                    None
+                }
+            }
+            _ => m.get_one::<String>(name).cloned().map(RawValue::One),
+        };
+        if let Some(raw) = raw {
+            values.push(GivenValue {
+                member,
+                option: name,
+                raw,
+            });
         }
     }
     let cli_input = m
