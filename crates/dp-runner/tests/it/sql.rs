@@ -420,3 +420,41 @@ fn postgres_connections_use_tls_as_sslmode_says() {
         "{got}"
     );
 }
+
+#[test]
+fn a_script_uri_is_fetched_and_run() {
+    let scratch = Scratch::new("sqluri");
+    let dir = TempDir::new("sqluri-script");
+    let script = dir.path().join("load.sql");
+    std::fs::write(
+        &script,
+        "create table from_file (x int);\ninsert into from_file values (?);\n",
+    )
+    .unwrap();
+    let (attempt, log) = sql(
+        "wg-sqluri",
+        jdbc_database("Db", &scratch.pg_jdbc(), &scratch.pg_user(), ""),
+        &[
+            ("scriptUri", &format!("file://{}", script.display())),
+            ("scriptArgument", "42"),
+        ],
+        &[],
+    );
+    assert_eq!(status(&attempt), "FINISHED  ", "{log}");
+    assert_eq!(
+        scratch.pg("select x from from_file"),
+        vec![vec![Some("42".into())]]
+    );
+    let (attempt, _) = sql(
+        "wg-sqluri-missing",
+        jdbc_database("Db", &scratch.pg_jdbc(), &scratch.pg_user(), ""),
+        &[("scriptUri", "/nonexistent/load.sql")],
+        &[],
+    );
+    assert!(
+        status(&attempt).starts_with("FAILED ScriptDownloadFailed")
+            && status(&attempt).contains("/nonexistent/load.sql"),
+        "{}",
+        status(&attempt)
+    );
+}
