@@ -604,3 +604,37 @@ fn large_copy_is_streamed() {
         "peak RSS over 64 MB"
     );
 }
+
+#[test]
+fn mariadb_rows_go_to_s3_as_the_server_prints_them() {
+    let (moto, s3) = started_moto();
+    let scratch = Scratch::new("copymy");
+    scratch.my(
+        "create table m (id int, name varchar(20), amount decimal(6,2), day date); \
+         insert into m values (1, 'a,b', 1.5, '2026-01-02'), (2, NULL, NULL, NULL)",
+    );
+    let (attempt, log) = run_with_s3(
+        &moto,
+        "wg-copy-my-out",
+        "CopyActivity",
+        &[("input", "ref:Source"), ("output", "ref:Out")],
+        vec![
+            object(
+                "Source",
+                vec![
+                    text("type", "MySqlDataNode"),
+                    text("selectQuery", "select * from m order by id"),
+                    text("connectionString", &scratch.my_jdbc()),
+                    text("username", &scratch.my_user()),
+                    text("*password", &scratch.my_password()),
+                ],
+            ),
+            s3_node("Out", "directoryPath", "s3://bkt/mysql-out", None, false),
+        ],
+    );
+    assert_eq!(status(&attempt), "FINISHED  ", "{log}");
+    assert_eq!(
+        get(&s3, "mysql-out/part-00000").as_deref(),
+        Some("1,a\\,b,1.50,2026-01-02\n2,\\N,\\N,\\N\n")
+    );
+}
