@@ -11,12 +11,14 @@ mod crash;
 mod differences;
 mod files;
 mod leases;
+mod observe;
 mod operations;
 mod process;
 mod properties;
 mod runs;
 mod schedules;
 mod state;
+mod stores;
 mod support;
 mod wire;
 
