@@ -61,6 +61,12 @@ struct Target {
     shown: String,
 }
 
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
 /// The URL with any password replaced, for messages about a URL that did not parse.
 fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
