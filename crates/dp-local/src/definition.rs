@@ -296,6 +296,47 @@ impl Definition {
             })
     }
 
+    /// The values that must never be shown: those of `*`-parameters, and `*`-fields that hold plain text.
+    pub fn secrets(&self) -> Vec<String> {
+        let starred = |id: &str| id.starts_with('*');
+        let mut out: Vec<String> = self
+            .parameter_values
+            .iter()
+            .filter(|v| starred(&v.id))
+            .map(|v| v.string_value.clone())
+            .chain(
+                self.parameter_objects
+                    .iter()
+                    .filter(|p| starred(&p.id))
+                    .flat_map(|p| {
+                        p.attributes
+                            .iter()
+                            .filter(|a| a.key == "default")
+                            .map(|a| a.string_value.clone())
+                    }),
+            )
+            .chain(self.objects.iter().flat_map(|o| {
+                o.fields
+                    .iter()
+                    .filter(|f| starred(&f.key))
+                    .filter_map(|f| f.string_value.clone())
+                    .filter(|v| !v.contains("#{"))
+            }))
+            .filter(|v| !v.is_empty())
+            .collect();
+        // Longest first, so that a secret containing another is masked whole.
+        out.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        out.dedup();
+        out
+    }
+
+    /// `text` with every secret of the definition masked.
+    pub fn redact(&self, text: &str) -> String {
+        self.secrets().iter().fold(text.to_string(), |t, secret| {
+            t.replace(secret.as_str(), "********")
+        })
+    }
+
     /// Declared parameters that have neither a value nor a default and are not optional.
     pub fn missing_parameters(&self) -> Vec<String> {
         self.parameter_objects
@@ -918,6 +959,22 @@ mod tests {
                 "Data: Field 'filePath' has an expression that cannot be evaluated: Unable to resolve directoryPath for object: Data",
                 "*password: A parameter id must begin with 'my' (or '*my' for a secret parameter)",
             ]
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let def = Definition::new(
+            vec![object("Db", &[("*password", "plain-pw"), ("user", "u")])],
+            vec![],
+            vec![ParameterValue {
+                id: "*myKey".into(),
+                string_value: "k3y-value".into(),
+            }],
+        );
+        assert_eq!(
+            def.redact("user u, key k3y-value, pw plain-pw"),
+            "user u, key ********, pw ********"
         );
     }
 

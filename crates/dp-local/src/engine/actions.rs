@@ -100,12 +100,14 @@ impl State {
                         .map(|v| expr::evaluate_template(&v, action, &ctx).unwrap_or(v))
                         .unwrap_or_default()
                 };
-                eprintln!(
+                // An alarm may quote a `*`-parameter; its value never reaches the log.
+                let line = format!(
                     "dp-local: SnsAlarm {action} ({key} of {iid} in {pid}) to {}: {}: {}",
                     field("topicArn"),
                     field("subject"),
                     field("message")
                 );
+                eprintln!("{}", def.redact(&line));
             }
         }
         if let Some(inst) = self
