@@ -210,3 +210,54 @@ async fn a_user_managed_precondition_runs_where_its_activity_runs_and_false_is_c
         "two checks that did not hold, one that did"
     );
 }
+
+/// As the AWS samples' READMEs do: parameters given only values at put time (no declarations) are accepted and
+/// resolve; `#{myPassword}` also finds a `*myPassword` value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_without_declarations_are_accepted_and_resolve() {
+    let server = crate::server(60.0, 1.0);
+    let client = Client::new(&server.url());
+    let objects = vec![
+        object(
+            "Default",
+            vec![s("scheduleType", "ondemand"), s("workerGroup", "values")],
+        ),
+        object(
+            "Act",
+            vec![
+                s("type", "ShellCommandActivity"),
+                s("command", "echo #{myLogUri} #{myPassword}"),
+            ],
+        ),
+    ];
+    let id = client
+        .ok(
+            "CreatePipeline",
+            json!({"name": "values", "uniqueId": "values"}),
+        )
+        .await["pipelineId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let put = client
+        .ok(
+            "PutPipelineDefinition",
+            json!({
+                "pipelineId": id,
+                "pipelineObjects": objects,
+                "parameterValues": [
+                    {"id": "myLogUri", "stringValue": "s3://logs"},
+                    {"id": "*myPassword", "stringValue": "pw"},
+                ],
+            }),
+        )
+        .await;
+    assert_eq!(put["errored"], false, "{put}");
+    assert_eq!(put["validationErrors"], json!([]));
+    client
+        .ok("ActivatePipeline", json!({"pipelineId": id}))
+        .await;
+    let task = poll_until_task(&client, "values").await;
+    let attempt = &task_objects(&task)[task["attemptId"].as_str().unwrap()];
+    assert_eq!(field(attempt, "command"), Some("echo s3://logs pw"));
+}
