@@ -60,6 +60,7 @@ pub mod metrics;
 mod percent;
 pub mod schedule;
 mod server;
+mod standby;
 pub mod store;
 
 pub use config::{Config, Credential, Invocation};

@@ -90,7 +90,17 @@ impl Server {
         let engine = Arc::new(match &config.state {
             None => Engine::new(Clock::new(config.time_scale), config.poll_timeout),
             Some(path) => {
-                let store = store::open(path)?;
+                // On a database another node serves, this waits as a standby, answering 503 meanwhile.
+                let standby = path
+                    .to_str()
+                    .is_some_and(store::is_url)
+                    .then(|| crate::standby::Responder::start(&listener))
+                    .flatten();
+                let store = store::open_with(path, store::WhenServed::Wait);
+                if let Some(standby) = standby {
+                    standby.stop();
+                }
+                let store = store?;
                 probe = store.probe();
                 Engine::open(
                     metrics.timed(store),

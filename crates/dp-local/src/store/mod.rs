@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 
-pub use postgres::{POSTGRES_VERSION, PostgresStore, SCHEMA_TABLE, is_url};
+pub use postgres::{POSTGRES_VERSION, PostgresStore, SCHEMA_TABLE, WhenServed, is_url};
 pub use sqlite::{CURRENT_VERSION, SqliteStore};
 
 /// A readiness check of a store that works while the writer owns the store: waits up to the given time for the
@@ -246,9 +246,16 @@ impl Drop for Writer {
 
 /// Opens (creating or migrating) the state at `path`: a PostgreSQL database when it is a `postgres://` URL
 /// ([`is_url`]), else an SQLite file.
+/// A database that another dp-local serves is refused.
 pub fn open(path: &Path) -> Result<Box<dyn Store>, Error> {
+    open_with(path, WhenServed::Refuse)
+}
+
+/// [`open`] for a serving node: on a database that another dp-local serves, it waits as a standby until that one
+/// stops (an SQLite file in use is refused either way).
+pub fn open_with(path: &Path, when_served: WhenServed) -> Result<Box<dyn Store>, Error> {
     match path.to_str().filter(|p| is_url(p)) {
-        Some(url) => Ok(Box::new(PostgresStore::open(url)?)),
+        Some(url) => Ok(Box::new(PostgresStore::open_with(url, when_served)?)),
         None => Ok(Box::new(SqliteStore::open(path)?)),
     }
 }

@@ -39,6 +39,22 @@ pub const SCHEMA_TABLE: &str = "dp_local_schema";
 /// The advisory lock taken (for the length of a transaction) while the schema is checked and migrated ("dpLc").
 const MIGRATION_LOCK: i64 = 0x6470_4c63;
 
+/// The session-level advisory lock held by the dp-local that serves the database ("dpLd"): one node per
+/// database. Another node waits for it as a standby; a tool (export, import) is refused while it is held.
+const SERVE_LOCK: i64 = 0x6470_4c64;
+
+/// How often a standby asks for [`SERVE_LOCK`].
+const STANDBY_RETRY: Duration = Duration::from_millis(250);
+
+/// What to do when another dp-local holds [`SERVE_LOCK`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenServed {
+    /// Refuse at once (export, import, direct use).
+    Refuse,
+    /// Wait as a standby until the lock is free (a serving node).
+    Wait,
+}
+
 /// How long connecting may take when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -166,6 +182,8 @@ enum Job {
     Load(Table, std_mpsc::Sender<Result<Vec<Row>, Error>>),
     Commit(Vec<Row>, std_mpsc::Sender<Result<(), Error>>),
     Ping(std_mpsc::Sender<Result<(), String>>),
+    /// Release the serving lock and close the connection (the store is dropped).
+    Close,
 }
 
 /// A dp-local state in a PostgreSQL database.
@@ -195,6 +213,7 @@ impl std::fmt::Debug for Job {
             Job::Load(..) => "Load",
             Job::Commit(..) => "Commit",
             Job::Ping(..) => "Ping",
+            Job::Close => "Close",
         })
     }
 }
@@ -223,13 +242,19 @@ impl PostgresStore {
     /// Connects to the database at `url`, refuses it if it is not dp-local's or of a newer schema (writing
     /// nothing), and otherwise migrates it to [`POSTGRES_VERSION`].
     pub fn open(url: &str) -> Result<PostgresStore, Error> {
+        Self::open_with(url, WhenServed::Refuse)
+    }
+
+    /// [`PostgresStore::open`], then takes the database's serving lock, waiting for it as a standby (with one line
+    /// on stderr) while another dp-local holds it, when `when_served` says so.
+    pub fn open_with(url: &str, when_served: WhenServed) -> Result<PostgresStore, Error> {
         let target = parse(url)?;
         let shown = target.shown.clone();
         let (jobs, receiver) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let (opened_tx, opened_rx) = std_mpsc::channel::<Result<(), Error>>();
         let thread = std::thread::Builder::new()
             .name("dp-local-postgres".into())
-            .spawn(move || connection_thread(target, receiver, opened_tx))
+            .spawn(move || connection_thread(target, when_served, receiver, opened_tx))
             .map_err(|e| {
                 Error::new(
                     ErrorKind::Runtime,
@@ -268,13 +293,13 @@ impl PostgresStore {
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
-        // Closing the channel ends the thread (once probes are gone too), which closes the connection.
-        self.jobs.take();
+        // The lock is released before this returns, so a dp-local started right after this one (or a standby)
+        // gets the database at once. Probes still held then answer that the connection has stopped.
+        if let Some(jobs) = self.jobs.take() {
+            let _ = jobs.send(Job::Close);
+        }
         if let Some(thread) = self.thread.take() {
-            // Probes may keep the channel open; the thread is not waited for then (it ends with the last one).
-            if thread.is_finished() {
-                let _ = thread.join();
-            }
+            let _ = thread.join();
         }
     }
 }
@@ -310,6 +335,7 @@ impl Store for PostgresStore {
 
 fn connection_thread(
     target: Target,
+    when_served: WhenServed,
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
     opened: std_mpsc::Sender<Result<(), Error>>,
 ) {
@@ -338,13 +364,79 @@ fn connection_thread(
             let _ = opened.send(Err(e));
             return;
         }
+        let mut told = false;
+        loop {
+            match serve_lock(&client).await {
+                Ok(true) => break,
+                Ok(false) if when_served == WhenServed::Wait => {
+                    if !told {
+                        eprintln!(
+                            "dp-local: another dp-local serves {}; standing by to take over when it stops",
+                            target.shown
+                        );
+                        told = true;
+                    }
+                    tokio::time::sleep(STANDBY_RETRY).await;
+                }
+                Ok(false) => {
+                    let _ = opened.send(Err(db_error(format!(
+                        "{} is served by another dp-local (one node per database); stop it first",
+                        target.shown
+                    ))));
+                    return;
+                }
+                Err(e) => {
+                    let _ = opened.send(Err(db_error(describe(&target.shown, &e))));
+                    return;
+                }
+            }
+        }
+        if told {
+            eprintln!("dp-local: took over {}", target.shown);
+        }
         let _ = opened.send(Ok(()));
         let mut client = Some(client);
+        // Set when a reconnection found the serving lock taken: another node took over, and this one must never
+        // write again.
+        let mut superseded = false;
         while let Some(job) = jobs.recv().await {
-            if client.as_ref().is_none_or(Client::is_closed) {
-                client = connect(&target).await.ok();
+            if !superseded && client.as_ref().is_none_or(Client::is_closed) {
+                client = match connect(&target).await {
+                    Ok(c) => match serve_lock(&c).await {
+                        Ok(true) => Some(c),
+                        Ok(false) => {
+                            superseded = true;
+                            eprintln!(
+                                "dp-local: lost the connection to {} and another dp-local took over; this one no longer writes it",
+                                target.shown
+                            );
+                            None
+                        }
+                        Err(_) => None,
+                    },
+                    Err(_) => None,
+                };
+            }
+            if superseded {
+                let reason = format!(
+                    "{}: another dp-local took over this database after this one lost its connection; restart this one",
+                    target.shown
+                );
+                match job {
+                    Job::Load(_, answer) => drop(answer.send(Err(db_error(reason)))),
+                    Job::Commit(_, answer) => drop(answer.send(Err(db_error(reason)))),
+                    Job::Ping(answer) => drop(answer.send(Err(reason))),
+                    Job::Close => break,
+                }
+                continue;
             }
             match job {
+                Job::Close => {
+                    if let Some(c) = client.take() {
+                        let _ = c.batch_execute("SELECT pg_advisory_unlock_all()").await;
+                    }
+                    break;
+                }
                 Job::Load(table, answer) => {
                     let result = match client.as_mut() {
                         None => Err(db_error(format!(
@@ -415,6 +507,14 @@ fn connection_thread(
             }
         }
     });
+}
+
+/// Tries to take the serving lock for this session (a session that holds it already gets it again).
+async fn serve_lock(client: &Client) -> Result<bool, tokio_postgres::Error> {
+    Ok(client
+        .query_one("SELECT pg_try_advisory_lock($1)", &[&SERVE_LOCK])
+        .await?
+        .get(0))
 }
 
 async fn connect(target: &Target) -> Result<Client, String> {

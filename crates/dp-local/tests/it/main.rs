@@ -11,6 +11,7 @@ mod crash;
 mod differences;
 mod files;
 mod leases;
+mod nodes;
 mod observe;
 mod operations;
 mod process;
