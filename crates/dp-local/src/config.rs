@@ -67,7 +67,8 @@ pub struct Config {
     pub auth: bool,
     /// How long poll-for-task waits for a task before answering with none, in service time (90 s by default).
     pub poll_timeout: Duration,
-    /// The SQLite state file; `None` (the default) keeps the state in memory only.
+    /// The SQLite state file, or a `postgres://` URL (see [`crate::store::is_url`]); `None` (the default) keeps the
+    /// state in memory only.
     pub state: Option<PathBuf>,
     /// With `state`, use the time scale stored in the file rather than `time_scale` (the binary sets this when
     /// `--time-scale` is not given).
@@ -112,17 +113,20 @@ impl Default for Config {
 
 /// The binary's usage text.
 pub const USAGE: &str = "\
-usage: dp-local [--state PATH] [--port PORT] [--time-scale N] [--poll-timeout SECONDS] [--no-auth]
+usage: dp-local [--state PATH|URL] [--port PORT] [--time-scale N] [--poll-timeout SECONDS] [--no-auth]
                 [--credentials FILE] [--header-timeout SECONDS] [--max-connections N] [--no-console]
                 [--resources local|off] [--runner-bin PATH] [--runner-arg ARG]... [--max-resources N]
-       dp-local export --state PATH > dump.json
-       dp-local import --state PATH < dump.json
+       dp-local export --state PATH|URL > dump.json
+       dp-local import --state PATH|URL < dump.json
 
 Serves the AWS Data Pipeline API on http://127.0.0.1:PORT and prints that URL as the first line of stdout,
 and the web console's URL with its access token as the second (http://127.0.0.1:PORT/console?token=...).
 
   --state PATH               keep all state in this SQLite file (created if missing) and answer a change
                              only once it is saved; without it the state is in memory only
+  --state postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable|prefer]
+                             keep the state in this PostgreSQL database instead (it must exist); a second
+                             dp-local on the same database stands by (503) until the first one stops
   --port PORT                TCP port on 127.0.0.1; 0 (the default) picks a free one
   --time-scale N             run every service duration N times faster (default 1, or the one stored in
                              the --state file)
@@ -145,8 +149,9 @@ and the web console's URL with its access token as the second (http://127.0.0.1:
   -V, --version              print the version and the commit it was built from
   -h, --help                 print this help
 
-export writes the state file's rows as JSON to stdout; import loads such a dump into a new state file.
-A state file is served by one dp-local at a time; stop it before export.
+export writes the state's rows as JSON to stdout; import loads such a dump into a new state file or an
+empty database. A state is served by one dp-local at a time; stop it before export.
+GET /healthz, /readyz and /metrics (Prometheus text) answer without a signature.
 ";
 
 /// What the binary's arguments ask for.
