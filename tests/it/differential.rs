@@ -322,11 +322,28 @@ cases! {
     rtp_unknown_member (input(Own("\nError parsing parameter '--fields': unknown member \"bogus\" in fields[0], must be one of: key, stringValue, refValue\n"))): ["report-task-progress", "--task-id", "t", "--fields", "key=a,bogus=b"];
     rtp_comma_list_scalar (input(Hint)): ["report-task-progress", "--task-id", "t", "--fields", "key=a,stringValue=b,c"];
     rtp_empty_task_id (input(Same)): ["report-task-progress", "--task-id", ""];
-    rtp_bad_json (input(Own("\nError parsing parameter '--fields': Invalid JSON: trailing comma: line 1 column 14\nJSON received: [{\"key\": \"a\",}]\n"))): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "a",}]"#];
+    rtp_bad_json (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "a",}]"#];
     rtp_unknown_option (input(UnknownOptions)): ["report-task-progress", "--task-id", "t", "--bogus-arg", "x"];
     rtp_unknown_option_equals (input(UnknownOptions)): ["report-task-progress", "--task-id", "t", "--bogus=1"];
     rtp_unknown_option_before_command (input(UnknownOptions)): ["--bogus-global", "report-task-progress", "--task-id", "t"];
-    rtp_cli_input_bad_json (input(Own("\nError parsing parameter 'cli-input-json': Invalid JSON: trailing comma: line 1 column 16\nJSON received: {\"taskId\": \"x\",}\n"))): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x",}"#];
+    rtp_cli_input_bad_json (input(Same)): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x",}"#];
+    // JSON errors are Python's `json` messages and positions (code points, lines at `\n`), wrapped as each
+    // option wraps them: `Invalid JSON: … JSON received: …` for parameters, the bare message for definition files.
+    rtp_cli_input_missing_colon (input(Same)): ["report-task-progress", "--cli-input-json", r#"{"taskId" "x"}"#];
+    rtp_cli_input_file_bad_json (input(Same)): ["report-task-progress", "--cli-input-json", "file://in.json"] files [("in.json", "{\n  \"taskId\": \"t\u{e9}\u{1f600}\",\n  \"fields\": [1 2]\n}\n")];
+    rtp_unterminated_string (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "abc}]"#];
+    rtp_bad_unicode_escape (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "a\u12G4"}]"#];
+    rtp_bad_escape (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "a\x"}]"#];
+    rtp_json_item_bad (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", r#"{"key": "a"}"#, r#"{"key": "b",}"#];
+    rtp_json_extra_data (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": "a"}] ]"#];
+    rtp_json_empty_list_item (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", "[\n  {\"key\": \"a\"},\n  ,\n]"];
+    validate_objects_trailing_comma (input(Same)): ["validate-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-objects", r#"[{"id": "A", "name": "A", "fields": [],}]"#];
+    put_definition_control_character (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json"] files [("def.json", "{\"objects\": [\n  {\"id\": \"Default\", \"description\": \"d\u{e9}j\u{e0} line one\nline two\"}\n]}\n")];
+    put_definition_trailing_comma (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json"] files [("def.json", "{\"objects\": [\n  {\"id\": \"A\", \"type\": \"ShellCommandActivity\"},\n]}\n")];
+    put_definition_unterminated (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A}]}"#];
+    put_definition_bom (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json"] files [("def.json", "\u{feff}{\"objects\": [{\"id\": \"A\"}]}")];
+    put_parameter_objects_bad_json (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A"}]}"#, "--parameter-objects", r#"{"parameters": [}"#];
+    activate_values_uri_bad_json (input(Same)): ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values-uri", "file://values.json"] files [("values.json", "{\"values\": {\"a\" \"1\"}}")];
     rtp_cli_input_unknown_key (input(Same)): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x", "foo": 1}"#];
     rtp_missing_file (input(Same)): ["report-task-progress", "--task-id", "file://nonexist.txt"];
     // Paramfiles are read as Python's text mode reads them (newlines translated), after `~` and `$VAR` expansion;

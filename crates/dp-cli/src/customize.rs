@@ -9,9 +9,10 @@ use serde_json::{Map, Value};
 
 use dp_model::{Member, Operation};
 
-use crate::error::{CliError, json_error_text};
+use crate::error::CliError;
 use crate::invocation::RawValue;
 use crate::paramfile::paramfile_for;
+use crate::pyjson;
 
 /// A custom option: its name, whether it takes a list of tokens, and its help.
 pub struct CustomOption {
@@ -92,14 +93,15 @@ fn definition_error(message: String) -> CliError {
     CliError::usage(format!("Error in pipeline definition: {message}\n"))
 }
 
+/// A definition-file option's JSON. The reference calls `json.loads` with nothing around it, so its error is
+/// printed alone: `Expecting value: line 1 column 17 (char 16)`. dp's own refusals (a `NaN`, which Python reads
+/// and validation then refuses) name the option.
 fn parse_json(option: &str, text: &str) -> Result<Value, CliError> {
-    serde_json::from_str(text).map_err(|e| {
-        CliError::usage(format!(
-            "Error parsing parameter '--{option}': Invalid JSON: {}: line {} column {}",
-            json_error_text(&e),
-            e.line(),
-            e.column()
-        ))
+    pyjson::loads(text).map_err(|e| match e.kind() {
+        pyjson::ErrorKind::Python => CliError::usage(e.to_string()),
+        pyjson::ErrorKind::Unsupported => CliError::usage(format!(
+            "Error parsing parameter '--{option}': Invalid JSON: {e}"
+        )),
     })
 }
 

@@ -27,6 +27,7 @@ pub mod output;
 pub mod paginate;
 pub mod paramfile;
 pub mod params;
+pub mod pyjson;
 pub mod session;
 pub mod settings;
 

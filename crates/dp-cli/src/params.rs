@@ -8,22 +8,23 @@
 use dp_model::{Shape, ShapeKind};
 use serde_json::{Map, Value};
 
-use crate::error::{CliError, json_error_text};
+use crate::error::CliError;
 use crate::invocation::{GivenValue, Invocation, RawValue};
 use crate::paramfile::{self, paramfile_for};
+use crate::pyjson;
 
 fn looks_like_json(s: &str) -> bool {
     let t = s.trim_start();
     t.starts_with('[') || t.starts_with('{')
 }
 
+/// JSON read as the CLI's `json.loads` reads it, its error worded as the CLI's `ParamError`:
+/// `Error parsing parameter '--fields': Invalid JSON: <Python's message and position>\nJSON received: <text>`.
+/// `option` is as the CLI names it there (`--fields`, or `cli-input-json` without dashes).
 fn parse_json(option: &str, text: &str) -> Result<Value, CliError> {
-    serde_json::from_str(text).map_err(|e| {
+    pyjson::loads(text).map_err(|e| {
         CliError::usage(format!(
-            "Error parsing parameter '{option}': Invalid JSON: {}: line {} column {}\nJSON received: {text}",
-            json_error_text(&e),
-            e.line(),
-            e.column()
+            "Error parsing parameter '{option}': Invalid JSON: {e}\nJSON received: {text}"
         ))
     })
 }
@@ -175,14 +176,7 @@ fn cli_input(option: &str, raw: &str) -> Result<Map<String, Value>, CliError> {
             ))
         })?
     } else {
-        serde_json::from_str(&text).map_err(|e| {
-            CliError::usage(format!(
-                "Error parsing parameter 'cli-input-json': Invalid JSON: {}: line {} column {}\nJSON received: {text}",
-                json_error_text(&e),
-                e.line(),
-                e.column()
-            ))
-        })?
+        parse_json("cli-input-json", &text)?
     };
     match value {
         Value::Object(m) => Ok(m),

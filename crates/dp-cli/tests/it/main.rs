@@ -7,4 +7,5 @@ mod help;
 mod interrupt;
 mod man;
 mod output;
+mod pyjson;
 mod snapshot;
