@@ -201,6 +201,7 @@ fn an_outage_longer_than_the_lease_stops_the_work_and_sends_no_status() {
         read_pid(&pid).is_some() && read_pid(&bg).is_some()
     });
     let (sh, sleeper) = (read_pid(&pid).unwrap(), read_pid(&bg).unwrap());
+    let _reaper = Reaper(vec![sh, sleeper]);
     let first = handed_out_once(&endpoint);
     // This attempt's reports and status never reach the service again (polls still do).
     endpoint

@@ -256,6 +256,28 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// On drop, kills what is left of these processes (their process group, unless it is the test's own), so a test
+/// that fails before the runner stopped them leaves nothing running.
+pub struct Reaper(pub Vec<i32>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill, killpg};
+        use nix::unistd::{Pid, getpgid, getpgrp};
+        for pid in self.0.iter().copied().filter(|p| alive(*p)) {
+            let pid = Pid::from_raw(pid);
+            match getpgid(Some(pid)) {
+                Ok(group) if group != getpgrp() => {
+                    let _ = killpg(group, Signal::SIGKILL);
+                }
+                _ => {
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
 pub fn read_pid(path: &Path) -> Option<i32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }

@@ -292,6 +292,7 @@ fn a_killed_runners_work_stops_and_its_task_is_finished_once_by_the_next_runner(
         read_pid(&pid_file).is_some() && read_pid(&bg_file).is_some()
     });
     let (sh, bg) = (read_pid(&pid_file).unwrap(), read_pid(&bg_file).unwrap());
+    let _reaper = Reaper(vec![sh, bg]);
     assert!(alive(sh) && alive(bg));
     first.signal(Signal::SIGKILL);
     wait_until(
@@ -392,6 +393,7 @@ fn exit_with_parent_stops_the_runner_and_its_work_when_the_parent_dies() {
         read_pid(&bg_file).unwrap(),
         read_pid(&runner_pid).unwrap(),
     );
+    let _reaper = Reaper(vec![sh, bg, runner]);
     assert!(alive(sh) && alive(bg) && alive(runner));
     parent.kill().unwrap();
     parent.wait().unwrap();
