@@ -343,6 +343,10 @@ cases! {
     put_definition_unterminated (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A}]}"#];
     put_definition_bom (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "file://def.json"] files [("def.json", "\u{feff}{\"objects\": [{\"id\": \"A\"}]}")];
     put_parameter_objects_bad_json (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A"}]}"#, "--parameter-objects", r#"{"parameters": [}"#];
+    // `fileb://` JSON: Python's json.loads drops a UTF-8 byte order mark, and `--cli-input-json` echoes the bytes.
+    put_definition_fileb_bom (OK): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "fileb://def.json"] files [("def.json", "\u{feff}{\"objects\": [{\"id\": \"A\", \"type\": \"ShellCommandActivity\"}]}")];
+    put_definition_fileb_bom_bad (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "fileb://def.json"] files [("def.json", "\u{feff}{\"objects\": [{\"id\": \"A\",}]}")];
+    rtp_cli_input_fileb_bad_json (input(Same)): ["report-task-progress", "--cli-input-json", "fileb://in.json"] files [("in.json", "{\"taskId\": \"it's \u{e9}\",\n\t\"fields\": [1 2]}\r\n")];
     activate_values_uri_bad_json (input(Same)): ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values-uri", "file://values.json"] files [("values.json", "{\"values\": {\"a\" \"1\"}}")];
     rtp_cli_input_unknown_key (input(Same)): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x", "foo": 1}"#];
     rtp_missing_file (input(Same)): ["report-task-progress", "--task-id", "file://nonexist.txt"];

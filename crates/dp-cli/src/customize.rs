@@ -11,7 +11,7 @@ use dp_model::{Member, Operation};
 
 use crate::error::CliError;
 use crate::invocation::RawValue;
-use crate::paramfile::paramfile_for;
+use crate::paramfile;
 use crate::pyjson;
 
 /// A custom option: its name, whether it takes a list of tokens, and its help.
@@ -96,8 +96,13 @@ fn definition_error(message: String) -> CliError {
 /// A definition-file option's JSON. The reference calls `json.loads` with nothing around it, so its error is
 /// printed alone: `Expecting value: line 1 column 17 (char 16)`. dp's own refusals (a `NaN`, which Python reads
 /// and validation then refuses) name the option.
-fn parse_json(option: &str, text: &str) -> Result<Value, CliError> {
-    pyjson::loads(text).map_err(|e| match e.kind() {
+fn parse_json(option: &str, (text, binary): (String, bool)) -> Result<Value, CliError> {
+    let parsed = if binary {
+        pyjson::loads_bytes(&text)
+    } else {
+        pyjson::loads(&text)
+    };
+    parsed.map_err(|e| match e.kind() {
         pyjson::ErrorKind::Python => CliError::usage(e.to_string()),
         pyjson::ErrorKind::Unsupported => CliError::usage(format!(
             "Error parsing parameter '--{option}': Invalid JSON: {e}"
@@ -303,9 +308,13 @@ pub fn add_to_params(
     params: &mut Map<String, Value>,
 ) -> Result<(), CliError> {
     let get = |name: &str| given.iter().find(|(n, _)| *n == name).map(|(_, v)| v);
-    let one = |name: &str| -> Result<Option<String>, CliError> {
+    // The option's text, and whether it came from `fileb://` (bytes, which json.loads reads a little differently).
+    let one = |name: &str| -> Result<Option<(String, bool)>, CliError> {
         match get(name) {
-            Some(RawValue::One(v)) => paramfile_for(&format!("--{name}"), v).map(Some),
+            Some(RawValue::One(v)) => {
+                let loaded = paramfile::load(&format!("--{name}"), v)?;
+                Ok(Some((loaded.text, loaded.binary)))
+            }
             _ => Ok(None),
         }
     };
@@ -320,7 +329,7 @@ pub fn add_to_params(
         match option.name {
             "parameter-objects" => {
                 if let Some(text) = one("parameter-objects")? {
-                    let parsed = parse_json("parameter-objects", &text)?;
+                    let parsed = parse_json("parameter-objects", text)?;
                     match definition_to_parameters(&parsed)? {
                         Some(p) => params.insert("parameterObjects".into(), p),
                         None => params.insert("parameterObjects".into(), Value::Null),
@@ -334,7 +343,7 @@ pub fn add_to_params(
             }
             "pipeline-definition" => {
                 if let Some(text) = one("pipeline-definition")? {
-                    let parsed = parse_json("pipeline-definition", &text)?;
+                    let parsed = parse_json("pipeline-definition", text)?;
                     params.insert("pipelineObjects".into(), definition_to_objects(&parsed)?);
                     if !params.contains_key("parameterObjects")
                         && let Some(p) = definition_to_parameters(&parsed)?
@@ -351,7 +360,7 @@ pub fn add_to_params(
             }
             "parameter-values-uri" => {
                 if let Some(text) = one("parameter-values-uri")? {
-                    let parsed = parse_json("parameter-values-uri", &text)?;
+                    let parsed = parse_json("parameter-values-uri", text)?;
                     match definition_to_values(&parsed)? {
                         Some(v) => params.insert("parameterValues".into(), v),
                         None => params.insert("parameterValues".into(), Value::Null),

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::CliError;
 use crate::invocation::{GivenValue, Invocation, RawValue};
-use crate::paramfile::{self, paramfile_for};
+use crate::paramfile;
 use crate::pyjson;
 
 fn looks_like_json(s: &str) -> bool {
@@ -168,11 +168,20 @@ pub fn member_value(given: &GivenValue) -> Result<Value, CliError> {
 
 /// Parses `--cli-input-json`/`--cli-input-yaml` text into a map.
 fn cli_input(option: &str, raw: &str) -> Result<Map<String, Value>, CliError> {
-    let text = paramfile_for(&format!("--{option}"), raw)?;
+    let loaded = paramfile::load(&format!("--{option}"), raw)?;
+    let text = loaded.text;
     let value: Value = if option == "cli-input-yaml" {
         serde_norway::from_str(&text).map_err(|e| {
             CliError::usage(format!(
                 "Error parsing parameter '--{option}': Invalid YAML: {e}"
+            ))
+        })?
+    } else if loaded.binary {
+        // `fileb://`: Python's json.loads reads the bytes, and the error echoes them as a bytes repr.
+        pyjson::loads_bytes(&text).map_err(|e| {
+            CliError::usage(format!(
+                "Error parsing parameter 'cli-input-json': Invalid JSON: {e}\nJSON received: {}",
+                pyjson::bytes_repr(text.as_bytes())
             ))
         })?
     } else {

@@ -118,6 +118,39 @@ pub fn loads(text: &str) -> Result<Value, JsonError> {
     }
 }
 
+/// Reads the UTF-8 text of a `fileb://` file as Python's `json.loads(bytes)` does: a UTF-8 byte order mark is
+/// dropped (Python decodes with `utf-8-sig` then), and positions count from after it.
+pub fn loads_bytes(text: &str) -> Result<Value, JsonError> {
+    loads(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// Python's `repr()` of a `bytes` value holding `bytes` (`b'{"a": 1}\\n'`), as the reference echoes JSON it
+/// was given as bytes.
+pub fn bytes_repr(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = format!("b{quote}");
+    for &b in bytes {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            _ if b as char == quote => {
+                out.push('\\');
+                out.push(quote);
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// Why a scan stopped: Python's `StopIteration(idx)` (no value starts at `idx`, which the caller turns into
 /// `Expecting value`), or a finished error.
 enum Stop {

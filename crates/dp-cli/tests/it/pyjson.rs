@@ -393,3 +393,54 @@ fn seeds_are_what_python_reads() {
         );
     }
 }
+
+/// `fileb://` JSON: the byte order mark Python's `json.loads(bytes)` drops, and the bytes repr the reference
+/// echoes, against python3's `repr(bytes)`.
+#[test]
+fn bytes_are_read_and_echoed_as_python_does() {
+    check_bytes(
+        "\u{feff}{\"a\": 1,}",
+        "Expecting property name enclosed in double quotes: line 1 column 9 (char 8)",
+    );
+    assert_eq!(
+        dp_cli::pyjson::loads_bytes("\u{feff}[1]").unwrap(),
+        serde_json::json!([1])
+    );
+    let texts = [
+        "{\"a\": 1}\n",
+        "it's",
+        "it's \"quoted\"",
+        "tab\there\r\nback\\slash",
+        "caf\u{e9} \u{65e5}\u{1f600}",
+        "\u{feff}\u{0}\u{1f}\u{7f}~ ",
+        "",
+    ];
+    let script = "import json, sys\nprint(json.dumps([repr(t.encode('utf-8')) for t in json.load(open(sys.argv[1], encoding='utf-8'))]))";
+    let path = std::env::temp_dir().join(format!("dp-pyjson-bytes-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::to_string(&texts).unwrap()).unwrap();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .expect("python3 runs");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reprs: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    for (text, expected) in texts.iter().zip(reprs) {
+        assert_eq!(
+            dp_cli::pyjson::bytes_repr(text.as_bytes()),
+            expected,
+            "{text:?}"
+        );
+    }
+}
+
+fn check_bytes(doc: &str, expected: &str) {
+    let e = dp_cli::pyjson::loads_bytes(doc).unwrap_err();
+    assert_eq!(e.to_string(), expected, "{doc:?}");
+}

@@ -457,44 +457,25 @@ impl<'a> Lexer<'a> {
     }
 }
 
-/// Python's `json.loads`, as far as serde_json agrees with it (it rejects `NaN`, which Python accepts).
-pub(super) fn parse_json(text: &str) -> Result<Value, serde_json::Error> {
-    serde_json::from_str(text)
+/// Python's `json.loads` (jmespath.py reads literals and quoted identifiers with it). Documents Python reads but
+/// a `Value` cannot hold (`NaN`, lone surrogates) are errors here.
+pub(super) fn parse_json(text: &str) -> Result<Value, crate::pyjson::JsonError> {
+    crate::pyjson::loads(text)
 }
 
-/// The first part of Python's `json.loads` error message for a bad quoted identifier.
+/// The first part of Python's `json.loads` error message for a bad quoted identifier (jmespath.py keeps what is
+/// before the first `:`).
 fn json_string_error(lexeme: &str) -> String {
-    let inner: Vec<char> = lexeme.chars().collect();
-    let inner = &inner[1..inner.len() - 1];
-    let mut i = 0;
-    while i < inner.len() {
-        let c = inner[i];
-        if (c as u32) < 0x20 {
-            return "Invalid control character at".to_string();
-        }
-        if c == '\\' {
-            match inner.get(i + 1) {
-                Some('u') => {
-                    let hex: String = inner.iter().skip(i + 2).take(4).collect();
-                    if hex.len() < 4 || !hex.chars().all(|h| h.is_ascii_hexdigit()) {
-                        return "Invalid \\uXXXX escape".to_string();
-                    }
-                    i += 6;
-                    continue;
-                }
-                Some('"' | '\\' | '/' | 'b' | 'f' | 'n' | 'r' | 't') => {
-                    i += 2;
-                    continue;
-                }
-                _ => return "Invalid \\escape".to_string(),
-            }
-        }
-        if c == '"' {
-            return "Extra data".to_string();
-        }
-        i += 1;
+    match parse_json(lexeme) {
+        Err(e) => e
+            .message()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+        // Not reached: a lexeme that reads as a string is not an error.
+        Ok(_) => "Invalid string".to_string(),
     }
-    "Invalid string".to_string()
 }
 
 /// Parses a whole expression.
