@@ -359,14 +359,11 @@ impl Runner {
                             ("type", &type_name),
                         ],
                     );
-                    let activity = activities
-                        .get(&type_name)
-                        .cloned()
-                        .unwrap_or_else(|| {
-                            let mut known: Vec<String> = activities.keys().cloned().collect();
-                            known.sort();
-                            Arc::new(Unsupported(type_name.clone(), Arc::new(known)))
-                        });
+                    let activity = activities.get(&type_name).cloned().unwrap_or_else(|| {
+                        let mut known: Vec<String> = activities.keys().cloned().collect();
+                        known.sort();
+                        Arc::new(Unsupported(type_name.clone(), Arc::new(known)))
+                    });
                     let context = TaskContext {
                         cancel: CancellationToken::new(),
                         kill_now: control.abort.clone(),
@@ -460,6 +457,26 @@ impl Activity for Unsupported {
         task: &'a Task,
         _context: &'a TaskContext,
     ) -> crate::activity::BoxFuture<'a, Outcome> {
+        const HADOOP: &[&str] = &[
+            "EmrActivity",
+            "HiveActivity",
+            "PigActivity",
+            "HadoopActivity",
+            "HiveCopyActivity",
+        ];
+        if HADOOP.contains(&self.0.as_str()) {
+            // These run on an EMR cluster's Hadoop; a local runner standing in for the cluster has none.
+            let failure = Failure::new(
+                format!("{}NotRunLocally", self.0),
+                format!(
+                    "{} needs a Hadoop cluster, and none exists locally: this runner stands in for the \
+                     EmrCluster but runs no Hadoop, Hive or Pig (register an activity for {} through the \
+                     dp_runner library to run it another way)",
+                    self.0, self.0
+                ),
+            );
+            return Box::pin(async move { Outcome::Failed(failure) });
+        }
         let message = if self.0.is_empty() {
             format!(
                 "{} has no type: dp-task-runner cannot run it",
