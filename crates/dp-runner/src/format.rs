@@ -113,19 +113,27 @@ impl Format {
 
     /// Appends `values` as one record to `out`.
     pub fn write(&self, out: &mut Vec<u8>, values: &[Option<&str>]) {
+        let special = special_bytes(self);
         for (i, value) in values.iter().enumerate() {
             if i > 0 {
                 out.extend_from_slice(self.column.as_bytes());
             }
             match value {
                 None => out.extend_from_slice(self.null.as_bytes()),
-                Some(v) => self.write_value(out, v),
+                Some(v) => self.write_value(out, v, &special),
             }
         }
         out.extend_from_slice(self.record.as_bytes());
     }
 
-    fn write_value(&self, out: &mut Vec<u8>, value: &str) {
+    fn write_value(&self, out: &mut Vec<u8>, value: &str, special: &[bool; 256]) {
+        if !value
+            .bytes()
+            .any(|b| special[b as usize] || b == b'\r' || b == b'\t')
+        {
+            out.extend_from_slice(value.as_bytes());
+            return;
+        }
         let mut buf = [0u8; 4];
         let mut rest = value;
         while let Some(c) = rest.chars().next() {
@@ -192,16 +200,20 @@ pub struct Parser {
     /// The line the buffer's first byte is on.
     line: u64,
     skipped: u64,
+    /// Bytes that may begin a separator, an escape, a quote or a newline; every other byte is copied as it is.
+    special: [bool; 256],
 }
 
 impl Parser {
     /// A parser for one file.
     pub fn new(format: Format) -> Parser {
+        let special = special_bytes(&format);
         Parser {
             format,
             buffer: Vec::new(),
             line: 1,
             skipped: 0,
+            special,
         }
     }
 
@@ -379,10 +391,34 @@ impl Parser {
             if b[i] == b'\n' {
                 lines += 1;
             }
-            value.push(b[i]);
-            i += 1;
+            // A run of ordinary bytes is copied at once.
+            let run = b[i + 1..]
+                .iter()
+                .position(|&c| self.special[c as usize])
+                .map_or(b.len(), |n| i + 1 + n);
+            value.extend_from_slice(&b[i..run]);
+            i = run;
         }
     }
+}
+
+/// The bytes that may begin something other than plain text in `format`.
+fn special_bytes(format: &Format) -> [bool; 256] {
+    let mut special = [false; 256];
+    let mut escape = [0u8; 4];
+    for first in [
+        format.column.as_bytes().first(),
+        format.record.as_bytes().first(),
+        format.escape.encode_utf8(&mut escape).as_bytes().first(),
+        Some(&b'\n'),
+        Some(&b'"'),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        special[*first as usize] = true;
+    }
+    special
 }
 
 /// PostgreSQL's `COPY ... FROM STDIN` text format: tab-separated, `\N` for NULL, backslash escapes.
@@ -393,6 +429,13 @@ pub fn write_copy_text(out: &mut Vec<u8>, values: &[Option<&str>]) {
         }
         match value {
             None => out.extend_from_slice(b"\\N"),
+            Some(v)
+                if !v
+                    .bytes()
+                    .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r')) =>
+            {
+                out.extend_from_slice(v.as_bytes())
+            }
             Some(v) => {
                 for &b in v.as_bytes() {
                     match b {
