@@ -124,7 +124,7 @@ and the web console's URL with its access token as the second (http://127.0.0.1:
 
   --state PATH               keep all state in this SQLite file (created if missing) and answer a change
                              only once it is saved; without it the state is in memory only
-  --state postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable|prefer]
+  --state postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable|prefer|require]
                              keep the state in this PostgreSQL database instead (it must exist); a second
                              dp-local on the same database stands by (503) until the first one stops
   --port PORT                TCP port on 127.0.0.1; 0 (the default) picks a free one

@@ -105,7 +105,7 @@ fn parse(url: &str) -> Result<Target, Error> {
     let redacted = redact(url);
     let mut config = tokio_postgres::Config::from_str(url).map_err(|e| {
         db_error(format!(
-            "{redacted} is not a usable PostgreSQL URL (postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable|prefer]): {e}"
+            "{redacted} is not a usable PostgreSQL URL (postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable|prefer|require]): {e}"
         ))
     })?;
     let user = config.get_user().map(str::to_string).ok_or_else(|| {
@@ -128,14 +128,6 @@ fn parse(url: &str) -> Result<Target, Error> {
         [Host::Unix(p), ..] => p.display().to_string(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    match config.get_ssl_mode() {
-        SslMode::Disable | SslMode::Prefer => {}
-        _ => {
-            return Err(db_error(format!(
-                "{redacted}: this dp-local connects to PostgreSQL without TLS; sslmode=disable or prefer are supported, other modes are not yet"
-            )));
-        }
-    }
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -518,15 +510,24 @@ async fn serve_lock(client: &Client) -> Result<bool, tokio_postgres::Error> {
 }
 
 async fn connect(target: &Target) -> Result<Client, String> {
-    let (client, connection) = target
-        .config
-        .connect(NoTls)
-        .await
-        .map_err(|e| describe(&target.shown, &e))?;
-    tokio::spawn(async move {
+    let client = if target.config.get_ssl_mode() == SslMode::Disable {
+        let (client, connection) = target
+            .config
+            .connect(NoTls)
+            .await
+            .map_err(|e| describe(&target.shown, &e))?;
         // Ends when the connection closes; the next job sees `is_closed` and connects again.
-        let _ = connection.await;
-    });
+        tokio::spawn(connection);
+        client
+    } else {
+        let (client, connection) = target
+            .config
+            .connect(encrypt_only())
+            .await
+            .map_err(|e| describe(&target.shown, &e))?;
+        tokio::spawn(connection);
+        client
+    };
     // "Nothing answered is lost" needs the commit flushed on the server; `on` or stronger is kept, `off` is not.
     let mode = client
         .query_one("SHOW synchronous_commit", &[])
@@ -540,6 +541,62 @@ async fn connect(target: &Target) -> Result<Client, String> {
             .map_err(|e| describe(&target.shown, &e))?;
     }
     Ok(client)
+}
+
+/// The TLS connector for `sslmode=prefer` and `require`, with libpq's meaning of those modes: the connection is
+/// encrypted (with `prefer`, when the server offers TLS) and the handshake's signatures are checked, but the
+/// certificate is not checked against a root (libpq's `verify-ca`/`verify-full` are not supported yet, and
+/// tokio-postgres does not parse them).
+fn encrypt_only() -> tokio_postgres_rustls::MakeRustlsConnect {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// Takes any server certificate, but still checks that the server signed the handshake with its key.
+#[derive(Debug)]
+struct AnyCertificate(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _certificate: &rustls::pki_types::CertificateDer<'_>,
+        _chain: &[rustls::pki_types::CertificateDer<'_>],
+        _name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, certificate, signature, algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls::pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &self.0.signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, certificate, signature, algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// Checks the database under the migration lock and applies the missing migrations, all in one transaction: a
@@ -706,8 +763,9 @@ mod tests {
         );
         let e = parse("postgres://dp:secret@db.example:5432/").unwrap_err();
         assert!(e.message.contains("names no database"), "{}", e.message);
-        let e = parse("postgres://dp@db.example/x?sslmode=require").unwrap_err();
+        let e = parse("postgres://dp@db.example/x?sslmode=verify-full").unwrap_err();
         assert!(e.message.contains("sslmode"), "{}", e.message);
+        assert!(parse("postgres://dp@db.example/x?sslmode=require").is_ok());
         assert!(is_url("postgres://a@b/c") && is_url("postgresql://a@b/c"));
         assert!(!is_url("/tmp/state.db"));
     }

@@ -568,3 +568,35 @@ fn a_bad_import_leaves_the_database_empty() {
     let rows = sql(&db.url, "SELECT count(*) FROM pipelines");
     assert_eq!(rows, vec![vec![Some("0".to_string())]]);
 }
+
+/// `sslmode=require` connects with TLS (the server's `pg_stat_ssl` says so) and `disable` without; both serve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sslmode_require_encrypts_the_connection() {
+    let db = PgDatabase::new("tls");
+    let query = format!(
+        "SELECT s.ssl::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+         WHERE a.datname = '{}' AND a.application_name = 'dp-local'",
+        db.name
+    );
+    for (mode, encrypted) in [("require", "true"), ("disable", "false")] {
+        let separator = if db.url.contains('?') { '&' } else { '?' };
+        let url = format!("{}{separator}sslmode={mode}", db.url);
+        let server = durable_server(Path::new(&url), 1.0, 0.2);
+        let client = Client::new(&server.url());
+        client
+            .ok("CreatePipeline", json!({"name": mode, "uniqueId": mode}))
+            .await;
+        let seen = tokio::task::spawn_blocking({
+            let query = query.clone();
+            move || sql(&admin_url(), &query)
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            seen,
+            vec![vec![Some(encrypted.to_string())]],
+            "sslmode={mode}: dp-local's one connection"
+        );
+        server.shutdown();
+    }
+}
