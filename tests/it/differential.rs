@@ -347,6 +347,13 @@ cases! {
     put_definition_fileb_bom (OK): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "fileb://def.json"] files [("def.json", "\u{feff}{\"objects\": [{\"id\": \"A\", \"type\": \"ShellCommandActivity\"}]}")];
     put_definition_fileb_bom_bad (input(Same)): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", "fileb://def.json"] files [("def.json", "\u{feff}{\"objects\": [{\"id\": \"A\",}]}")];
     rtp_cli_input_fileb_bad_json (input(Same)): ["report-task-progress", "--cli-input-json", "fileb://in.json"] files [("in.json", "{\"taskId\": \"it's \u{e9}\",\n\t\"fields\": [1 2]}\r\n")];
+    // JSON is recognised after Python's `lstrip()`, which also strips U+001C..U+001F; json.loads then refuses them.
+    rtp_json_after_unit_separator (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", "\u{1f}[{\"key\": \"a\"}]"];
+    poll_identity_after_file_separator (input(Same)): ["poll-for-task", "--worker-group", "wg", "--instance-identity", "\u{1c}{\"document\": \"d\"}"];
+    // What Python reads but no parameter takes: the reference fails in validation (`value: nan, type: <class
+    // 'float'>`); dp refuses the JSON, naming the value and where it is (README, other deliberate differences).
+    rtp_json_nan (input(Own("\nError parsing parameter '--fields': Invalid JSON: NaN is not supported (no Data Pipeline parameter takes a non-finite number): line 1 column 10 (char 9)\nJSON received: [{\"key\": NaN}]\n"))): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": NaN}]"#];
+    put_definition_infinity (input(Own("\nError parsing parameter '--pipeline-definition': Invalid JSON: -Infinity is not supported (no Data Pipeline parameter takes a non-finite number): line 1 column 31 (char 30)\n"))): ["put-pipeline-definition", "--pipeline-id", "df-0001", "--pipeline-definition", r#"{"objects": [{"id": "A", "x": -Infinity}]}"#];
     activate_values_uri_bad_json (input(Same)): ["activate-pipeline", "--pipeline-id", "df-0001", "--parameter-values-uri", "file://values.json"] files [("values.json", "{\"values\": {\"a\" \"1\"}}")];
     rtp_cli_input_unknown_key (input(Same)): ["report-task-progress", "--cli-input-json", r#"{"taskId": "x", "foo": 1}"#];
     rtp_missing_file (input(Same)): ["report-task-progress", "--task-id", "file://nonexist.txt"];

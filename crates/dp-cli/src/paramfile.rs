@@ -46,12 +46,6 @@ pub fn load(option: &str, value: &str) -> Result<Loaded, CliError> {
     }
 }
 
-/// [`load`] for the options that read a `fileb://` file's bytes as they read text: `--cli-input-json` and the
-/// definition-file options (the CLI parses both with `json.loads`, which takes bytes).
-pub fn paramfile_for(option: &str, value: &str) -> Result<String, CliError> {
-    load(option, value).map(|loaded| loaded.text)
-}
-
 /// The error for a `fileb://` value given to a member that takes text (the reference sends Python `bytes` there
 /// and fails in validation, or crashes for a structure), worded as dp-shorthand words it for `@=fileb://`.
 pub fn bytes_refused(option: &str, member: &str) -> CliError {

@@ -13,8 +13,15 @@ use crate::invocation::{GivenValue, Invocation, RawValue};
 use crate::paramfile;
 use crate::pyjson;
 
+/// Python's `str.lstrip()`: it strips what `str.isspace` calls space, which includes U+001C..U+001F (Rust's
+/// `trim_start` does not).
+fn py_lstrip(s: &str) -> &str {
+    s.trim_start_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c))
+}
+
+/// Whether the CLI reads a value as JSON: it starts with `[` or `{` after Python's `lstrip()`.
 fn looks_like_json(s: &str) -> bool {
-    let t = s.trim_start();
+    let t = py_lstrip(s);
     t.starts_with('[') || t.starts_with('{')
 }
 
@@ -122,7 +129,7 @@ pub fn member_value(given: &GivenValue) -> Result<Value, CliError> {
                     return Err(paramfile::bytes_refused(&json_option, member.name));
                 }
                 let text = loaded.text;
-                if looks_like_json(&text) && text.trim_start().starts_with('[') {
+                if py_lstrip(&text).starts_with('[') {
                     return parse_json(&json_option, &text);
                 }
                 if is_complex(member.shape) {
