@@ -212,6 +212,7 @@ fn python_tools(root: &Path, may_install: bool) -> Result<PathBuf> {
     }
     if !python.exists() {
         let venv_text = venv.to_string_lossy().into_owned();
+        println!("$ python3 -m venv {venv_text}");
         if !succeeds("python3", &["-m", "venv", &venv_text]) {
             // Debian's python3 has no ensurepip until python3-venv is installed.
             if may_install {
@@ -247,6 +248,10 @@ fn python_tools(root: &Path, may_install: bool) -> Result<PathBuf> {
             venv.display()
         );
     }
+    println!(
+        "AWS CLI 1.45.11 and moto: installed into {}",
+        venv.display()
+    );
     Ok(bin)
 }
 
