@@ -327,7 +327,8 @@ fn mutated() -> impl Strategy<Value = String> {
     })
 }
 
-/// Thousands of mutated documents, each read by dp and by python3: same value, or same message and position.
+/// Thousands of mutated documents and short random strings, each read by dp and by python3: same value, or same
+/// message and position.
 #[test]
 fn mutated_documents_agree_with_python() {
     let mut runner = TestRunner::new_with_rng(
@@ -340,6 +341,12 @@ fn mutated_documents_agree_with_python() {
     let mut docs: Vec<String> = SEEDS.iter().map(|s| s.to_string()).collect();
     for _ in 0..5000 {
         docs.push(strategy.new_tree(&mut runner).unwrap().current());
+    }
+    // And short strings of the palette alone, which reach the scanner's corners (`-`, `"\u`, `1e`) directly.
+    let short = prop::collection::vec(prop::sample::select(PALETTE), 0..10)
+        .prop_map(|chars| chars.into_iter().collect::<String>());
+    for _ in 0..3000 {
+        docs.push(short.new_tree(&mut runner).unwrap().current());
     }
     let verdicts = python(&docs);
     assert_eq!(verdicts.len(), docs.len());
