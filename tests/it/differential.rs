@@ -350,6 +350,8 @@ cases! {
     // JSON is recognised after Python's `lstrip()`, which also strips U+001C..U+001F; json.loads then refuses them.
     rtp_json_after_unit_separator (input(Same)): ["report-task-progress", "--task-id", "t", "--fields", "\u{1f}[{\"key\": \"a\"}]"];
     poll_identity_after_file_separator (input(Same)): ["poll-for-task", "--worker-group", "wg", "--instance-identity", "\u{1c}{\"document\": \"d\"}"];
+    // jmespath.py reads quoted identifiers with json.loads and keeps its message up to the first colon.
+    list_pipelines_query_bad_escape (input(Same)): ["list-pipelines", "--query", r#""a\u12G4""#];
     // What Python reads but no parameter takes: the reference fails in validation (`value: nan, type: <class
     // 'float'>`); dp refuses the JSON, naming the value and where it is (README, other deliberate differences).
     rtp_json_nan (input(Own("\nError parsing parameter '--fields': Invalid JSON: NaN is not supported (no Data Pipeline parameter takes a non-finite number): line 1 column 10 (char 9)\nJSON received: [{\"key\": NaN}]\n"))): ["report-task-progress", "--task-id", "t", "--fields", r#"[{"key": NaN}]"#];
