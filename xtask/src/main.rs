@@ -41,7 +41,7 @@ tasks:
                         print one line per file; fails if an accepted definition does not end in SECONDS
   test [ARGS]           prepare what the tests need (the pinned AWS CLI and moto in target/test-tools/venv;
                         Chromium, PostgreSQL and MariaDB from Debian's packages when run as root), then run
-                        cargo test --workspace --locked [ARGS] and print 'N passed, N failed'
+                        cargo test --workspace --locked --no-fail-fast [ARGS], print 'N passed, N failed'
 ";
 
 fn main() -> Result<()> {

@@ -2,8 +2,8 @@
 //!
 //! The tests use real peers, never mocks: the pinned AWS CLI (the differential oracle) and moto's server, headless
 //! Chromium with chromedriver (the console's browser tests), and PostgreSQL and MariaDB servers (the runner's data
-//! activities). This task prepares what is missing, then runs `cargo test --workspace --locked` and ends with the
-//! line `N passed, N failed`:
+//! activities). This task prepares what is missing, then runs `cargo test --workspace --locked --no-fail-fast`
+//! (every test binary runs, so the count covers the whole workspace) and ends with the line `N passed, N failed`:
 //!
 //! - the AWS CLI and moto go into a virtual environment of the project's own, `target/test-tools/venv`, whose `bin`
 //!   comes first on the tests' `PATH` (so `aws`, `python3 -m moto.server` and `python3 -c 'import botocore'` all
@@ -31,7 +31,8 @@ const AWSCLI: &str = "awscli==1.45.11";
 /// moto with its server mode, for the S3 and DynamoDB tests.
 const MOTO: &str = "moto[server]>=5,<6";
 
-/// Runs the task: `cargo xtask test [ARGS…]`, ARGS passed on to `cargo test` after `--workspace --locked`.
+/// Runs the task: `cargo xtask test [ARGS…]`, ARGS passed on to `cargo test` after `--workspace --locked
+/// --no-fail-fast`.
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let root = crate::project_root();
     let may_install = may_install();
@@ -69,7 +70,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         );
     }
 
-    println!("== cargo test --workspace --locked");
+    println!("== cargo test --workspace --locked --no-fail-fast");
     let venv_bin = venv_bin.expect("no missing part, so the venv exists");
     let path = match std::env::var_os("PATH") {
         Some(old) => {
@@ -81,7 +82,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     };
     let mut child = Command::new(cargo())
         .current_dir(&root)
-        .args(["test", "--workspace", "--locked"])
+        .args(["test", "--workspace", "--locked", "--no-fail-fast"])
         .args(args)
         .env("PATH", path)
         .env("VIRTUAL_ENV", venv_bin.parent().expect("bin has a parent"))
