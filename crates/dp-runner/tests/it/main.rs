@@ -1,9 +1,9 @@
 //! Integration tests of dp-task-runner: the real binary against dp-local at a fast clock, S3 against moto's server
 //! mode, and the library's pieces on their own.
 
-mod faults;
 mod copy;
 mod databases;
+mod faults;
 mod harness;
 mod lifecycle;
 mod precondition;
