@@ -735,6 +735,25 @@ fn s3_preconditions_wait_for_their_key_or_time_out() {
     assert_eq!(of(&done, "Input")[0].status(), "FINISHED");
     assert_eq!(of(&done, "Use")[0].status(), "FINISHED");
 
+    // `Exists` on a data node checks the node itself (its filePath here), on dp-local's own runner.
+    let exists = run_definition(
+        &local,
+        &dir.0,
+        "exists",
+        &once(json!([
+            {"id": "Box", "type": "Ec2Resource"},
+            {"id": "Ready", "type": "Exists", "preconditionTimeout": "1 hour", "retryDelay": "1 minutes"},
+            {"id": "Input", "type": "S3DataNode", "filePath": "s3://inputs/day/data.tsv",
+             "precondition": {"ref": "Ready"}},
+            {"id": "Use", "type": "ShellCommandActivity", "runsOn": {"ref": "Box"},
+             "input": {"ref": "Input"}, "command": "true"}
+        ])),
+    );
+    let checked = until_ended(&local, &dir.0, &exists, &["Use", "Input", "Ready"]);
+    for c in ["Ready", "Input", "Use"] {
+        assert_eq!(of(&checked, c)[0].status(), "FINISHED", "{c}");
+    }
+
     let failed = until_ended(&local, &dir.0, &never, &["Use", "Input", "Ready"]);
     let ready = of(&failed, "Ready")[0];
     assert_eq!(ready.status(), "TIMEDOUT", "{:?}", ready.fields);

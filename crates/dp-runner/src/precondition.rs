@@ -94,6 +94,63 @@ impl Activity for Precondition {
     }
 }
 
+/// `Exists`: the data node the precondition guards (the task object's `node`) exists: an `S3DataNode`'s
+/// `filePath` object, or some object under its `directoryPath`; a `DynamoDBDataNode`'s table. Other data nodes are
+/// not checked here and fail, saying so.
+#[derive(Debug, Clone, Copy)]
+pub struct Exists;
+
+impl Activity for Exists {
+    fn run<'a>(&'a self, task: &'a Task, context: &'a TaskContext) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let Some(node) = task.refs("node").into_iter().next() else {
+                return Outcome::Failed(Failure::new(
+                    "MissingField",
+                    format!(
+                        "{}: Exists needs the data node it guards (the task object's node)",
+                        task.attempt_id
+                    ),
+                ));
+            };
+            let kind = crate::activity::string_field(node, "type").unwrap_or_default();
+            let text = |key: &str| {
+                crate::activity::string_field(node, key)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+            };
+            let (check, value) = match (
+                kind,
+                text("filePath"),
+                text("directoryPath"),
+                text("tableName"),
+            ) {
+                ("S3DataNode", Some(path), _, _) => (Check::S3KeyExists, path),
+                ("S3DataNode", None, Some(dir), _) => (Check::S3PrefixNotEmpty, dir),
+                ("DynamoDBDataNode", _, _, Some(table)) => (Check::DynamoDBTableExists, table),
+                _ => {
+                    return Outcome::Failed(Failure::new(
+                        "ExistsNotChecked",
+                        format!(
+                            "Exists cannot check the {kind} {}: dp-task-runner checks S3 data nodes (filePath or \
+                             directoryPath) and DynamoDB data nodes (tableName)",
+                            node.id
+                        ),
+                    ));
+                }
+            };
+            let checked = tokio::select! {
+                checked = run_check(check, value, context) => checked,
+                _ = context.canceled() => return Outcome::Failed(Failure::new("Canceled", "the check was canceled")),
+            };
+            match checked {
+                Ok(None) => Outcome::Finished,
+                Ok(Some(not_met)) => Outcome::False(not_met),
+                Err(failure) => Outcome::Failed(failure),
+            }
+        })
+    }
+}
+
 /// `Ok(None)` when the check holds, `Ok(Some(why))` when it does not, `Err` when it could not be made.
 async fn run_check(
     check: Check,

@@ -184,6 +184,7 @@ impl Runner {
         runner.register("CopyActivity", CopyActivity);
         runner.register("RedshiftCopyActivity", RedshiftCopyActivity);
         runner.register("RdsSqlPrecondition", RdsSqlPrecondition);
+        runner.register("Exists", crate::precondition::Exists);
         Ok(runner)
     }
 

@@ -142,14 +142,15 @@ fn attach(
             created.push(ciid.clone());
             p.instances[ciid.as_str()].owner = Some(iid.to_string());
             attach(p, &ciid, at, end, def, local, created);
-            // A user-managed check with no place of its own runs where its activity runs.
+            // A user-managed check with no place of its own runs where its activity runs; one on a data node
+            // (which runs nowhere) goes to dp-local's own runner.
             if p.instances[ciid.as_str()].worker_group.is_none() {
                 let (group, runs_on) = {
                     let owner = &p.instances[iid];
                     (owner.worker_group.clone(), owner.runs_on.clone())
                 };
                 let check = &mut p.instances[ciid.as_str()];
-                check.worker_group = group;
+                check.worker_group = Some(group.unwrap_or_else(|| SERVICE_GROUP.to_string()));
                 check.runs_on = runs_on;
             }
             deps.push(ciid);

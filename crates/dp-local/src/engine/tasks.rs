@@ -549,7 +549,15 @@ pub(super) fn task_object(p: &Pipeline, aid: &str, task_id: &str) -> TaskObject 
             })
             .collect()
     };
-    let fields = with_component_fields(attempt_runtime_fields(p, attempt), def, &inst.component);
+    let mut fields =
+        with_component_fields(attempt_runtime_fields(p, attempt), def, &inst.component);
+    // A precondition's task names the object it guards as `node` (what `Exists` checks, and what its expressions
+    // call `node`).
+    if let Some(owner) = inst.owner.as_deref().and_then(|o| p.instances.get(o))
+        && !fields.iter().any(|f| f.key == "node")
+    {
+        fields.push(reference("node", &owner.component));
+    }
     let mut objects = IndexMap::new();
     let refs_of = |fields: &[Field]| -> Vec<String> {
         fields
