@@ -212,6 +212,7 @@ fn the_runner_registers_the_data_preconditions() {
     let shown = format!("{runner:?}");
     let names = Check::ALL.iter().map(|(name, _)| *name).chain([
         "RdsSqlPrecondition",
+        "Exists",
         "SqlActivity",
         "CopyActivity",
         "RedshiftCopyActivity",
