@@ -89,7 +89,7 @@ struct Common {
     #[arg(long = "logUri", value_name = "URI", global = true)]
     log_uri: Option<String>,
     /// The address of an RdsDatabase (rdsInstanceId) or RedshiftDatabase (clusterId), as ID=URL with URL
-    /// postgres://, mysql://, mariadb://, redshift:// or jdbc:…; repeatable.
+    /// postgres://, mysql://, mariadb://, redshift:// or jdbc:...; repeatable.
     #[arg(long = "database", value_name = "ID=URL", global = true)]
     database: Vec<String>,
     /// The output directory: logs go to OUTPUT/logs.
