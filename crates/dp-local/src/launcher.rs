@@ -192,6 +192,7 @@ fn spawn(
         .arg(format!("--time-scale={}", s.time_scale))
         .arg(format!("--taskrunnerId={}", label.replace('/', ":")))
         .arg("--exit-with-parent")
+        .args(shutdown_grace(s))
         .args(&s.runner_args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -214,6 +215,16 @@ fn spawn(
             s.runner_bin.display()
         )
     })
+}
+
+/// The runner's shutdown grace (how long held work may go on after SIGTERM): shorter than dp-local's own stop grace,
+/// so that a stopped runner ends its work and exits before dp-local gives up on it, unless `--runner-arg` sets one.
+fn shutdown_grace(s: &LaunchSettings) -> Option<String> {
+    let given = s
+        .runner_args
+        .iter()
+        .any(|a| a.starts_with("--shutdown-grace"));
+    (!given).then(|| format!("--shutdown-grace={}", (s.stop_grace.as_secs() / 2).max(1)))
 }
 
 /// A path component made of the id's safe characters.
@@ -259,4 +270,10 @@ async fn stop(pid: u32, grace: Duration) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = kill(pid, Signal::SIGKILL);
+    // SIGKILL is delivered, not done: wait (bounded) until the process is gone and reaped, so that a dp-local
+    // that stops never exits before its runners have.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline && kill(pid, None).is_ok() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
