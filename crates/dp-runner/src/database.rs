@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use dp_model::types::PipelineObject;
@@ -474,7 +473,7 @@ impl Target {
         };
         config.ssl_mode(mode);
         let verify = matches!(ssl.as_deref(), Some("verify-ca" | "verify-full"));
-        let tls = tls_connector(verify).map_err(|e| DatabaseError::connect(self, e))?;
+        let tls = tls_connector(verify);
         let (client, connection) = config
             .connect(tls.clone())
             .await
@@ -535,74 +534,15 @@ impl Target {
 
 /// The TLS connector for PostgreSQL. With `verify` (`sslmode=verify-ca`/`verify-full`) the server's certificate
 /// must chain to this machine's roots and name the host; without (`prefer`, `require`: libpq's and pgjdbc's
-/// meaning) the connection is encrypted but the certificate is not checked.
-fn tls_connector(verify: bool) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("cannot set up TLS: {e}"))?;
+/// meaning) the connection is encrypted and the server must hold its certificate's key, but the certificate itself
+/// is not checked.
+fn tls_connector(verify: bool) -> tokio_postgres_rustls::MakeRustlsConnect {
     let config = if verify {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        dp_tls::verifying(dp_tls::native_roots())
     } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
-            .with_no_client_auth()
+        dp_tls::encrypt_only()
     };
-    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-}
-
-/// `sslmode=require`: any certificate is taken, but the handshake's signatures are still checked.
-#[derive(Debug)]
-struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &rustls::pki_types::CertificateDer<'_>,
-        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
 }
 
 /// A failed database operation: what was being done, against which database, and the server's words.
