@@ -114,15 +114,6 @@ pub fn exit_code(kind: &dp_wire::ErrorKind) -> i32 {
     }
 }
 
-/// serde_json's message without its own position suffix.
-pub fn json_error_text(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
 /// The usage block printed before argument errors.
 pub const USAGE: &str = "usage: dp [options] <command> [parameters]\nTo see help text, you can run:\n\n  dp help\n  dp <command> help\n\n";
 
