@@ -1,11 +1,17 @@
-//! Data formats: how the records of a data node's files are written and read (`CSV`, `TSV`, `Custom`, and the
-//! quoted CSV of `RedshiftCopyActivity`'s `CSV` option), with `gzip` compression.
+//! Data formats: how the records of a data node's files are written and read (`CSV`, `TSV`, `Custom`, `RegEx`, and
+//! the quoted CSV of `RedshiftCopyActivity`'s `CSV` option), with `gzip` compression.
 //!
 //! The service's own rules are kept: a column separator (`,` for CSV, a tab for TSV, `columnSeparator` for
 //! Custom), a record separator (a newline, or `recordSeparator`), no quoting on output, and a backslash that escapes
 //! the separators, a newline (`\n`), a carriage return (`\r`), a tab (`\t`) and itself; a NULL is written `\N`.
 //! Input also accepts RFC 4180 double-quoted fields. Parsing is push-based ([`Parser::push`] takes whatever bytes
 //! arrived) so a file of any size streams through a bounded buffer; this module does no IO.
+//!
+//! `RegEx` reads each line (up to the record separator, a newline) as one record: the whole line must match
+//! `inputRegEx`, and its capture groups are the values (a group that took no part in the match, or whose text is
+//! the NULL marker `\N`, is NULL). A line that does not match is an error naming its line. Written, a record is
+//! `outputFormat` with `%1$s`, `%2$s`… (or `%s` in turn) replaced by the values as they are, unescaped; without
+//! `outputFormat` the values are joined by single spaces.
 
 use std::io::Write as _;
 
@@ -37,6 +43,172 @@ pub struct Format {
     pub quotes: bool,
     /// Lines skipped at the start of each file (`IGNOREHEADER`).
     pub skip_lines: u64,
+    /// `RegEx`: lines matched by a pattern, written through a template; the separators above other than
+    /// `record`, the escape and the quotes do not apply.
+    pub regex: Option<RegexFormat>,
+}
+
+/// The `RegEx` data format's `inputRegEx` (compiled to match whole lines) and `outputFormat`.
+#[derive(Debug, Clone)]
+pub struct RegexFormat {
+    /// The data format object's id, for messages.
+    pub object_id: String,
+    /// `inputRegEx` as written.
+    pub input: Option<String>,
+    /// `inputRegEx` anchored at both ends.
+    pattern: Option<regex::Regex>,
+    /// `outputFormat`, parsed.
+    output: Option<Vec<Piece>>,
+}
+
+impl PartialEq for RegexFormat {
+    fn eq(&self, other: &RegexFormat) -> bool {
+        self.object_id == other.object_id
+            && self.input == other.input
+            && self.output == other.output
+    }
+}
+
+impl Eq for RegexFormat {}
+
+/// A piece of `outputFormat`: text, or the value at an index (0-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Value(usize),
+}
+
+impl RegexFormat {
+    /// The format of a `RegEx` object: `inputRegEx` must compile and have a capture group, `outputFormat` may only
+    /// use `%N$s`, `%s`, `%%` and `%n` (Java's formatter syntax for strings), at most as many values as the
+    /// pattern captures.
+    pub fn new(
+        object_id: &str,
+        input: Option<&str>,
+        output: Option<&str>,
+    ) -> Result<RegexFormat, String> {
+        let pattern = match input {
+            None => None,
+            Some(text) => {
+                let compiled = regex::Regex::new(&format!("^(?:{text})$")).map_err(|e| {
+                    format!("the inputRegEx of the RegEx data format {object_id} is not a valid regular expression: {e}")
+                })?;
+                if compiled.captures_len() < 2 {
+                    return Err(format!(
+                        "the inputRegEx of the RegEx data format {object_id} has no capture group: each group \
+                         (…) is one value of a record"
+                    ));
+                }
+                Some(compiled)
+            }
+        };
+        let output = match output {
+            None => None,
+            Some(text) => {
+                let pieces = parse_output_format(text).map_err(|e| {
+                    format!("the outputFormat of the RegEx data format {object_id}: {e}")
+                })?;
+                if let Some(p) = &pattern {
+                    let groups = p.captures_len() - 1;
+                    if let Some(max) = pieces
+                        .iter()
+                        .filter_map(|p| match p {
+                            Piece::Value(i) => Some(*i + 1),
+                            Piece::Text(_) => None,
+                        })
+                        .max()
+                        .filter(|&m| m > groups)
+                    {
+                        return Err(format!(
+                            "the outputFormat of the RegEx data format {object_id} uses value {max}, and its \
+                             inputRegEx captures {groups}"
+                        ));
+                    }
+                }
+                Some(pieces)
+            }
+        };
+        Ok(RegexFormat {
+            object_id: object_id.to_string(),
+            input: input.map(str::to_string),
+            pattern,
+            output,
+        })
+    }
+
+    /// How many values a record read with this format has.
+    pub fn groups(&self) -> Option<usize> {
+        self.pattern.as_ref().map(|p| p.captures_len() - 1)
+    }
+
+    fn write(&self, out: &mut Vec<u8>, values: &[Option<&str>], null: &str) {
+        let value = |i: usize| values.get(i).copied().flatten().unwrap_or(null);
+        match &self.output {
+            Some(pieces) => {
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(t) => out.extend_from_slice(t.as_bytes()),
+                        Piece::Value(i) => out.extend_from_slice(value(*i).as_bytes()),
+                    }
+                }
+            }
+            None => {
+                for i in 0..values.len() {
+                    if i > 0 {
+                        out.push(b' ');
+                    }
+                    out.extend_from_slice(value(i).as_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// Parses a Java formatter template limited to strings: `%N$s`, `%s` (the next value), `%%` and `%n`.
+fn parse_output_format(text: &str) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut next = 0usize;
+    let mut rest = text;
+    while let Some(at) = rest.find('%') {
+        literal.push_str(&rest[..at]);
+        let spec = &rest[at + 1..];
+        let digits = spec.len() - spec.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let (value, used) = if spec.starts_with('%') {
+            literal.push('%');
+            (None, 1)
+        } else if spec.starts_with('n') {
+            literal.push('\n');
+            (None, 1)
+        } else if spec.starts_with('s') {
+            next += 1;
+            (Some(next - 1), 1)
+        } else if digits > 0 && spec[digits..].starts_with("$s") {
+            let n: usize = spec[..digits]
+                .parse()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("%{}$s: values are numbered from 1", &spec[..digits]))?;
+            (Some(n - 1), digits + 2)
+        } else {
+            let shown: String = spec.chars().take(6).collect();
+            return Err(format!(
+                "unsupported conversion at \"%{shown}\": expected %N$s (value N), %s, %% or %n"
+            ));
+        };
+        if let Some(i) = value {
+            if !literal.is_empty() {
+                pieces.push(Piece::Text(std::mem::take(&mut literal)));
+            }
+            pieces.push(Piece::Value(i));
+        }
+        rest = &spec[used..];
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        pieces.push(Piece::Text(literal));
+    }
+    Ok(pieces)
 }
 
 impl Default for Format {
@@ -55,6 +227,7 @@ impl Format {
             null: "\\N".into(),
             quotes: true,
             skip_lines: 0,
+            regex: None,
         }
     }
 
@@ -66,7 +239,7 @@ impl Format {
         }
     }
 
-    /// The format of a data format object (`CSV`, `TSV`, `Custom`); other types are an error naming them.
+    /// The format of a data format object (`CSV`, `TSV`, `Custom`, `RegEx`); other types are an error naming them.
     pub fn from_object(object: &PipelineObject) -> Result<Format, Failure> {
         let kind = string_field(object, "type").unwrap_or_default();
         let mut format = match kind {
@@ -95,11 +268,25 @@ impl Format {
                     ..Format::csv()
                 }
             }
+            "RegEx" => {
+                let regex = RegexFormat::new(
+                    &object.id,
+                    string_field(object, "inputRegEx"),
+                    string_field(object, "outputFormat"),
+                )
+                .map_err(|e| Failure::new("InvalidTaskObject", e))?;
+                Format {
+                    quotes: false,
+                    regex: Some(regex),
+                    ..Format::csv()
+                }
+            }
             other => {
                 return Err(Failure::new(
                     "UnsupportedDataFormat",
                     format!(
-                        "the data format {} is a {other:?}: dp-task-runner reads and writes CSV, TSV and Custom",
+                        "the data format {} is a {other:?}: dp-task-runner reads and writes CSV, TSV, Custom and \
+                         RegEx",
                         object.id
                     ),
                 ));
@@ -113,6 +300,11 @@ impl Format {
 
     /// Appends `values` as one record to `out`.
     pub fn write(&self, out: &mut Vec<u8>, values: &[Option<&str>]) {
+        if let Some(regex) = &self.regex {
+            regex.write(out, values, &self.null);
+            out.extend_from_slice(self.record.as_bytes());
+            return;
+        }
         let special = special_bytes(self);
         for (i, value) in values.iter().enumerate() {
             if i > 0 {
@@ -220,6 +412,9 @@ impl Parser {
     /// Takes `bytes` and returns the records they complete (`last`: no more bytes follow, so a final record
     /// without a record separator counts).
     pub fn push(&mut self, bytes: &[u8], last: bool) -> Result<Vec<Record>, ParseError> {
+        if self.format.regex.is_some() {
+            return self.push_lines(bytes, last);
+        }
         self.buffer.extend_from_slice(bytes);
         let mut records = Vec::new();
         let mut start = 0;
@@ -237,6 +432,83 @@ impl Parser {
         }
         self.buffer.drain(..start);
         Ok(records)
+    }
+
+    /// [`Parser::push`] for `RegEx`: each line matched against the pattern.
+    fn push_lines(&mut self, bytes: &[u8], last: bool) -> Result<Vec<Record>, ParseError> {
+        let Parser {
+            format,
+            buffer,
+            line,
+            skipped,
+            ..
+        } = self;
+        let regex = format.regex.as_ref().expect("a RegEx format");
+        buffer.extend_from_slice(bytes);
+        let separator = format.record.as_bytes();
+        let mut records = Vec::new();
+        let mut start = 0;
+        let result = loop {
+            let rest = &buffer[start..];
+            let (text, next) = match find(rest, separator) {
+                Some(n) => (&rest[..n], start + n + separator.len()),
+                None if last && !rest.is_empty() => (rest, buffer.len()),
+                None => break Ok(()),
+            };
+            let at = *line;
+            *line += newlines(text) + newlines(separator);
+            start = next;
+            if *skipped < format.skip_lines {
+                *skipped += 1;
+                continue;
+            }
+            let Some(pattern) = &regex.pattern else {
+                break Err(ParseError {
+                    line: at,
+                    message: format!(
+                        "the RegEx data format {} has no inputRegEx, so its files cannot be read",
+                        regex.object_id
+                    ),
+                });
+            };
+            let text = if separator == b"\n" {
+                text.strip_suffix(b"\r").unwrap_or(text)
+            } else {
+                text
+            };
+            let Ok(text) = std::str::from_utf8(text) else {
+                break Err(ParseError {
+                    line: at,
+                    message: "the line is not UTF-8".into(),
+                });
+            };
+            let Some(captures) = pattern.captures(text) else {
+                let shown: String = text.chars().take(120).collect();
+                let cut = if shown.len() < text.len() { "…" } else { "" };
+                break Err(ParseError {
+                    line: at,
+                    message: format!(
+                        "the line does not match the inputRegEx of the RegEx data format {}: expected a whole \
+                         line matching {:?} ({} values), got {shown:?}{cut}",
+                        regex.object_id,
+                        regex.input.as_deref().unwrap_or_default(),
+                        captures_of(pattern)
+                    ),
+                });
+            };
+            let values = (1..captures.len())
+                .map(|i| {
+                    captures
+                        .get(i)
+                        .map(|m| m.as_str())
+                        .filter(|v| *v != format.null)
+                        .map(str::to_string)
+                })
+                .collect();
+            records.push(Record { line: at, values });
+        };
+        buffer.drain(..start);
+        result.map(|()| records)
     }
 
     /// Parses the record at `start`: `None` when it is not complete yet; else its values (`None` for an empty
@@ -400,6 +672,22 @@ impl Parser {
             i = run;
         }
     }
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    match needle {
+        [one] => haystack.iter().position(|b| b == one),
+        _ => haystack.windows(needle.len()).position(|w| w == needle),
+    }
+}
+
+fn newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+fn captures_of(pattern: &regex::Regex) -> usize {
+    pattern.captures_len() - 1
 }
 
 /// The bytes that may begin something other than plain text in `format`.
@@ -594,6 +882,118 @@ mod tests {
             parse(Format::csv(), "\"\\N\",\\N\n").unwrap(),
             vec![(1, vec![s("\\N"), None])]
         );
+    }
+
+    fn regex(input: Option<&str>, output: Option<&str>) -> Format {
+        Format {
+            quotes: false,
+            regex: Some(RegexFormat::new("Log", input, output).unwrap()),
+            ..Format::csv()
+        }
+    }
+
+    #[test]
+    fn regex_lines_become_records() {
+        let format = regex(
+            Some(r#"(\S+) - (-|\d+) \[([^\]]*)\] "([^"]*)"(?: (\d+))?"#),
+            None,
+        );
+        let text = "h1 - 200 [7/Dec/2026] \"GET / HTTP/1.1\" 512\r\nh2 - - [x] \"\\N\"\n";
+        let s = |v: &str| Some(v.to_string());
+        for chunk in [1, 5, text.len()] {
+            let mut parser = Parser::new(format.clone());
+            let mut got = Vec::new();
+            for piece in text.as_bytes().chunks(chunk) {
+                got.extend(parser.push(piece, false).unwrap());
+            }
+            got.extend(parser.push(&[], true).unwrap());
+            assert_eq!(
+                got.iter()
+                    .map(|r| (r.line, r.values.clone()))
+                    .collect::<Vec<_>>(),
+                vec![
+                    (
+                        1,
+                        vec![
+                            s("h1"),
+                            s("200"),
+                            s("7/Dec/2026"),
+                            s("GET / HTTP/1.1"),
+                            s("512")
+                        ]
+                    ),
+                    // A group that took no part is NULL, and so is a value that is the NULL marker.
+                    (2, vec![s("h2"), s("-"), s("x"), None, None]),
+                ],
+                "chunk {chunk}"
+            );
+        }
+        // Line 3 is empty and does not match: an error naming it and what was expected.
+        let mut parser = Parser::new(format.clone());
+        let e = parser
+            .push(format!("{text}\nh3 - 1 [] \"\"\n").as_bytes(), true)
+            .unwrap_err();
+        assert_eq!(e.line, 3, "{e:?}");
+        assert!(
+            e.message.starts_with(
+                "the line does not match the inputRegEx of the RegEx data format Log: expected a whole line \
+                 matching"
+            ) && e.message.ends_with("(5 values), got \"\""),
+            "{e:?}"
+        );
+        // Without the empty line, the last line (no newline at the end) counts; a header is skipped.
+        let mut parser = Parser::new(Format {
+            skip_lines: 1,
+            ..format.clone()
+        });
+        let mut got = parser
+            .push(b"header\nh3 - 1 [] \"\" 7\nh4 - 2 [] \"\"", false)
+            .unwrap();
+        got.extend(parser.push(&[], true).unwrap());
+        assert_eq!(got.iter().map(|r| r.line).collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(got[1].values, vec![s("h4"), s("2"), s(""), s(""), None]);
+        // A partial match is not a match: the pattern covers the whole line.
+        let mut parser = Parser::new(regex(Some(r"(\d+)"), None));
+        let e = parser.push(b"12\n12x\n", false).unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn regex_patterns_and_templates_are_checked() {
+        let bad = RegexFormat::new("Log", Some("(unclosed"), None).unwrap_err();
+        assert!(
+            bad.starts_with(
+                "the inputRegEx of the RegEx data format Log is not a valid regular expression:"
+            ),
+            "{bad}"
+        );
+        let none = RegexFormat::new("Log", Some("a+"), None).unwrap_err();
+        assert!(none.contains("has no capture group"), "{none}");
+        let wide = RegexFormat::new("Log", Some("(a)(b)"), Some("%3$s")).unwrap_err();
+        assert!(
+            wide.ends_with("uses value 3, and its inputRegEx captures 2"),
+            "{wide}"
+        );
+        let conversion = RegexFormat::new("Log", Some("(a)"), Some("%1$d")).unwrap_err();
+        assert!(
+            conversion.contains("unsupported conversion at \"%1$d\""),
+            "{conversion}"
+        );
+        // No inputRegEx: it can be written, not read.
+        let mut parser = Parser::new(regex(None, Some("%1$s")));
+        let e = parser.push(b"x\n", true).unwrap_err();
+        assert!(e.message.contains("has no inputRegEx"), "{e:?}");
+    }
+
+    #[test]
+    fn regex_records_are_written_through_the_template() {
+        let mut out = Vec::new();
+        let format = regex(Some("(.*) (.*) (.*)"), Some("%2$s|%1$s %% %s,%s%n%3$s"));
+        format.write(&mut out, &[Some("a"), None, Some("c,d")]);
+        assert_eq!(String::from_utf8(out).unwrap(), "\\N|a % a,\\N\nc,d\n");
+        let mut out = Vec::new();
+        regex(Some("(.*) (.*)"), None).write(&mut out, &[Some("x"), Some("y z")]);
+        assert_eq!(out, b"x y z\n");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod harness;
 mod lifecycle;
 mod precondition;
 mod redshift;
+mod regex;
 mod s3;
 mod sql;
 mod usage;
