@@ -777,6 +777,55 @@ impl Connection {
         }
     }
 
+    /// Runs one statement whose `?` placeholders take `values` in order, bound by the server as the parameters of
+    /// a prepared statement (PostgreSQL: the placeholders become `$1`, `$2`…, each value sent as text for the server
+    /// to read as the parameter's type; MySQL: `?` parameters sent as strings), never quoted into the SQL text.
+    pub async fn execute_bound(
+        &mut self,
+        statement: &str,
+        values: &[Option<&str>],
+    ) -> Result<Affected, DatabaseError> {
+        match &mut self.inner {
+            Inner::Postgres { client, .. } => {
+                let numbered = numbered_placeholders(statement);
+                let retry = self.target.engine == Engine::Postgres;
+                let prepared = prepare_untyped(client, &numbered, values.len(), retry).await?;
+                let parameters: Vec<TextParameter<'_>> =
+                    values.iter().map(|v| TextParameter(*v)).collect();
+                let rows = client
+                    .execute_raw(&prepared, parameters.iter())
+                    .await
+                    .map_err(|e| DatabaseError::sql(postgres_error_text(&e)))?;
+                Ok(Affected { rows })
+            }
+            Inner::MySql { conn, .. } => {
+                use mysql_async::prelude::Queryable as _;
+                let parameters: Vec<mysql_async::Value> = values
+                    .iter()
+                    .map(|v| match v {
+                        Some(v) => mysql_async::Value::Bytes(v.as_bytes().to_vec()),
+                        None => mysql_async::Value::NULL,
+                    })
+                    .collect();
+                let mut result = conn
+                    .exec_iter(statement, mysql_async::Params::Positional(parameters))
+                    .await
+                    .map_err(|e| DatabaseError::sql(mysql_error_text(&e)))?;
+                let mut rows = result.affected_rows();
+                while result
+                    .next()
+                    .await
+                    .map_err(|e| DatabaseError::sql(mysql_error_text(&e)))?
+                    .is_some()
+                {
+                    rows += 1;
+                }
+                drop(result);
+                Ok(Affected { rows })
+            }
+        }
+    }
+
     /// Streams the rows of `query` as text values (`None` for NULL) to `sink`, one row at a time; returns the
     /// column names (empty when the query returned no row description) and the row count. The sink failing
     /// stops the query.
@@ -1024,6 +1073,112 @@ pub fn bind_row(statement: &str, engine: Engine, values: &[Option<&str>]) -> Str
         Piece::Separator => out.push(';'),
     });
     out
+}
+
+/// `statement` with its `?` placeholders numbered PostgreSQL's way (`$1`, `$2`…).
+pub fn numbered_placeholders(statement: &str) -> String {
+    let mut out = String::with_capacity(statement.len() + 8);
+    let mut n = 0;
+    scan(statement, |piece| match piece {
+        Piece::Placeholder => {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        }
+        Piece::Text(t) | Piece::Quoted(t) | Piece::Comment(t) => out.push_str(t),
+        Piece::Separator => out.push(';'),
+    });
+    out
+}
+
+/// Prepares `statement` leaving its parameters' types to the server, as it would type a quoted literal. On
+/// PostgreSQL (`retry`), where the server cannot tell a parameter's type (`could not determine data type of
+/// parameter $N`, as in `concat($1, …)`), that parameter is declared `text`, which is what an untyped literal there
+/// becomes, and the statement prepared again; a savepoint keeps the failed attempt from aborting the transaction
+/// the statement runs in (outside a transaction the savepoint is refused, and nothing needs keeping). Redshift has
+/// no savepoints: there the first refusal is the error.
+async fn prepare_untyped(
+    client: &tokio_postgres::Client,
+    statement: &str,
+    parameters: usize,
+    retry: bool,
+) -> Result<tokio_postgres::Statement, DatabaseError> {
+    use tokio_postgres::types::{Kind, Type};
+    const SAVEPOINT: &str = "dp_runner_parameters";
+    let failed = |e: tokio_postgres::Error| DatabaseError::sql(postgres_error_text(&e));
+    // OID 0: "unspecified", the server infers the type.
+    let unspecified = Type::new("unspecified".into(), 0, Kind::Pseudo, "pg_catalog".into());
+    let protected = retry
+        && client
+            .simple_query(&format!("SAVEPOINT {SAVEPOINT}"))
+            .await
+            .is_ok();
+    let mut types: Vec<Type> = Vec::new();
+    loop {
+        let e = match client.prepare_typed(statement, &types).await {
+            Ok(prepared) => {
+                if protected {
+                    client
+                        .simple_query(&format!("RELEASE SAVEPOINT {SAVEPOINT}"))
+                        .await
+                        .map_err(failed)?;
+                }
+                return Ok(prepared);
+            }
+            Err(e) => e,
+        };
+        if protected {
+            client
+                .simple_query(&format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}"))
+                .await
+                .map_err(failed)?;
+        }
+        let untyped = e
+            .as_db_error()
+            .filter(|db| db.code() == &tokio_postgres::error::SqlState::INDETERMINATE_DATATYPE)
+            .and_then(|db| db.message().rsplit_once('$'))
+            .and_then(|(_, n)| n.parse::<usize>().ok())
+            .filter(|&n| n >= 1 && n <= parameters);
+        match untyped {
+            Some(n) if retry && types.get(n - 1) != Some(&Type::TEXT) => {
+                if types.len() < n {
+                    types.resize(n, unspecified.clone());
+                }
+                types[n - 1] = Type::TEXT;
+            }
+            _ => return Err(failed(e)),
+        }
+    }
+}
+
+/// A PostgreSQL parameter sent in the text format whatever its type, so the server parses it as it would parse a
+/// literal of the parameter's type (`None` is NULL).
+#[derive(Debug)]
+struct TextParameter<'a>(Option<&'a str>);
+
+impl tokio_postgres::types::ToSql for TextParameter<'_> {
+    fn to_sql(
+        &self,
+        _ty: &tokio_postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            Some(value) => {
+                out.extend_from_slice(value.as_bytes());
+                Ok(tokio_postgres::types::IsNull::No)
+            }
+            None => Ok(tokio_postgres::types::IsNull::Yes),
+        }
+    }
+
+    fn accepts(_ty: &tokio_postgres::types::Type) -> bool {
+        true
+    }
+
+    fn encode_format(&self, _ty: &tokio_postgres::types::Type) -> tokio_postgres::types::Format {
+        tokio_postgres::types::Format::Text
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }
 
 enum Piece<'a> {
@@ -1308,5 +1463,9 @@ mod tests {
             "select 1".into(),
             "insert into begin_log values (1)".into()
         ]));
+        assert_eq!(
+            numbered_placeholders("select ?, '?', \"?\", ? -- ?\n, $$?$$, ?"),
+            "select $1, '?', \"?\", $2 -- ?\n, $$?$$, $3"
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! `SqlActivity`: a SQL script (`script`, or `scriptUri` from S3 or a local path) run against the activity's
-//! `database`, with `scriptArgument` values bound to the `?` placeholders in order.
+//! `database`, with `scriptArgument` values bound to the `?` placeholders in order by the server: a statement with
+//! placeholders runs as a prepared statement with the values as its parameters, never quoted into the SQL text.
 //!
 //! The statements run one by one on one connection, inside one transaction unless the script manages its own
 //! (`BEGIN`/`START TRANSACTION`/`COMMIT`/`ROLLBACK`), so a failing statement leaves nothing of the script behind.
@@ -8,7 +9,7 @@
 
 use crate::activity::{Activity, BoxFuture, Failure, Outcome, Task, TaskContext};
 use crate::database::{
-    Stopped, Target, attempt_timeout, bind, manages_transactions, placeholders, split_statements,
+    Stopped, Target, attempt_timeout, manages_transactions, placeholders, split_statements,
     supervise,
 };
 
@@ -80,10 +81,14 @@ async fn run(task: &Task, context: &TaskContext) -> Result<(), Failure> {
             arguments.len()
         )));
     }
+    // Each statement with the arguments of its own placeholders.
     let mut values = arguments.iter();
-    let bound: Vec<String> = statements
+    let bound: Vec<(&str, Vec<&str>)> = statements
         .iter()
-        .map(|s| bind(s, target.engine, &mut values))
+        .map(|s| {
+            let taken = values.by_ref().take(placeholders(s)).map(String::as_str);
+            (s.as_str(), taken.collect())
+        })
         .collect();
     let own_transactions = manages_transactions(&statements);
 
@@ -105,8 +110,14 @@ async fn run(task: &Task, context: &TaskContext) -> Result<(), Failure> {
                 .await
                 .map_err(|e| e.failure())?;
         }
-        for (i, statement) in bound.iter().enumerate() {
-            match connection.execute(statement).await {
+        for (i, (statement, arguments)) in bound.iter().enumerate() {
+            let ran = if arguments.is_empty() {
+                connection.execute(statement).await
+            } else {
+                let values: Vec<Option<&str>> = arguments.iter().map(|a| Some(*a)).collect();
+                connection.execute_bound(statement, &values).await
+            };
+            match ran {
                 Ok(affected) => {
                     rows += affected.rows;
                     context.set_progress_field("statementsRun", (i + 1).to_string());

@@ -119,6 +119,69 @@ fn a_script_with_arguments_runs_in_one_transaction_on_postgres_and_mariadb() {
     }
 }
 
+/// A value with quotes, backslashes, `?`, `$1` and SQL inside is stored exactly as given on both servers, even
+/// with the server reading backslashes in string literals as escapes (PostgreSQL's
+/// `standard_conforming_strings = off`) or not at all (MySQL's `NO_BACKSLASH_ESCAPES`): the values travel as the
+/// parameters of a prepared statement, not as text quoted into the SQL.
+#[test]
+fn script_arguments_are_bound_by_the_server() {
+    let scratch = Scratch::new("sqlbind");
+    let tricky = "O'Brien \\' \\\\ \"?\" $1 ? ; -- x'); drop table b; --\t\u{fc}";
+    let insert = "create table b (id int, v varchar(200));\n\
+                  insert into b values (?, ?); insert into b (v, id) values ('?', ?);\n\
+                  insert into b values (3, concat(?, '|', ?))";
+    for (group, setting, database, check) in [
+        (
+            "wg-sqlbind-pg",
+            "set standard_conforming_strings = off",
+            jdbc_database(
+                "Db",
+                &scratch.pg_jdbc(),
+                &scratch.pg_user(),
+                &scratch.pg_password(),
+            ),
+            Box::new(|sql: &str| scratch.pg(sql)) as Box<dyn Fn(&str) -> Vec<_>>,
+        ),
+        (
+            "wg-sqlbind-my",
+            "set session sql_mode = 'NO_BACKSLASH_ESCAPES'",
+            jdbc_database(
+                "Db",
+                &scratch.my_jdbc(),
+                &scratch.my_user(),
+                &scratch.my_password(),
+            ),
+            Box::new(|sql: &str| scratch.my(sql)),
+        ),
+    ] {
+        let script = format!("{setting};\n{insert}");
+        let (attempt, log) = sql(
+            group,
+            database,
+            &[
+                ("script", &script),
+                ("scriptArgument", "1"),
+                ("scriptArgument", tricky),
+                ("scriptArgument", "2"),
+                ("scriptArgument", "a\\b"),
+                ("scriptArgument", "?"),
+            ],
+            &[],
+        );
+        assert_eq!(status(&attempt), "FINISHED  ", "{group}: {log}");
+        assert_eq!(
+            check("select id, v from b order by id"),
+            vec![
+                vec![Some("1".into()), Some(tricky.into())],
+                vec![Some("2".into()), Some("?".into())],
+                vec![Some("3".into()), Some("a\\b|?".into())],
+            ],
+            "{group}"
+        );
+        assert!(!log.contains("O'Brien"), "{group}: an argument in the log");
+    }
+}
+
 #[test]
 fn a_failing_statement_fails_the_attempt_with_the_servers_message_and_rolls_back() {
     let scratch = Scratch::new("sqlerr");
