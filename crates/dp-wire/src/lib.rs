@@ -3,8 +3,9 @@
 //!
 //! Every `dp` command that talks to the service goes through [`Client::call_json`]; Rust programs can use
 //! [`Client::call`] with the typed inputs and outputs of `dp_model`. This is the only crate of the workspace that
-//! knows HTTP, TLS, signing and credentials. It does not know clap or output formats, and it never prints a secret:
-//! credentials have no printable form here, and `--debug` output is redacted (see [`log`]).
+//! opens HTTP connections and resolves credentials to sign with (its TLS configurations come from dp-tls). It does
+//! not know clap or output formats, and it never prints a secret: credentials have no printable form here, and
+//! `--debug` output is redacted (see [`log`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), dp_wire::Error> {

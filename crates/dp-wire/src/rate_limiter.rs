@@ -3,7 +3,7 @@
 //!
 //! This is the algorithm the AWS SDKs share (botocore `retries/adaptive.py`, `throttling.py`, `bucket.py`; Go v2
 //! `adaptive_ratelimit.go`). It is pure: every method takes the time in seconds, so the published step tables test
-//! it exactly; the call loop in `client.rs` passes the wall clock and sleeps for the delays it returns.
+//! it exactly; the call loop in `client/call.rs` passes the wall clock and sleeps for the delays it returns.
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -1,11 +1,11 @@
 //! Which failures are retried, how long to wait, and the retry quota: the AWS SDKs' "standard" and "legacy" modes.
 //!
-//! Pure decisions only: the call loop in `client.rs` asks [`RetryPolicy::classify`] what an attempt's outcome was,
+//! Pure decisions only: the call loop in `client/call.rs` asks [`RetryPolicy::classify`] what an attempt's outcome was,
 //! [`RetryQuota`] whether a retry may be paid for, and [`RetryPolicy::backoff`] how long to sleep. Nothing here
 //! sleeps, sends or reads the clock, so the rules are tested as tables.
 //!
 //! aws-smithy-runtime has the same machinery, but it comes with its orchestrator, interceptors and HTTP client
-//! abstractions; dp keeps one loop of its own (in `client.rs`) and these rules, which are small and tested here.
+//! abstractions; dp keeps one loop of its own (in `client/call.rs`) and these rules, which are small and tested here.
 
 use std::sync::Mutex;
 use std::time::Duration;

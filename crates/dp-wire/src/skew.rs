@@ -133,7 +133,7 @@ mod tests {
     }
 
     /// The 10 cross-SDK cases of aws-runtime's `test-data/clock-skew-test-cases.json` (Apache-2.0), read from the
-    /// cargo registry. Each attempt runs the same steps as the call loop in `client.rs`: sign at the corrected
+    /// cargo registry. Each attempt runs the same steps as the call loop in `client/call.rs`: sign at the corrected
     /// time, measure the response, and retry a skew-type error only when the skew is definite and attempts remain.
     #[test]
     fn aws_runtime_clock_skew_vectors() {
