@@ -62,6 +62,7 @@ pub mod config;
 pub mod copy;
 pub mod database;
 pub mod doctor;
+pub mod emr;
 pub mod exec;
 pub mod format;
 pub mod guard;

@@ -183,6 +183,7 @@ impl Runner {
         runner.register("SqlActivity", SqlActivity);
         runner.register("CopyActivity", CopyActivity);
         runner.register("RedshiftCopyActivity", RedshiftCopyActivity);
+        runner.register("EmrActivity", crate::emr::EmrActivity);
         runner.register("RdsSqlPrecondition", RdsSqlPrecondition);
         runner.register("Exists", crate::precondition::Exists);
         Ok(runner)
@@ -459,7 +460,6 @@ impl Activity for Unsupported {
         _context: &'a TaskContext,
     ) -> crate::activity::BoxFuture<'a, Outcome> {
         const HADOOP: &[&str] = &[
-            "EmrActivity",
             "HiveActivity",
             "PigActivity",
             "HadoopActivity",

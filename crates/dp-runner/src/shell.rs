@@ -440,7 +440,7 @@ pub(crate) fn describe_status(status: ExitStatus) -> (String, String) {
 
 /// The last `max` characters of a file's last lines, as one string the model accepts (control characters other
 /// than tab and newline become spaces).
-fn tail_of(path: &Path, max: usize) -> String {
+pub(crate) fn tail_of(path: &Path, max: usize) -> String {
     let Ok(bytes) = std::fs::read(path) else {
         return String::new();
     };
@@ -525,7 +525,7 @@ fn io_failure(id: &str, path: &Path, e: std::io::Error) -> Failure {
     Failure::new(id, format!("{}: {e}", path.display()))
 }
 
-fn open_log(path: &Path) -> Result<std::fs::File, Failure> {
+pub(crate) fn open_log(path: &Path) -> Result<std::fs::File, Failure> {
     std::fs::File::create(path).map_err(|e| io_failure("LogDirectory", path, e))
 }
 

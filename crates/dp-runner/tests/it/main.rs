@@ -3,6 +3,7 @@
 
 mod copy;
 mod databases;
+mod emr;
 mod faults;
 mod harness;
 mod lifecycle;
