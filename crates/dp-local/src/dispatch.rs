@@ -20,10 +20,14 @@ pub async fn call(
     operation: &'static Operation,
     body: &[u8],
 ) -> Result<Vec<u8>, ServiceError> {
-    let answer = apply(engine, operation, body).await;
-    // Also after a read or an error: what it reports must not be lost by a crash before the writer catches up.
-    engine.durable().await?;
-    answer
+    crate::engine::observe(async {
+        let answer = apply(engine, operation, body).await;
+        // Also after a read or an error: what it reports must not be lost by a crash before the writer catches
+        // up, nor come from a change that was rolled back.
+        engine.durable().await?;
+        answer
+    })
+    .await
 }
 
 async fn apply(
@@ -100,9 +104,12 @@ pub async fn admin(engine: &Engine, name: &str, body: &[u8]) -> Result<Vec<u8>, 
             )));
         }
     };
-    engine.stop_worker_group(group, stop);
-    engine.durable().await?;
-    Ok(b"{}".to_vec())
+    crate::engine::observe(async {
+        engine.stop_worker_group(group, stop);
+        engine.durable().await?;
+        Ok(b"{}".to_vec())
+    })
+    .await
 }
 
 fn decode<T: DeserializeOwned>(value: Value) -> Result<T, ServiceError> {

@@ -405,8 +405,23 @@ pub struct Engine {
     origin: Origin,
     /// The sequence number of the last batch handed to the writer (written under the state lock).
     sent: AtomicU64,
+    /// The first sequence number of the state in memory: after a failed commit the engine reloads the committed
+    /// state, and batches before this one no longer concern what it serves (written under the state lock).
+    since: AtomicU64,
     writer: Option<Writer>,
     launcher: Mutex<Option<tokio::sync::mpsc::UnboundedSender<ResourceCommand>>>,
+}
+
+tokio::task_local! {
+    /// What the request being answered saw of the state: the first `since` and the last sequence number of its
+    /// operations (see [`Engine::durable`]).
+    static OBSERVED: std::cell::Cell<Option<(u64, u64)>>;
+}
+
+/// Runs `request` keeping track of the state its operations see, so that [`Engine::durable`] fails exactly when
+/// that state was not saved.
+pub async fn observe<T>(request: impl std::future::Future<Output = T>) -> T {
+    OBSERVED.scope(std::cell::Cell::new(None), request).await
 }
 
 /// The meta row that keeps the time scale.
@@ -474,6 +489,7 @@ impl Engine {
             timer: Notify::new(),
             origin: Origin::now(),
             sent: AtomicU64::new(0),
+            since: AtomicU64::new(1),
             writer: None,
             launcher: Mutex::new(None),
         }
@@ -521,6 +537,7 @@ impl Engine {
             timer: Notify::new(),
             origin,
             sent: AtomicU64::new(0),
+            since: AtomicU64::new(1),
             writer: Some(writer),
             launcher: Mutex::new(None),
         };
@@ -549,20 +566,72 @@ impl Engine {
     }
 
     /// Waits until every change made so far is durable, so that an answer never reports state that a crash
-    /// could lose. In memory this returns at once.
+    /// could lose, and fails when the state the request saw was not saved (a failed commit, rolled back). Inside
+    /// [`observe`] it asks about the state the request's own operations saw (nothing, for a request refused before
+    /// it reached the state); elsewhere about all changes so far.
+    /// In memory this returns at once.
     pub async fn durable(&self) -> Result<()> {
         let Some(writer) = &self.writer else {
             return Ok(());
         };
-        let seq = self.sent.load(Ordering::Acquire);
+        let (since, seq) = match OBSERVED.try_with(|o| o.get()) {
+            Ok(Some(seen)) => seen,
+            // A request refused before it reached the state saw nothing that must be saved.
+            Ok(None) => return Ok(()),
+            Err(_) => {
+                // Outside a request (the readiness check): a pending reload is tried first, so readiness comes
+                // back once the store answers again.
+                if writer.needs_reload() {
+                    self.with(|_, _| ());
+                }
+                (
+                    self.since.load(Ordering::Acquire),
+                    self.sent.load(Ordering::Acquire),
+                )
+            }
+        };
         if seq == 0 {
             return Ok(());
         }
-        writer.durable(seq).await.map_err(|reason| {
+        writer.durable(since, seq).await.map_err(|reason| {
             ServiceError::internal(format!(
-                "dp-local could not save its state, so this change may be lost: {reason}"
+                "dp-local could not save its state, so this change was not made: {reason}"
             ))
         })
+    }
+
+    /// Replaces the state in memory with the committed one after a failed commit. Runtime facts that are not
+    /// stored (local resources and their runners, counters) carry over; runners whose resource attempt is no
+    /// longer starting or running are stopped, and resource attempts that are but have no runner are launched.
+    fn reload(&self, state: &mut State, now: Now) {
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        let restored = writer
+            .reload()
+            .and_then(|tables| State::restore(tables, self.origin));
+        let mut fresh = match restored {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                // The state in memory is kept; the requests that see it answer errors until a reload succeeds.
+                eprintln!("dp-local: cannot reload the saved state after a failed commit: {e}");
+                return;
+            }
+        };
+        let old = std::mem::take(state);
+        fresh.local_resources = old.local_resources;
+        fresh.max_resources = old.max_resources;
+        fresh.leases_lapsed = old.leases_lapsed;
+        fresh.service_runner = old.service_runner;
+        fresh.commands = old.commands;
+        fresh.woken = old.woken;
+        fresh.woken.extend(old.queues.keys().cloned());
+        fresh.woken.extend(fresh.queues.keys().cloned());
+        fresh.timers_changed = true;
+        fresh.adopt_resources(old.live, old.launch_queue, now);
+        *state = fresh;
+        let seq = self.sent.load(Ordering::Relaxed);
+        self.since.store(seq + 1, Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -588,6 +657,9 @@ impl Engine {
         let now = self.now();
         let (out, woken, timers_changed) = {
             let mut state = self.lock();
+            if self.writer.as_ref().is_some_and(Writer::needs_reload) {
+                self.reload(&mut state, now);
+            }
             let out = f(&mut state, now);
             if let Some(writer) = &self.writer
                 && !state.dirty.is_empty()
@@ -598,6 +670,16 @@ impl Engine {
                 self.sent.store(seq, Ordering::Release);
                 writer.send(Batch { seq, rows });
             }
+            let seen = (
+                self.since.load(Ordering::Relaxed),
+                self.sent.load(Ordering::Relaxed),
+            );
+            let _ = OBSERVED.try_with(|o| {
+                o.set(Some(match o.get() {
+                    Some((since, _)) => (since.min(seen.0), seen.1),
+                    None => seen,
+                }))
+            });
             let woken: Vec<String> = state.woken.drain().collect();
             let changed = std::mem::take(&mut state.timers_changed);
             if !state.commands.is_empty() {
@@ -653,7 +735,7 @@ impl Engine {
 
     /// The task runners that have sent heartbeats.
     pub fn runners(&self) -> Vec<Runner> {
-        self.lock().runners.values().cloned().collect()
+        self.with(|s, _| s.runners.values().cloned().collect())
     }
 
     /// PollForTask: waits up to the poll timeout for a task of the worker group.
@@ -916,7 +998,7 @@ impl Engine {
 
     /// The worker groups told to stop, in name order.
     pub fn stopped_worker_groups(&self) -> Vec<String> {
-        self.lock().stopped_groups.iter().cloned().collect()
+        self.with(|s, _| s.stopped_groups.iter().cloned().collect())
     }
 }
 

@@ -690,6 +690,65 @@ impl State {
         self.ended(pid, iid, now);
     }
 
+    /// Takes over the runners of the state this one replaces (a reload after a failed commit): a runner whose
+    /// resource attempt is still starting or running here keeps it; the others are stopped. Resource attempts
+    /// starting or running without a runner wait for one again, in their old order where they had one.
+    pub(super) fn adopt_resources(
+        &mut self,
+        live: HashSet<(String, String)>,
+        queue: VecDeque<(String, String)>,
+        now: Now,
+    ) {
+        let active = |s: &State, key: &(String, String)| {
+            s.pipelines
+                .get(&key.0)
+                .and_then(|p| p.attempts.get(&key.1))
+                .is_some_and(|a| matches!(a.status, Status::Creating | Status::Running))
+        };
+        for key in live {
+            if active(self, &key) {
+                self.live.insert(key);
+            } else {
+                self.commands.push(ResourceCommand::Stop {
+                    pipeline: key.0,
+                    attempt: key.1,
+                });
+            }
+        }
+        for key in queue {
+            if active(self, &key) && !self.live.contains(&key) {
+                self.launch_queue.push_back(key);
+            }
+        }
+        let mut waiting = Vec::new();
+        for (pid, p) in &self.pipelines {
+            for (aid, a) in &p.attempts {
+                let key = (pid.clone(), aid.clone());
+                if matches!(a.status, Status::Creating | Status::Running)
+                    && role_of(&p.instances[a.instance.as_str()]) == Role::Resource
+                    && !self.live.contains(&key)
+                    && !self.launch_queue.contains(&key)
+                {
+                    waiting.push(key);
+                }
+            }
+        }
+        for (pid, aid) in waiting {
+            let p = self.pipelines.get_mut(&pid).expect("listed above");
+            let a = p.attempts.get_mut(&aid).expect("listed above");
+            a.status = Status::Creating;
+            a.resource_id = None;
+            let riid = a.instance.clone();
+            p.instances[riid.as_str()].status = Status::Creating;
+            self.dirty.attempt(&pid, &aid);
+            self.dirty.instance(&pid, &riid);
+            self.launch_queue.push_back((pid, aid));
+        }
+        if self.local_resources {
+            self.launch_ready(now);
+        }
+    }
+
     /// Rebuilds the launcher's view after a restart: resource runners died with the old process, so every
     /// resource attempt that was starting or running is launched again (the work held by the old runner comes
     /// back through the lease rules).

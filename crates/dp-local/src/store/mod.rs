@@ -7,13 +7,16 @@
 //! meanwhile as one transaction (group commit), and publishes the sequence number it has made durable; a
 //! request is answered only after its batch is committed. This module does not interpret row bodies.
 //!
-//! A commit that fails (a full disk) loses nothing: the writer keeps the rows, reports the failure (so every
-//! request answers an error rather than state that is not saved), and retries the same rows, with whatever queued
-//! meanwhile, until the store takes them; then the failure clears and answers resume.
+//! A commit that fails (a full disk, a lost database connection) is rolled back: the writer gives up its rows and
+//! every batch made on top of them (their requests answer an error, so nothing that was answered is lost), and
+//! asks the engine to reload; the engine then takes the last committed state back from the store
+//! ([`Writer::reload`]) and serves it, reads included. Later changes are committed as usual once the store takes
+//! them again.
 
 mod postgres;
 mod sqlite;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -113,89 +116,131 @@ pub struct Batch {
     pub rows: Vec<Row>,
 }
 
-/// What the writer has made durable.
+/// Every table's rows, as the engine loads them.
+pub type Tables = HashMap<Table, Vec<Row>>;
+
+/// What the writer has done with the batches it was sent.
 #[derive(Debug, Clone, Default)]
 pub struct Committed {
-    /// Every batch up to this sequence number is committed.
+    /// Every batch up to this sequence number is settled: committed, or given up ([`Committed::lost`]).
     pub seq: u64,
-    /// Set while a commit fails: nothing after `seq` is committed yet, and the server answers with errors. The
-    /// writer retries and clears it once the store takes the rows.
+    /// The most recent ranges of batches given up because a commit failed (first, last), oldest first.
+    pub lost: Vec<(u64, u64)>,
+    /// Why the last commit failed, while the store has not taken a commit since.
     pub failed: Option<String>,
+    /// Set from a failed commit until the engine has reloaded the committed state.
+    pub reload: bool,
 }
 
-/// The first wait before a failed commit is tried again; it doubles up to [`RETRY_MOST`].
-const RETRY_FIRST: Duration = Duration::from_millis(50);
-/// The longest wait between two tries of a failed commit.
-const RETRY_MOST: Duration = Duration::from_secs(1);
+/// How many lost ranges [`Committed::lost`] keeps; a request only asks about batches of its own time, so older
+/// ranges no longer matter.
+const LOST_KEPT: usize = 64;
+
+enum Message {
+    Batch(Batch),
+    Reload {
+        reply: mpsc::Sender<Result<Tables, Error>>,
+    },
+}
 
 /// The single writer: a thread that owns the store and commits batches in order.
 #[derive(Debug)]
 pub struct Writer {
-    sender: Option<mpsc::Sender<Batch>>,
+    sender: Option<mpsc::Sender<Message>>,
     committed: watch::Receiver<Committed>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Message::Batch(b) => write!(f, "Batch({})", b.seq),
+            Message::Reload { .. } => f.write_str("Reload"),
+        }
+    }
+}
+
+fn load_all(store: &mut dyn Store) -> Result<Tables, Error> {
+    let mut tables = HashMap::new();
+    for table in Table::ALL {
+        tables.insert(table, store.load(table)?);
+    }
+    Ok(tables)
 }
 
 impl Writer {
     /// Starts the writer thread on `store`.
     pub fn start(mut store: Box<dyn Store>) -> Result<Writer, Error> {
-        let (sender, receiver) = mpsc::channel::<Batch>();
+        let (sender, receiver) = mpsc::channel::<Message>();
         let (publish, committed) = watch::channel(Committed::default());
         let thread = std::thread::Builder::new()
             .name("dp-local-writer".into())
             .spawn(move || {
                 let mut rows = Vec::new();
-                while let Ok(first) = receiver.recv() {
-                    // Group commit: whatever queued while the last transaction was syncing goes into this one.
-                    let mut last = first.seq;
-                    rows.clear();
-                    rows.extend(first.rows);
-                    while let Ok(more) = receiver.try_recv() {
-                        last = more.seq;
-                        rows.extend(more.rows);
-                    }
-                    let mut wait = RETRY_FIRST;
-                    loop {
-                        match store.commit(&rows) {
-                            Ok(()) => {
-                                if publish.borrow().failed.is_some() {
-                                    eprintln!("dp-local: the state file takes changes again");
-                                }
-                                publish.send_modify(|c| {
-                                    c.seq = last;
-                                    c.failed = None;
-                                });
-                                break;
+                // Set by a failed commit: later batches were made on top of the rows given up, so they are given
+                // up too, until the engine reloads.
+                let mut poisoned = false;
+                let mut next: Option<Message> = None;
+                loop {
+                    let message = match next.take() {
+                        Some(m) => m,
+                        None => match receiver.recv() {
+                            Ok(m) => m,
+                            Err(_) => return,
+                        },
+                    };
+                    match message {
+                        Message::Reload { reply } => {
+                            // Every batch sent before the reload was asked for has been received (one channel,
+                            // in order) and settled.
+                            let loaded = load_all(store.as_mut());
+                            if loaded.is_ok() && poisoned {
+                                poisoned = false;
+                                publish.send_modify(|c| c.reload = false);
                             }
-                            Err(e) => {
-                                if publish.borrow().failed.is_none() {
-                                    eprintln!(
-                                        "dp-local: {e}; requests answer errors until a retry succeeds"
-                                    );
-                                }
-                                publish.send_modify(|c| c.failed = Some(e.to_string()));
-                            }
+                            let _ = reply.send(loaded);
                         }
-                        // Until the retry, later batches join the rows (they were made on top of them); when
-                        // dp-local stops, one last try, then what could not be saved is given up (it was
-                        // never answered).
-                        match receiver.recv_timeout(wait) {
-                            Ok(more) => {
-                                last = more.seq;
-                                rows.extend(more.rows);
+                        Message::Batch(batch) if poisoned => give_up(&publish, batch.seq, batch.seq, None),
+                        Message::Batch(first) => {
+                            // Group commit: whatever queued while the last transaction was syncing goes into
+                            // this one.
+                            let (from, mut last) = (first.seq, first.seq);
+                            rows.clear();
+                            rows.extend(first.rows);
+                            while let Ok(more) = receiver.try_recv() {
+                                match more {
+                                    Message::Batch(b) => {
+                                        last = b.seq;
+                                        rows.extend(b.rows);
+                                    }
+                                    reload @ Message::Reload { .. } => {
+                                        next = Some(reload);
+                                        break;
+                                    }
+                                }
                             }
-                            Err(mpsc::RecvTimeoutError::Timeout) => {}
-                            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                                if store.commit(&rows).is_ok() {
+                            match store.commit(&rows) {
+                                Ok(()) => {
+                                    if publish.borrow().failed.is_some() {
+                                        eprintln!("dp-local: the state store takes changes again");
+                                    }
                                     publish.send_modify(|c| {
                                         c.seq = last;
                                         c.failed = None;
                                     });
                                 }
-                                return;
+                                Err(e) => {
+                                    if publish.borrow().failed.is_none() {
+                                        eprintln!(
+                                            "dp-local: {e}; the changes not saved are rolled back and their \
+                                             requests answer errors"
+                                        );
+                                    }
+                                    poisoned = true;
+                                    give_up(&publish, from, last, Some(e.to_string()));
+                                }
                             }
                         }
-                        wait = (wait * 2).min(RETRY_MOST);
                     }
                 }
             })
@@ -216,22 +261,70 @@ impl Writer {
     pub fn send(&self, batch: Batch) {
         if let Some(sender) = &self.sender {
             // A send fails only when the thread has ended, which `committed` then reports.
-            let _ = sender.send(batch);
+            let _ = sender.send(Message::Batch(batch));
         }
     }
 
-    /// Waits until batch `seq` is committed; `Err` with the reason if the store failed.
-    pub async fn durable(&self, seq: u64) -> Result<(), String> {
+    /// Whether a commit failed and the engine must reload the committed state before it goes on.
+    pub fn needs_reload(&self) -> bool {
+        self.committed.borrow().reload
+    }
+
+    /// Every table's committed rows, read by the writer once every batch sent before this call is settled. The
+    /// caller sends no batch meanwhile (it holds the engine's lock). After a success, batches are committed again.
+    pub fn reload(&self) -> Result<Tables, Error> {
+        let stopped = || {
+            Error::new(
+                crate::error::ErrorKind::Runtime,
+                "the state writer has stopped",
+            )
+        };
+        let sender = self.sender.as_ref().ok_or_else(stopped)?;
+        let (reply, answer) = mpsc::channel();
+        sender
+            .send(Message::Reload { reply })
+            .map_err(|_| stopped())?;
+        answer.recv().map_err(|_| stopped())?
+    }
+
+    /// Waits until batch `seq` is settled; `Err` with the reason if a batch from `since` to `seq` was given up
+    /// (the state a request saw at `seq`, in the engine's state since its reload at `since`, was not saved).
+    pub async fn durable(&self, since: u64, seq: u64) -> Result<(), String> {
         let mut committed = self.committed.clone();
         let state = committed
-            .wait_for(|c| c.seq >= seq || c.failed.is_some())
+            .wait_for(|c| c.seq >= seq)
             .await
             .map_err(|_| "the state writer has stopped".to_string())?;
-        match &state.failed {
-            Some(reason) if state.seq < seq => Err(reason.clone()),
-            _ => Ok(()),
+        if state
+            .lost
+            .iter()
+            .any(|&(first, last)| first <= seq && last >= since)
+        {
+            return Err(state
+                .failed
+                .clone()
+                .unwrap_or_else(|| "a commit failed".to_string()));
         }
+        Ok(())
     }
+}
+
+/// Settles batches `first..=last` as given up; `reason` when a commit just failed.
+fn give_up(publish: &watch::Sender<Committed>, first: u64, last: u64, reason: Option<String>) {
+    publish.send_modify(|c| {
+        match c.lost.last_mut() {
+            Some(range) if range.1 + 1 == first => range.1 = last,
+            _ => c.lost.push((first, last)),
+        }
+        if c.lost.len() > LOST_KEPT {
+            c.lost.remove(0);
+        }
+        c.seq = last;
+        if let Some(reason) = reason {
+            c.failed = Some(reason);
+            c.reload = true;
+        }
+    });
 }
 
 impl Drop for Writer {
@@ -515,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failing_commit_answers_500_and_the_writer_recovers_without_losing_answers() {
+    fn a_failing_commit_answers_500_and_rolls_the_engine_back_to_the_committed_state() {
         let path = temp_file("full");
         let full = Arc::new(AtomicBool::new(false));
         let store = FullDiskStore {
@@ -527,65 +620,57 @@ mod tests {
         let created = |name: &str| {
             let body = format!(r#"{{"name": "{name}", "uniqueId": "{name}"}}"#);
             rt.block_on(call(&engine, "CreatePipeline", &body))
+                .map(|body| id(&body))
+        };
+        let listed = || {
+            let body = rt
+                .block_on(call(&engine, "ListPipelines", "{}"))
+                .expect("reads are served");
+            let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let mut ids: Vec<String> = listed["pipelineIdList"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["id"].as_str().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
         };
         let before = created("before").expect("saved while the disk has room");
         full.store(true, Ordering::SeqCst);
-        let failure = created("during").expect_err("no answer for a change that is not saved");
-        assert_eq!(
-            (failure.status, failure.code),
-            (500, "InternalServiceError")
-        );
-        assert!(
-            failure.message.contains("disk is full"),
-            "{}",
-            failure.message
-        );
-        // Reads answer errors too: what they would report includes the unsaved change.
-        let read = rt
-            .block_on(call(&engine, "ListPipelines", "{}"))
-            .expect_err("no read of unsaved state");
-        assert_eq!(read.status, 500);
-        full.store(false, Ordering::SeqCst);
-        // The writer retries by itself; answers resume once the rows are in.
-        let start = std::time::Instant::now();
-        let listed = loop {
-            if let Ok(body) = rt.block_on(call(&engine, "ListPipelines", "{}")) {
-                break serde_json::from_slice::<serde_json::Value>(&body).unwrap();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the writer never recovered"
+        for _ in 0..2 {
+            let failure = created("during").expect_err("no answer for a change that is not saved");
+            assert_eq!(
+                (failure.status, failure.code),
+                (500, "InternalServiceError")
             );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let after = created("after").expect("saved again");
-        drop(engine);
-        let id = |body: &[u8]| {
-            serde_json::from_slice::<serde_json::Value>(body).unwrap()["pipelineId"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
-        let saved = pipeline_ids(&path);
-        for answered in [id(&before), id(&after)] {
             assert!(
-                saved.contains(&answered),
-                "{answered} was answered and is lost: {saved:?}"
+                failure.message.contains("disk is full"),
+                "{}",
+                failure.message
             );
+            // Reads are served, from the committed state: the change that answered 500 is not there.
+            assert_eq!(listed(), vec![before.clone()]);
         }
-        // What the engine showed after recovery is what the file holds (the change answered 500 was kept and
-        // committed by the retry, so memory and file agree).
-        let shown: Vec<String> = listed["pipelineIdList"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["id"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(shown.len(), 2, "{listed}");
-        assert!(
-            shown.iter().all(|p| saved.contains(p)),
-            "{shown:?} {saved:?}"
-        );
+        full.store(false, Ordering::SeqCst);
+        let after = created("after").expect("saved again once the disk has room");
+        // The uniqueId of the change that was rolled back is free: a retry creates the pipeline once.
+        let retried = created("during").expect("the client's retry succeeds");
+        assert_eq!(created("during").expect("idempotent"), retried);
+        let mut expected = vec![before, after, retried];
+        expected.sort();
+        assert_eq!(listed(), expected, "memory shows what was answered");
+        drop(engine);
+        let mut saved = pipeline_ids(&path);
+        saved.sort();
+        assert_eq!(saved, expected, "the file holds exactly what was answered");
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    fn id(body: &[u8]) -> String {
+        serde_json::from_slice::<serde_json::Value>(body).unwrap()["pipelineId"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }

@@ -286,6 +286,11 @@ async fn readyz_follows_the_database() {
         .iter()
         .map(|p| p["id"].clone())
         .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "what was answered, and not the change that answered 500: {listed}"
+    );
     for answered in [before, after] {
         assert!(ids.contains(&answered), "{answered} is lost: {listed}");
     }
