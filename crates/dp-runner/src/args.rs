@@ -92,6 +92,16 @@ struct Common {
     /// postgres://, mysql://, mariadb://, redshift:// or jdbc:...; repeatable.
     #[arg(long = "database", value_name = "ID=URL", global = true)]
     database: Vec<String>,
+    /// How RedshiftCopyActivity loads: auto issues Redshift's own COPY ... FROM 's3://...' when the database's
+    /// host is a Redshift endpoint (*.redshift.amazonaws.com) and streams the rows otherwise; server issues it
+    /// for every jdbc:redshift:// database too.
+    #[arg(
+        long = "redshift-copy",
+        value_name = "auto|server",
+        default_value = "auto",
+        global = true
+    )]
+    redshift_copy: String,
     /// The output directory: logs go to OUTPUT/logs.
     #[arg(
         long = "output",
@@ -324,6 +334,8 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Invoc
     }
     config.databases = dp_runner::database::DatabaseUrls::new(databases).map_err(refuse)?;
     config.secrets.extend(config.databases.secrets());
+    config.redshift_copy = dp_runner::redshift_copy::CopyPath::parse(&c.redshift_copy)
+        .map_err(|e| refuse(format!("--redshift-copy: {e}")))?;
     Ok(match cli.command {
         None => Invocation::Run(config),
         Some(Sub::Doctor) => Invocation::Doctor(config),

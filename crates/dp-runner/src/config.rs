@@ -207,6 +207,8 @@ pub struct RunnerConfig {
     /// The addresses of `RdsDatabase`/`RedshiftDatabase` objects (`--database ID=URL`, the config file's
     /// `databases`).
     pub databases: crate::database::DatabaseUrls,
+    /// `--redshift-copy`: when RedshiftCopyActivity issues Redshift's own `COPY … FROM 's3://…'`.
+    pub redshift_copy: crate::redshift_copy::CopyPath,
     /// The dp-wire settings (region, endpoint, timeouts).
     pub wire: dp_wire::Settings,
     /// The environment the client reads (the process's, with explicit keys and proxies set over it).
@@ -252,6 +254,7 @@ impl RunnerConfig {
             log_to_stderr: true,
             s3_endpoint: None,
             databases: Default::default(),
+            redshift_copy: Default::default(),
             wire: dp_wire::Settings::default(),
             env: dp_wire::Environment::from_process(),
             secrets: Vec::new(),

@@ -182,7 +182,10 @@ impl Runner {
         }
         runner.register("SqlActivity", SqlActivity);
         runner.register("CopyActivity", CopyActivity);
-        runner.register("RedshiftCopyActivity", RedshiftCopyActivity);
+        runner.register(
+            "RedshiftCopyActivity",
+            RedshiftCopyActivity::new(runner.config.redshift_copy),
+        );
         runner.register("EmrActivity", crate::emr::EmrActivity);
         runner.register("RdsSqlPrecondition", RdsSqlPrecondition);
         runner.register("Exists", crate::precondition::Exists);

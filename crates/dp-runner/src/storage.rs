@@ -193,6 +193,19 @@ impl Storage {
         }
     }
 
+    /// The credentials requests are signed with (`None` when they are not signed), for a statement that hands
+    /// them to another service (Redshift's `COPY … CREDENTIALS`).
+    pub(crate) async fn credentials(
+        &self,
+    ) -> Result<Option<aws_credential_types::Credentials>, StorageError> {
+        let wire = self.inner.wire.as_ref().ok_or_else(|| {
+            StorageError::new("no AWS credentials here (the storage has no AWS client)")
+        })?;
+        wire.credentials()
+            .await
+            .map_err(|e| StorageError::new(e.to_string()))
+    }
+
     /// The S3 client (made on first use), for modules that stream objects themselves (`objects.rs`).
     pub(crate) async fn s3_client(&self) -> Result<&aws_sdk_s3::Client, StorageError> {
         self.s3().await
