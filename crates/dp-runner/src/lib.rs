@@ -5,9 +5,10 @@
 //! acknowledges it at once, reports progress from its own timer while the [`Activity`] runs, stops the work when
 //! the service answers `canceled: true`, and ends the task with exactly one `SetTaskStatus`. The built-in
 //! activities, one module each: [`shell::ShellCommand`] (`ShellCommandActivity`, `ShellCommandPrecondition`),
-//! [`sql::SqlActivity`], [`copy::CopyActivity`], [`redshift_copy::RedshiftCopyActivity`] and the data
-//! preconditions of [`precondition`]; databases are [`database`]'s, data formats [`format`]'s, streamed objects
-//! [`objects`]'. Register your own for other object types (or to replace a built-in).
+//! [`sql::SqlActivity`], [`copy::CopyActivity`], [`redshift_copy::RedshiftCopyActivity`], [`emr::EmrActivity`]
+//! (`command-runner.jar` steps run locally) and the data preconditions of [`precondition`]; databases are
+//! [`database`]'s, data formats [`format`]'s, streamed objects [`objects`]'. Register your own for other object
+//! types (or to replace a built-in).
 //!
 //! This crate does not know clap (the binary's `args.rs` turns flags into a [`RunnerConfig`]) and does not speak
 //! HTTP itself: Data Pipeline calls go through `dp_wire::Client::call`, S3 and DynamoDB through aws-sdk-s3 and
