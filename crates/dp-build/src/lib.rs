@@ -17,7 +17,18 @@ pub fn emit_build_commit() {
         .ok()
         .filter(|c| !c.trim().is_empty())
         .or_else(|| git_commit(&manifest))
-        .unwrap_or_else(|| "unknown".to_string());
+        .unwrap_or_else(|| {
+            // In a checkout whose git could not answer (a transient failure), the HEAD file is still watched, so
+            // the next build after HEAD moves asks again instead of keeping `unknown` for good.
+            if let Some(head) = checkout_head(&manifest) {
+                println!("cargo:rerun-if-changed={}", head.display());
+                println!(
+                    "cargo:warning=git could not name the commit of {}; --version says `unknown` in this build",
+                    manifest.display()
+                );
+            }
+            "unknown".to_string()
+        });
     println!("cargo:rustc-env=DP_BUILD_COMMIT={}", commit.trim());
 }
 
@@ -33,8 +44,20 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     Some(String::from_utf8(out.stdout).ok()?.trim().to_string())
 }
 
+/// The `HEAD` file of the git checkout holding `dir`, found without git (a `.git` directory above it).
+fn checkout_head(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .map(|d| d.join(".git").join("HEAD"))
+        .find(|head| head.is_file())
+}
+
 fn git_commit(dir: &Path) -> Option<String> {
-    let commit = git(dir, &["rev-parse", "--verify", "HEAD"])?;
+    // Asked twice: a git that fails once (another git process busy in the same checkout) usually answers the
+    // second time.
+    let commit = git(dir, &["rev-parse", "--verify", "HEAD"]).or_else(|| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        git(dir, &["rev-parse", "--verify", "HEAD"])
+    })?;
     // Rerun when HEAD moves: the HEAD file, the ref it names, and packed refs.
     if let Some(git_dir) = git(dir, &["rev-parse", "--absolute-git-dir"]) {
         let git_dir = PathBuf::from(git_dir);
