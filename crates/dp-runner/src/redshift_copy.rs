@@ -266,8 +266,6 @@ async fn run(task: &Task, context: &TaskContext, path: CopyPath) -> Result<(), F
         }
     };
     let command_options = task.fields("commandOptions");
-    let options =
-        parse_options(&command_options).map_err(|e| invalid(format!("commandOptions: {e}")))?;
     let deadline = attempt_timeout(task, context)?.map(|d| tokio::time::Instant::now() + d);
     let table_name = string_field(output, "tableName")
         .or(string_field(output, "table"))
@@ -287,6 +285,12 @@ async fn run(task: &Task, context: &TaskContext, path: CopyPath) -> Result<(), F
         ));
     }
     let server = server_copy(&target, path);
+    // Redshift reads commandOptions itself; the streamed path understands some of them.
+    let options = if server {
+        Options::default()
+    } else {
+        parse_options(&command_options).map_err(|e| invalid(format!("commandOptions: {e}")))?
+    };
     let mut source = if server {
         let credentials = if has_authorization(&command_options) {
             None
