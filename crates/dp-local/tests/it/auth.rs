@@ -3,8 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use dp_local::Config;
 use dp_local::config::parse_credentials_file;
-use dp_local::{Config, Server};
 use serde_json::json;
 
 use crate::support::*;
@@ -113,11 +113,10 @@ async fn credentials_file_replaces_the_example_pair() {
         !format!("{credentials:?}").contains("otherSecret"),
         "Debug redacts secrets"
     );
-    let server = Server::bind(Config {
+    let server = crate::pgmode::bind(Config {
         credentials,
         ..Config::default()
-    })
-    .unwrap();
+    });
     let client = Client::new(&server.url());
     let now = SystemTime::now();
     check(&client, keys("AKIDOTHER", "otherSecret", now), None, "").await;
@@ -148,11 +147,10 @@ async fn credentials_file_replaces_the_example_pair() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_auth_accepts_anything() {
-    let server = Server::bind(Config {
+    let server = crate::pgmode::bind(Config {
         auth: false,
         ..Config::default()
-    })
-    .unwrap();
+    });
     let client = Client::new(&server.url());
     let out = client
         .call_with(

@@ -5,12 +5,14 @@ use std::process::{Command, Stdio};
 
 use serde_json::json;
 
+use crate::pgmode::ChildState;
 use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prints_its_url_first_and_serves() {
+    let state = ChildState::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dp-local"))
-        .args(["--port", "0", "--time-scale", "50", "--no-auth"])
+        .args(state.args(&["--port", "0", "--time-scale", "50", "--no-auth"]))
         .stdout(Stdio::piped())
         .spawn()
         .expect("dp-local starts");
@@ -77,9 +79,10 @@ async fn credentials_flag_replaces_the_example_keys() {
         "[ci]\naws_access_key_id = AKIDFROMFILE\naws_secret_access_key = fileSecret\n",
     )
     .unwrap();
+    let state = ChildState::new();
+    let file_arg = file.to_str().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dp-local"))
-        .args(["--port", "0", "--credentials"])
-        .arg(&file)
+        .args(state.args(&["--port", "0", "--credentials", file_arg]))
         .stdout(Stdio::piped())
         .spawn()
         .expect("dp-local starts");

@@ -5,18 +5,18 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use dp_local::{Config, Server};
+use dp_local::Config;
 use serde_json::json;
 
+use crate::pgmode::TestServer;
 use crate::support::*;
 
-fn server(header_timeout: Duration, max_connections: usize) -> Server {
-    Server::bind(Config {
+fn server(header_timeout: Duration, max_connections: usize) -> TestServer {
+    crate::pgmode::bind(Config {
         header_timeout,
         max_connections,
         ..Config::default()
     })
-    .unwrap()
 }
 
 /// Whether the server has closed `stream` (end of file or reset), waiting up to `wait` for it.

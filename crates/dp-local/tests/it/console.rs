@@ -253,11 +253,10 @@ async fn wait_for(browser: &Client, what: &str, script: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_in_a_browser() {
-    let server = dp_local::Server::bind(dp_local::Config {
+    let server = crate::pgmode::bind(dp_local::Config {
         time_scale: 60.0,
         ..Default::default()
-    })
-    .unwrap();
+    });
     let console = server.console_url().expect("the console is on by default");
     let token = console.rsplit("token=").next().unwrap().to_string();
     let api = client(&server);
@@ -552,11 +551,10 @@ async fn attempts(client: &dp_wire::Client, pipeline: &str) -> usize {
 
 #[test]
 fn no_console_turns_it_off() {
-    let server = dp_local::Server::bind(dp_local::Config {
+    let server = crate::pgmode::bind(dp_local::Config {
         console: false,
         ..Default::default()
-    })
-    .unwrap();
+    });
     assert_eq!(server.console_url(), None);
     let (status, body) = raw(
         &server,
@@ -569,8 +567,9 @@ fn no_console_turns_it_off() {
 #[test]
 fn the_binary_prints_the_console_url_second_and_no_console_turns_it_off() {
     use std::io::BufRead;
+    let state = crate::pgmode::ChildState::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dp-local"))
-        .args(["--port", "0"])
+        .args(state.args(&["--port", "0"]))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -587,8 +586,9 @@ fn the_binary_prints_the_console_url_second_and_no_console_turns_it_off() {
     assert_eq!(token.len(), 64);
     assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
 
+    let state = crate::pgmode::ChildState::new();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dp-local"))
-        .args(["--port", "0", "--no-console"])
+        .args(state.args(&["--port", "0", "--no-console"]))
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -612,12 +612,11 @@ fn the_binary_prints_the_console_url_second_and_no_console_turns_it_off() {
 /// started shows FAILED with its type, its opened run shows why, and the graph marks its state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resources_and_data_nodes_in_the_console() {
-    let server = dp_local::Server::bind(dp_local::Config {
+    let server = crate::pgmode::bind(dp_local::Config {
         time_scale: 60.0,
         runner_bin: Some("/nonexistent/dp-task-runner".into()),
         ..Default::default()
-    })
-    .unwrap();
+    });
     let console = server.console_url().unwrap();
     let api = client(&server);
     let pipeline = call(

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 
+use crate::pgmode::{ChildState, Durable};
 use crate::state::{TempDir, durable_server};
 use crate::support::*;
 
@@ -69,8 +70,8 @@ async fn attempt_timeout_times_out_a_running_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_of_a_stopped_worker_group_answer_terminate() {
-    let dir = TempDir::new("terminate");
-    let path = dir.path("state.db");
+    let state = Durable::new("terminate");
+    let path = state.location();
     let server = durable_server(&path, 1.0, 0.2);
     let client = Client::new(&server.url());
     let beat = |id: &str, group: &str| json!({"taskrunnerId": id, "workerGroup": group});
@@ -133,7 +134,9 @@ async fn on_success_and_on_fail_actions_are_recorded_and_logged() {
     let dir = TempDir::new("actions");
     let log_path = dir.path("dp-local.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut server = crate::process::DpLocal::start_logging(&["--port", "0"], log).unwrap();
+    let state = ChildState::new();
+    let mut server =
+        crate::process::DpLocal::start_logging(&state.args(&["--port", "0"]), log).unwrap();
     let client = Client::new(&server.url);
     let objects = vec![
         object(

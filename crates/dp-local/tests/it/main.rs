@@ -14,6 +14,7 @@ mod leases;
 mod nodes;
 mod observe;
 mod operations;
+mod pgmode;
 mod process;
 mod properties;
 mod runs;
@@ -25,14 +26,15 @@ mod wire;
 
 use std::time::Duration;
 
-use dp_local::{Config, Server};
+use dp_local::Config;
+use pgmode::TestServer;
 
-/// A server with the given time scale and a long poll of `poll_secs` service seconds.
-pub fn server(time_scale: f64, poll_secs: f64) -> Server {
-    Server::bind(Config {
+/// A server with the given time scale and a long poll of `poll_secs` service seconds: in memory, or with
+/// `DP_LOCAL_TEST_STORE=postgres` on a PostgreSQL database of its own (see `pgmode`).
+pub fn server(time_scale: f64, poll_secs: f64) -> TestServer {
+    pgmode::bind(Config {
         time_scale,
         poll_timeout: Duration::from_secs_f64(poll_secs),
         ..Config::default()
     })
-    .expect("dp-local binds a free port")
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use dp_local::{Config, Server};
 use serde_json::{Value, json};
 
+use crate::pgmode::Durable;
 use crate::support::*;
 
 /// A temporary directory removed on drop (also when the test fails).
@@ -198,8 +199,8 @@ pub async fn busy_state(client: &Client) -> (Vec<String>, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_brings_everything_back() {
-    let dir = TempDir::new("restart");
-    let path = dir.path("state.db");
+    let state = Durable::new("restart");
+    let path = state.location();
     let server = durable_server(&path, 1.0, 0.2);
     let client = Client::new(&server.url());
     let (pipelines, held) = busy_state(&client).await;
@@ -254,8 +255,8 @@ async fn a_restart_brings_everything_back() {
 /// A lease that lapsed while dp-local was down lapses at start; one that did not keeps its remaining time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_deadlines_are_stored_instants() {
-    let dir = TempDir::new("lease");
-    let path = dir.path("state.db");
+    let state = Durable::new("lease");
+    let path = state.location();
     // At scale 1000 the acknowledgement window is 120 ms.
     let server = durable_server(&path, 1000.0, 20.0);
     let client = Client::new(&server.url());
@@ -285,8 +286,8 @@ async fn lease_deadlines_are_stored_instants() {
     server.shutdown();
 
     // At scale 1 nothing lapses during the test: the held task stays held across the restart.
-    let dir = TempDir::new("lease-kept");
-    let path = dir.path("state.db");
+    let state = Durable::new("lease-kept");
+    let path = state.location();
     let server = durable_server(&path, 1.0, 0.2);
     let client = Client::new(&server.url());
     running_pipeline(&client, "kept", ondemand("wg-kept", vec![])).await;
@@ -313,8 +314,8 @@ async fn lease_deadlines_are_stored_instants() {
 /// retry delay counts from the lapse: after a downtime longer than both, the retry is handed out at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_that_lapsed_while_down_is_dated_at_the_lapse() {
-    let dir = TempDir::new("lapse-dated");
-    let path = dir.path("state.db");
+    let state = Durable::new("lapse-dated");
+    let path = state.location();
     // At scale 60: the lease lapses 1 s after the acknowledgement, the retry waits 2 s more.
     let server = durable_server(&path, 60.0, 1.0);
     let client = Client::new(&server.url());
@@ -372,14 +373,16 @@ async fn a_lease_that_lapsed_while_down_is_dated_at_the_lapse() {
     );
 }
 
-/// Without --state nothing is written, and two servers do not share anything.
+/// Without --state nothing is written, and two servers do not share anything. (In memory whatever
+/// `DP_LOCAL_TEST_STORE` says: this is about the in-memory mode.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_mode_keeps_nothing() {
-    let server = crate::server(1.0, 0.2);
+    let memory = || Server::bind(Config::default()).expect("dp-local binds a free port");
+    let server = memory();
     let client = Client::new(&server.url());
     running_pipeline(&client, "mem", ondemand("wg-mem", vec![])).await;
     server.shutdown();
-    let server = crate::server(1.0, 0.2);
+    let server = memory();
     let client = Client::new(&server.url());
     assert_eq!(
         client.ok("ListPipelines", json!({})).await,
