@@ -95,7 +95,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             Some(store) => command.env(STORE_SWITCH, store),
             None => command.env_remove(STORE_SWITCH),
         };
-        counted(command)
+        counted(command, &mut std::io::stdout())
     };
     let mut workspace_args: Vec<String> = ["--workspace", "--locked", "--no-fail-fast"]
         .map(String::from)
@@ -246,15 +246,14 @@ struct Counts {
     success: bool,
 }
 
-/// Runs `command` (a `cargo test`), echoing its output and counting libtest's summary and result lines.
-fn counted(mut command: Command) -> Result<Counts> {
+/// Runs `command` (a `cargo test`), echoing its output to `out` and counting libtest's summary and result lines.
+fn counted(mut command: Command, out: &mut impl std::io::Write) -> Result<Counts> {
     let mut child = command
         .stdout(Stdio::piped())
         .spawn()
         .context("starting cargo test")?;
     let mut counts = Counts::default();
     let stdout = child.stdout.take().expect("piped");
-    let mut out = std::io::stdout();
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading cargo test's output")?;
         let _ = writeln!(out, "{line}");
@@ -720,6 +719,28 @@ mod tests {
         let e = PostgresRuns::parse("postgres auth\nrun x\n").unwrap_err();
         assert!(format!("{e}").starts_with("line 2: "), "{e}");
         assert!(PostgresRuns::parse("# nothing\n").is_err());
+    }
+
+    /// Summary lines are added up, and each test's outcome is kept by name.
+    #[test]
+    fn a_runs_output_is_counted() {
+        let printed = [
+            "running 2 tests",
+            "test a::x ... ok",
+            "test a::y ... FAILED",
+            "test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+            "test result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out",
+        ]
+        .join("\n");
+        let mut command = Command::new("sh");
+        command.args(["-c", &format!("printf '%s\\n' '{printed}'; exit 101")]);
+        let mut echoed = Vec::new();
+        let counts = counted(command, &mut echoed).unwrap();
+        assert_eq!(String::from_utf8(echoed).unwrap(), format!("{printed}\n"));
+        assert_eq!((counts.passed, counts.failed), (3, 1));
+        assert_eq!(counts.passed_tests, vec!["a::x".to_string()]);
+        assert_eq!(counts.failed_tests, vec!["a::y".to_string()]);
+        assert!(!counts.success);
     }
 
     /// The project's own list parses and names dp-local modules.
