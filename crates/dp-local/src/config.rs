@@ -88,6 +88,9 @@ pub struct Config {
     pub runner_args: Vec<String>,
     /// The most resource runners alive at once (16 by default); later resources wait in `CREATING`.
     pub max_resources: usize,
+    /// On PostgreSQL, serve alone: while another dp-local serves the database, stand by (answering 503) until it
+    /// stops (`--standby`). Without it (the default) every node on the database serves, together.
+    pub standby: bool,
 }
 
 impl Default for Config {
@@ -107,6 +110,7 @@ impl Default for Config {
             runner_bin: None,
             runner_args: Vec::new(),
             max_resources: 16,
+            standby: false,
         }
     }
 }
@@ -116,6 +120,7 @@ pub const USAGE: &str = "\
 usage: dp-local [--state PATH|URL] [--port PORT] [--time-scale N] [--poll-timeout SECONDS] [--no-auth]
                 [--credentials FILE] [--header-timeout SECONDS] [--max-connections N] [--no-console]
                 [--resources local|off] [--runner-bin PATH] [--runner-arg ARG]... [--max-resources N]
+                [--standby]
        dp-local export --state PATH|URL > dump.json
        dp-local import --state PATH|URL < dump.json
 
@@ -125,8 +130,10 @@ and the web console's URL with its access token as the second (http://127.0.0.1:
   --state PATH               keep all state in this SQLite file (created if missing) and answer a change
                              only once it is saved; without it the state is in memory only
   --state postgres://USER[:PASS]@HOST[:PORT]/DB[?sslmode=disable|prefer|require]
-                             keep the state in this PostgreSQL database instead (it must exist); a second
-                             dp-local on the same database stands by (503) until the first one stops
+                             keep the state in this PostgreSQL database instead (it must exist); every
+                             dp-local on the same database serves it, together, as one service
+  --standby                  with a PostgreSQL --state: serve alone; while another dp-local serves the
+                             database, stand by (answering 503) and take over when it stops
   --port PORT                TCP port on 127.0.0.1; 0 (the default) picks a free one
   --time-scale N             run every service duration N times faster (default 1, or the one stored in
                              the --state file)
@@ -288,6 +295,7 @@ impl Config {
                         })?;
                 }
                 "--no-console" => config.console = false,
+                "--standby" => config.standby = true,
                 "--credentials" => {
                     let path = value(&mut args)?;
                     let text = std::fs::read_to_string(&path).map_err(|e| {

@@ -151,6 +151,17 @@ impl Metrics {
         })
     }
 
+    /// Wraps a store shared by several nodes so that each turn's commit is observed the same way.
+    pub fn timed_shared(
+        self: &Arc<Self>,
+        store: Box<dyn crate::store::shared::SharedStore>,
+    ) -> Box<dyn crate::store::shared::SharedStore> {
+        Box::new(TimedShared {
+            inner: store,
+            histogram: self.commit_latency.clone(),
+        })
+    }
+
     /// The text of `GET /metrics`; `leases_lapsed` is the engine's count, brought up to date first.
     pub fn encode(&self, leases_lapsed: u64) -> String {
         let seen = self.leases_lapsed.get();
@@ -190,6 +201,41 @@ impl Store for TimedStore {
         let result = self.inner.commit(rows);
         self.histogram.observe(started.elapsed().as_secs_f64());
         result
+    }
+
+    fn probe(&self) -> Option<Probe> {
+        self.inner.probe()
+    }
+}
+
+/// A shared store whose commits are timed.
+struct TimedShared {
+    inner: Box<dyn crate::store::shared::SharedStore>,
+    histogram: Histogram,
+}
+
+impl crate::store::shared::SharedStore for TimedShared {
+    fn begin(&self, since: i64) -> Result<crate::store::shared::Changes, Error> {
+        self.inner.begin(since)
+    }
+
+    fn commit(&self, rows: &[Row], node: u64, groups: &[String]) -> Result<i64, Error> {
+        let started = Instant::now();
+        let result = self.inner.commit(rows, node, groups);
+        self.histogram.observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    fn release(&self) {
+        self.inner.release();
+    }
+
+    fn changes(&self, since: i64) -> Result<crate::store::shared::Changes, Error> {
+        self.inner.changes(since)
+    }
+
+    fn listen(&self, deliver: Box<dyn Fn(crate::store::shared::Wakeup) + Send + Sync>) {
+        self.inner.listen(deliver);
     }
 
     fn probe(&self) -> Option<Probe> {

@@ -89,6 +89,18 @@ impl Server {
         let mut probe = None;
         let engine = Arc::new(match &config.state {
             None => Engine::new(Clock::new(config.time_scale), config.poll_timeout),
+            // On PostgreSQL every node serves, together (`--standby` keeps the one-node-at-a-time way).
+            Some(path) if !config.standby && path.to_str().is_some_and(store::is_url) => {
+                let url = path.to_str().unwrap_or_default();
+                let shared = store::SharedPostgres::open(url)?;
+                probe = store::shared::SharedStore::probe(&shared);
+                Engine::open_shared(
+                    metrics.timed_shared(Box::new(shared)),
+                    config.time_scale,
+                    config.restore_time_scale,
+                    config.poll_timeout,
+                )?
+            }
             Some(path) => {
                 // On a database another node serves, this waits as a standby, answering 503 meanwhile.
                 let standby = path

@@ -14,6 +14,7 @@
 
 mod actions;
 mod definitions;
+mod nodes;
 mod objects;
 mod pipelines;
 mod records;
@@ -410,6 +411,9 @@ pub struct Engine {
     since: AtomicU64,
     writer: Option<Writer>,
     launcher: Mutex<Option<tokio::sync::mpsc::UnboundedSender<ResourceCommand>>>,
+    /// Set when the state is kept in a database that several nodes serve: every operation is then a turn
+    /// (`nodes.rs`) instead of a batch for the writer.
+    nodes: Option<nodes::Nodes>,
 }
 
 tokio::task_local! {
@@ -423,6 +427,9 @@ tokio::task_local! {
 pub async fn observe<T>(request: impl std::future::Future<Output = T>) -> T {
     OBSERVED.scope(std::cell::Cell::new(None), request).await
 }
+
+/// What [`OBSERVED`] holds once one of the request's turns failed (`nodes.rs`): no answer but an error.
+const TURN_FAILED: (u64, u64) = (u64::MAX, u64::MAX);
 
 /// The meta row that keeps the time scale.
 const TIME_SCALE_ROW: &str = "timeScale";
@@ -492,6 +499,7 @@ impl Engine {
             since: AtomicU64::new(1),
             writer: None,
             launcher: Mutex::new(None),
+            nodes: None,
         }
     }
 
@@ -540,6 +548,7 @@ impl Engine {
             since: AtomicU64::new(1),
             writer: Some(writer),
             launcher: Mutex::new(None),
+            nodes: None,
         };
         // Deadlines that passed while dp-local was stopped take effect before the first request is served.
         engine.with(|s, now| s.fire_timers(now));
@@ -571,6 +580,17 @@ impl Engine {
     /// it reached the state); elsewhere about all changes so far.
     /// In memory this returns at once.
     pub async fn durable(&self) -> Result<()> {
+        if let Some(nodes) = &self.nodes {
+            // A turn commits before it returns; what is left to say is whether one of the request's failed.
+            let failed = OBSERVED.try_with(|o| o.get()).ok().flatten() == Some(TURN_FAILED);
+            return match failed {
+                false => Ok(()),
+                true => Err(ServiceError::internal(format!(
+                    "dp-local could not save its state, so this change was not made: {}",
+                    nodes.last_failure()
+                ))),
+            };
+        }
         let Some(writer) = &self.writer else {
             return Ok(());
         };
@@ -654,6 +674,14 @@ impl Engine {
 
     /// Runs `f` on the state under the lock, then wakes the pollers and the timer task it concerned.
     fn with<T>(&self, f: impl FnOnce(&mut State, Now) -> T) -> T {
+        if self.nodes.is_some() {
+            let turned = self.turn(f);
+            if turned.failed.is_some() {
+                let _ = OBSERVED.try_with(|o| o.set(Some(TURN_FAILED)));
+            }
+            self.after_turn(&turned.woken, turned.timers_changed);
+            return turned.out;
+        }
         let now = self.now();
         let (out, woken, timers_changed) = {
             let mut state = self.lock();
@@ -682,28 +710,38 @@ impl Engine {
             });
             let woken: Vec<String> = state.woken.drain().collect();
             let changed = std::mem::take(&mut state.timers_changed);
-            if !state.commands.is_empty() {
-                let launcher = self.launcher.lock().unwrap_or_else(|e| e.into_inner());
-                // Sent under the state lock, so the launcher sees commands in the order they were decided.
-                match launcher.as_ref() {
-                    Some(tx) => {
-                        for command in state.commands.drain(..) {
-                            let _ = tx.send(command);
-                        }
-                    }
-                    // Nobody launches: `use_resources` rebuilds what is needed when a launcher connects.
-                    None => state.commands.clear(),
-                }
-            }
+            self.hand_commands(&mut state);
             (out, woken, changed)
         };
+        self.after_turn(&woken, timers_changed);
+        out
+    }
+
+    /// Hands the launcher what the last operation decided (called under the state lock, so the launcher sees
+    /// commands in the order they were decided).
+    fn hand_commands(&self, state: &mut State) {
+        if !state.commands.is_empty() {
+            let launcher = self.launcher.lock().unwrap_or_else(|e| e.into_inner());
+            match launcher.as_ref() {
+                Some(tx) => {
+                    for command in state.commands.drain(..) {
+                        let _ = tx.send(command);
+                    }
+                }
+                // Nobody launches: `use_resources` rebuilds what is needed when a launcher connects.
+                None => state.commands.clear(),
+            }
+        }
+    }
+
+    /// Wakes the pollers of `woken` groups, and the timer task when the next deadline changed.
+    fn after_turn(&self, woken: &[String], timers_changed: bool) {
         for group in woken {
-            self.group(&group).notify_waiters();
+            self.group(group).notify_waiters();
         }
         if timers_changed {
             self.timer.notify_one();
         }
-        out
     }
 
     fn group(&self, name: &str) -> Arc<Notify> {
@@ -716,6 +754,9 @@ impl Engine {
 
     /// Fires due timers and sleeps until the next one; runs until the runtime stops.
     pub async fn run_timers(self: Arc<Self>) {
+        if self.nodes.is_some() {
+            return self.run_shared_timers().await;
+        }
         loop {
             let next = self.with(|s, now| {
                 s.fire_timers(now);

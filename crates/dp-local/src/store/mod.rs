@@ -14,6 +14,7 @@
 //! them again.
 
 mod postgres;
+pub mod shared;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -27,7 +28,9 @@ use tokio::sync::watch;
 
 use crate::error::Error;
 
-pub use postgres::{POSTGRES_VERSION, PostgresStore, SCHEMA_TABLE, WhenServed, is_url};
+pub use postgres::{
+    POSTGRES_VERSION, PostgresStore, REVISION_TABLE, SCHEMA_TABLE, SharedPostgres, WhenServed, is_url,
+};
 pub use sqlite::{CURRENT_VERSION, SqliteStore};
 
 /// A readiness check of a store that works while the writer owns the store: waits up to the given time for the

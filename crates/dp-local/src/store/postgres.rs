@@ -27,14 +27,25 @@ use tokio_postgres::{Client, NoTls};
 use super::{Row, Store, Table};
 use crate::error::{Error, ErrorKind};
 
+mod nodes;
+
+pub use nodes::SharedPostgres;
+
 /// The migrations, in order: migration N takes the database from schema version N - 1 to N.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_initial.sql"),
+    include_str!("migrations/postgres/0002_revisions.sql"),
+];
 
 /// The schema version this dp-local writes to PostgreSQL.
 pub const POSTGRES_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// The table that records which migrations were applied.
 pub const SCHEMA_TABLE: &str = "dp_local_schema";
+
+/// The one-row table that holds the database's revision (schema version 2 on): every commit raises it and stamps
+/// the rows it writes with it.
+pub const REVISION_TABLE: &str = "dp_local_revision";
 
 /// The advisory lock taken (for the length of a transaction) while the schema is checked and migrated ("dpLc").
 const MIGRATION_LOCK: i64 = 0x6470_4c63;
@@ -617,7 +628,9 @@ async fn prepare_schema(client: &mut Client, shown: &str) -> Result<(), Error> {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    let ours = |n: &str| n == SCHEMA_TABLE || Table::ALL.iter().any(|t| t.name() == n);
+    let ours = |n: &str| {
+        n == SCHEMA_TABLE || n == REVISION_TABLE || Table::ALL.iter().any(|t| t.name() == n)
+    };
     let foreign: Vec<&str> = names
         .iter()
         .map(String::as_str)
@@ -706,9 +719,8 @@ struct Columns {
     seen: HashMap<(String, String), usize>,
 }
 
-/// Writes `rows` in one transaction: one statement per table touched (arrays unnested in order), so a commit is a
-/// few round trips whatever its size.
-async fn commit(client: &mut Client, rows: &[Row]) -> Result<(), tokio_postgres::Error> {
+/// Groups `rows` by table, each key once (its last body), in the order keys first appear.
+fn columns_of(rows: &[Row]) -> Vec<(Table, Columns)> {
     let mut tables: Vec<(Table, Columns)> = Vec::new();
     for row in rows {
         let columns = match tables.iter().position(|(t, _)| *t == row.table) {
@@ -729,15 +741,33 @@ async fn commit(client: &mut Client, rows: &[Row]) -> Result<(), tokio_postgres:
             }
         }
     }
+    tables
+}
+
+/// Writes `rows` in one transaction: one statement per table touched (arrays unnested in order), so a commit is a
+/// few round trips whatever its size.
+async fn commit(client: &mut Client, rows: &[Row]) -> Result<(), tokio_postgres::Error> {
+    let tables = columns_of(rows);
     let tx = client.transaction().await?;
+    // The revision is raised as nodes serving together expect (`shared_commit_sql`), so that they see these rows.
+    let revision: i64 = tx
+        .query_one(
+            &format!("UPDATE {REVISION_TABLE} SET rev = rev + 1 RETURNING rev"),
+            &[],
+        )
+        .await?
+        .get(0);
     for (table, columns) in &tables {
         let sql = format!(
-            "INSERT INTO {} (scope, id, body) SELECT s, i, b FROM unnest($1::text[], $2::text[], $3::text[]) \
-             WITH ORDINALITY AS r(s, i, b, n) ORDER BY n ON CONFLICT (scope, id) DO UPDATE SET body = excluded.body",
+            "INSERT INTO {} (scope, id, body, rev) SELECT s, i, b, $4 FROM unnest($1::text[], $2::text[], $3::text[]) \
+             WITH ORDINALITY AS r(s, i, b, n) ORDER BY n ON CONFLICT (scope, id) DO UPDATE SET body = excluded.body, rev = excluded.rev",
             table.name()
         );
-        tx.execute(&sql, &[&columns.scopes, &columns.ids, &columns.bodies])
-            .await?;
+        tx.execute(
+            &sql,
+            &[&columns.scopes, &columns.ids, &columns.bodies, &revision],
+        )
+        .await?;
     }
     tx.commit().await
 }

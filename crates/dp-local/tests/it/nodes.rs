@@ -1,11 +1,16 @@
-//! Several dp-local processes on one PostgreSQL database: one serves, a second stands by (answering 503) and takes
-//! over when the first is killed with SIGKILL, with every answered change there; tools are refused meanwhile.
+//! Several dp-local processes on one PostgreSQL database. By default they all serve it together: a task made
+//! through one node wakes a long poll waiting on another, concurrent pollers spread over the nodes get each task
+//! once, a schedule makes one instance per period however many nodes' timers see it, and a lapsed lease acts
+//! once. With `--standby`, one serves and a second stands by (answering 503) and takes over when the first is
+//! killed with SIGKILL, with every answered change there; tools are refused meanwhile.
 
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::observe::get;
 use crate::process::{DpLocal, run};
@@ -43,7 +48,16 @@ async fn a_standby_answers_503_and_takes_over_when_the_serving_node_is_killed() 
     let db = PgDatabase::new("nodes");
     let mut first = tokio::task::spawn_blocking({
         let url = db.url.clone();
-        move || DpLocal::start(&["--state", &url, "--no-console", "--resources", "off"])
+        move || {
+            DpLocal::start(&[
+                "--state",
+                &url,
+                "--no-console",
+                "--resources",
+                "off",
+                "--standby",
+            ])
+        }
     })
     .await
     .unwrap()
@@ -79,6 +93,7 @@ async fn a_standby_answers_503_and_takes_over_when_the_serving_node_is_killed() 
             "--no-console",
             "--resources",
             "off",
+            "--standby",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -189,4 +204,289 @@ async fn a_standby_answers_503_and_takes_over_when_the_serving_node_is_killed() 
         json!({"canceled": false})
     );
     drop(second);
+}
+
+/// Starts `count` nodes serving `db` together, each with `args` too.
+async fn nodes(db: &PgDatabase, count: usize, args: &[&str]) -> Vec<DpLocal> {
+    let mut started = Vec::new();
+    for _ in 0..count {
+        let mut all: Vec<String> = ["--state", &db.url, "--no-console", "--resources", "off"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        all.extend(args.iter().map(|a| a.to_string()));
+        let node = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            DpLocal::start(&args)
+        })
+        .await
+        .unwrap()
+        .expect("a node serves");
+        started.push(node);
+    }
+    started
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_made_through_one_node_wakes_a_long_poll_on_another() {
+    let db = PgDatabase::new("wake");
+    // A long poll of 60 s: only a wake-up can end it early with a task (no node polls the database).
+    let started = nodes(&db, 2, &["--poll-timeout", "60"]).await;
+    let (a, b) = (Client::new(&started[0].url), Client::new(&started[1].url));
+    let poll = tokio::spawn({
+        let b = b.clone();
+        async move {
+            let asked = Instant::now();
+            let out = b
+                .ok(
+                    "PollForTask",
+                    json!({"workerGroup": "wg-wake", "hostname": "on-b"}),
+                )
+                .await;
+            (out, asked.elapsed())
+        }
+    });
+    // Time for the poll to reach node B and wait there.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !poll.is_finished(),
+        "the poll answered before any task existed"
+    );
+    let pipeline = running_pipeline(&a, "wake", ondemand("wg-wake", vec![])).await;
+    let (out, waited) = poll.await.unwrap();
+    let task = &out["taskObject"];
+    assert_eq!(task["pipelineId"], json!(pipeline), "{out}");
+    assert!(
+        waited < Duration::from_secs(30),
+        "the long poll on B ended after {waited:?}, by its timeout rather than a wake-up: {out}"
+    );
+    // Node A sees the hand-out B made.
+    let attempt = task["attemptId"].as_str().unwrap();
+    wait_for(&a, &pipeline, attempt, "@status", "RUNNING").await;
+    wait_for(&a, &pipeline, attempt, "@hostname", "on-b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_pollers_on_three_nodes_get_each_task_once() {
+    const TASKS: usize = 30;
+    let db = PgDatabase::new("pollers");
+    let started = nodes(&db, 3, &["--poll-timeout", "0.5"]).await;
+    let clients: Vec<Client> = started.iter().map(|n| Client::new(&n.url)).collect();
+    let mut objects = vec![object(
+        "Default",
+        vec![s("scheduleType", "ondemand"), s("workerGroup", "wg-ten")],
+    )];
+    for i in 0..TASKS {
+        objects.push(object(
+            &format!("A{i}"),
+            vec![s("type", "ShellCommandActivity"), s("command", "true")],
+        ));
+    }
+    let pipeline = running_pipeline(&clients[0], "ten", objects).await;
+    let handed: Arc<Mutex<Vec<(String, String, usize)>>> = Arc::default();
+    let mut pollers = Vec::new();
+    for i in 0..10 {
+        let (poll_via, end_via) = (clients[i % 3].clone(), clients[(i + 1) % 3].clone());
+        let handed = handed.clone();
+        pollers.push(tokio::spawn(async move {
+            let until = Instant::now() + Duration::from_secs(60);
+            while handed.lock().unwrap().len() < TASKS && Instant::now() < until {
+                let out = poll_via
+                    .ok(
+                        "PollForTask",
+                        json!({"workerGroup": "wg-ten", "hostname": format!("poller-{i}")}),
+                    )
+                    .await;
+                let Some(task) = out.get("taskObject") else {
+                    continue;
+                };
+                let task_id = task["taskId"].as_str().unwrap().to_string();
+                handed.lock().unwrap().push((
+                    task["attemptId"].as_str().unwrap().to_string(),
+                    task_id.clone(),
+                    i % 3,
+                ));
+                end_via
+                    .ok(
+                        "SetTaskStatus",
+                        json!({"taskId": task_id, "taskStatus": "FINISHED"}),
+                    )
+                    .await;
+            }
+        }));
+    }
+    for p in pollers {
+        p.await.unwrap();
+    }
+    let handed = handed.lock().unwrap().clone();
+    let mut by_attempt: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (attempt, task, _) in &handed {
+        by_attempt.entry(attempt).or_default().push(task);
+    }
+    let twice: Vec<_> = by_attempt.iter().filter(|(_, t)| t.len() > 1).collect();
+    assert!(twice.is_empty(), "handed out twice: {twice:?}");
+    assert_eq!(by_attempt.len(), TASKS, "{handed:?}");
+    let nodes_used: HashSet<usize> = handed.iter().map(|(_, _, n)| *n).collect();
+    assert_eq!(
+        nodes_used.len(),
+        3,
+        "every node handed out tasks: {handed:?}"
+    );
+    // Every node shows every attempt finished.
+    for client in &clients {
+        for attempt in by_attempt.keys() {
+            let f = fields(client, &pipeline, attempt).await;
+            assert_eq!(
+                f.get("@status").map(String::as_str),
+                Some("FINISHED"),
+                "{attempt}: {f:?}"
+            );
+        }
+    }
+}
+
+/// Instance ids of a pipeline as one node shows them, each with its `@scheduledStartTime` and `@attemptCount`.
+async fn instances(client: &Client, pipeline: &str) -> Vec<(String, String, String)> {
+    let ids: Vec<Value> = client
+        .ok(
+            "QueryObjects",
+            json!({"pipelineId": pipeline, "sphere": "INSTANCE", "limit": 1000}),
+        )
+        .await["ids"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut out = Vec::new();
+    for id in ids {
+        let id = id.as_str().unwrap();
+        let f = fields(client, pipeline, id).await;
+        out.push((
+            id.to_string(),
+            f.get("@scheduledStartTime").cloned().unwrap_or_default(),
+            f.get("@attemptCount").cloned().unwrap_or_default(),
+        ));
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_makes_one_instance_per_period_with_three_nodes() {
+    let db = PgDatabase::new("sched");
+    // At 900 times the service's speed a 15-minute period passes every second.
+    let started = nodes(&db, 3, &["--time-scale", "900"]).await;
+    let clients: Vec<Client> = started.iter().map(|n| Client::new(&n.url)).collect();
+    let objects = vec![
+        object(
+            "Default",
+            vec![
+                s("scheduleType", "cron"),
+                s("workerGroup", "wg-sched"),
+                r("schedule", "Every"),
+            ],
+        ),
+        object(
+            "Every",
+            vec![
+                s("type", "Schedule"),
+                s("period", "15 minutes"),
+                s("startAt", "FIRST_ACTIVATION_DATE_TIME"),
+            ],
+        ),
+        object(
+            "A",
+            vec![s("type", "ShellCommandActivity"), s("command", "true")],
+        ),
+    ];
+    let pipeline = running_pipeline(&clients[1], "sched", objects).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Each node's timer saw every period; the instances are the same on every node, one per period, each with
+    // one attempt.
+    let mut shown = Vec::new();
+    for client in &clients {
+        shown.push(instances(client, &pipeline).await);
+    }
+    let first = &shown[0];
+    assert!(first.len() >= 4, "too few periods passed: {first:?}");
+    let starts: Vec<i64> = first
+        .iter()
+        .map(|(_, start, _)| {
+            dp_model::timestamp::parse(start).unwrap_or_else(|| panic!("not a time: {start}"))
+        })
+        .collect();
+    let mut sorted = starts.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        first.len(),
+        "two instances of one period: {first:?}"
+    );
+    for pair in sorted.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            900,
+            "a period skipped or doubled: {first:?}"
+        );
+    }
+    assert!(
+        first.iter().all(|(_, _, attempts)| attempts == "1"),
+        "an instance got more than one attempt: {first:?}"
+    );
+    // Later nodes may have seen one more period come by; what both show agrees.
+    for other in &shown[1..] {
+        let common = first.len().min(other.len());
+        assert_eq!(first[..common], other[..common], "nodes disagree");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_lease_acts_once_across_three_nodes() {
+    let db = PgDatabase::new("lapse");
+    // At 60 times the service's speed, the 1-minute progress timeout lapses after a second.
+    let started = nodes(&db, 3, &["--time-scale", "60"]).await;
+    let clients: Vec<Client> = started.iter().map(|n| Client::new(&n.url)).collect();
+    let pipeline = running_pipeline(
+        &clients[0],
+        "lapse",
+        ondemand(
+            "wg-lapse",
+            vec![
+                s("reportProgressTimeout", "1 minutes"),
+                s("maximumRetries", "3"),
+                s("retryDelay", "60 minutes"),
+            ],
+        ),
+    )
+    .await;
+    let task = poll_until_task(&clients[1], "wg-lapse").await;
+    let attempt = task["attemptId"].as_str().unwrap().to_string();
+    clients[2]
+        .ok("ReportTaskProgress", json!({"taskId": task["taskId"]}))
+        .await;
+    // Every node knows the deadline; it must act once: attempt 1 times out and one retry is made.
+    wait_for(&clients[0], &pipeline, &attempt, "@status", "TIMEDOUT").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let instance = attempt.split("_Attempt=").next().unwrap().to_string();
+    for client in &clients {
+        let f = fields(client, &pipeline, &instance).await;
+        assert_eq!(
+            f.get("@attemptCount").map(String::as_str),
+            Some("2"),
+            "{instance}: {f:?}"
+        );
+    }
+    let mut lapsed = 0.0;
+    for node in &started {
+        let url = node.url.clone();
+        let (_, _, text) = tokio::task::spawn_blocking(move || get(&url, "/metrics"))
+            .await
+            .unwrap();
+        lapsed += text
+            .lines()
+            .find_map(|l| l.strip_prefix("dp_local_leases_lapsed_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    assert_eq!(lapsed, 1.0, "leases lapsed over all nodes");
 }

@@ -1,0 +1,511 @@
+//! Serving one database together with other dp-local nodes: the engine's side of a turn.
+//!
+//! The state in memory is a cache of the database, current up to a revision ([`Book`]). Every operation is a
+//! turn ([`crate::store::shared`]): take the database's turn lock and read what other nodes committed since this
+//! node's revision, catch up, run the operation (due timers included), write its rows at the next revision and
+//! tell the other nodes which worker groups got work, commit, and only then answer. Catching up rebuilds, from
+//! the rows, only the pipelines that changed (plus the task ids and runners that did), with `State::restore`,
+//! so the rules have one way from rows to state; what is not stored (the launcher's runners, counters) stays.
+//! A turn that cannot commit is undone the same way, from the rows as last committed, and its request answers
+//! an error. Other nodes' commits are heard on a listening connection: they wake this node's long polls of the
+//! groups named, and make the timer task catch up, so that a deadline set elsewhere fires here if its node is
+//! gone. This module knows no SQL.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dp_model::IndexMap;
+
+use super::{Engine, Now, State, Timer};
+use crate::error::Error;
+use crate::store::shared::{SharedStore, Wakeup};
+use crate::store::{Row, Table};
+
+/// How long the timer task waits after hearing another node's commit before it catches up, so that a burst of
+/// commits costs one read.
+const COALESCE: Duration = Duration::from_millis(10);
+
+/// How long the timer task waits before trying again after a turn failed (the database is unreachable).
+const FAILED_TURN_PAUSE: Duration = Duration::from_millis(200);
+
+/// The rows as this node last saw them committed, and their revision.
+#[derive(Debug, Default)]
+pub(super) struct Book {
+    pub(super) revision: i64,
+    /// Rows by table, then scope, then id, each in the order first written.
+    tables: HashMap<Table, IndexMap<String, IndexMap<String, String>>>,
+}
+
+impl Book {
+    /// Takes committed rows in.
+    fn record(&mut self, rows: &[Row], revision: i64) {
+        for row in rows {
+            self.tables
+                .entry(row.table)
+                .or_default()
+                .entry(row.scope.clone())
+                .or_default()
+                .insert(row.id.clone(), row.body.clone());
+        }
+        self.revision = self.revision.max(revision);
+    }
+
+    fn get(&self, table: Table, scope: &str, id: &str) -> Option<&String> {
+        self.tables.get(&table)?.get(scope)?.get(id)
+    }
+
+    fn rows(&self, table: Table) -> impl Iterator<Item = Row> + '_ {
+        self.tables.get(&table).into_iter().flat_map(move |scopes| {
+            scopes.iter().flat_map(move |(scope, ids)| {
+                ids.iter().map(move |(id, body)| Row {
+                    table,
+                    scope: scope.clone(),
+                    id: id.clone(),
+                    body: body.clone(),
+                })
+            })
+        })
+    }
+
+    /// Every table, as the engine loads a state.
+    fn all(&self) -> HashMap<Table, Vec<Row>> {
+        Table::ALL
+            .iter()
+            .map(|t| (*t, self.rows(*t).collect()))
+            .collect()
+    }
+
+    /// Makes the parts of `state` that `keys` name (their pipelines, task ids, runners, and the meta rows) what
+    /// the book holds: rows another node committed are taken in this way, and the changes of a turn that did
+    /// not commit are undone.
+    fn rebuild(&self, state: &mut State, keys: &[Row], origin: super::Origin) -> Result<(), Error> {
+        let mut touched: HashSet<String> = HashSet::new();
+        let mut tasks: Vec<&str> = Vec::new();
+        let mut runners: Vec<&str> = Vec::new();
+        for row in keys {
+            match row.table {
+                Table::Pipelines => {
+                    touched.insert(row.id.clone());
+                }
+                Table::Definitions | Table::Instances | Table::Attempts => {
+                    touched.insert(row.scope.clone());
+                }
+                Table::Tasks => {
+                    tasks.push(&row.id);
+                    let body = self
+                        .get(Table::Tasks, &row.scope, &row.id)
+                        .unwrap_or(&row.body);
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(body)
+                        && let Some(p) = v["pipeline"].as_str()
+                    {
+                        touched.insert(p.to_string());
+                    }
+                }
+                Table::Runners => runners.push(&row.id),
+                Table::Meta => {}
+            }
+        }
+        // Pipelines in the order they were first written, so new ones join the state in that order.
+        let ordered: Vec<String> = self
+            .tables
+            .get(&Table::Pipelines)
+            .and_then(|s| s.get(""))
+            .map(|ids| {
+                ids.keys()
+                    .filter(|id| touched.contains(*id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut tables: HashMap<Table, Vec<Row>> = HashMap::new();
+        tables.insert(Table::Meta, self.rows(Table::Meta).collect());
+        tables.insert(
+            Table::Pipelines,
+            self.rows(Table::Pipelines)
+                .filter(|r| touched.contains(&r.id))
+                .collect(),
+        );
+        for table in [Table::Definitions, Table::Instances, Table::Attempts] {
+            let mut rows = Vec::new();
+            for pid in &ordered {
+                if let Some(ids) = self.tables.get(&table).and_then(|s| s.get(pid)) {
+                    rows.extend(ids.iter().map(|(id, body)| Row {
+                        table,
+                        scope: pid.clone(),
+                        id: id.clone(),
+                        body: body.clone(),
+                    }));
+                }
+            }
+            tables.insert(table, rows);
+        }
+        let kept = |table: Table, ids: &[&str]| -> Vec<Row> {
+            ids.iter()
+                .filter_map(|id| {
+                    self.get(table, "", id).map(|body| Row {
+                        table,
+                        scope: String::new(),
+                        id: id.to_string(),
+                        body: body.clone(),
+                    })
+                })
+                .collect()
+        };
+        tables.insert(Table::Tasks, kept(Table::Tasks, &tasks));
+        tables.insert(Table::Runners, kept(Table::Runners, &runners));
+        let mut fresh = State::restore(tables, origin)?;
+
+        let of_touched = |pid: &str| touched.contains(pid);
+        state.timers.retain(|_, t| !of_touched(timer_pipeline(t)));
+        for queue in state.queues.values_mut() {
+            queue.retain(|(pid, _)| !of_touched(pid));
+        }
+        state.by_unique.retain(|_, pid| !of_touched(pid));
+        for pid in &touched {
+            match fresh.pipelines.shift_remove(pid) {
+                Some(p) => {
+                    state.pipelines.insert(pid.clone(), p);
+                }
+                // Made by the turn being undone: it was never committed.
+                None => {
+                    state.pipelines.shift_remove(pid);
+                }
+            }
+        }
+        state.by_unique.extend(fresh.by_unique.drain());
+        for id in tasks {
+            match fresh.tasks.remove(id) {
+                Some(t) => state.tasks.insert(id.to_string(), t),
+                None => state.tasks.remove(id),
+            };
+        }
+        for id in runners {
+            match fresh.runners.shift_remove(id) {
+                Some(r) => state.runners.insert(id.to_string(), r),
+                None => state.runners.shift_remove(id),
+            };
+        }
+        state.stopped_groups = std::mem::take(&mut fresh.stopped_groups);
+        for ((at, _), timer) in std::mem::take(&mut fresh.timers) {
+            state.add_timer(at, timer);
+        }
+        for (group, queue) in fresh.queues.drain() {
+            state.queues.entry(group).or_default().extend(queue);
+        }
+        state.timers_changed = true;
+        Ok(())
+    }
+
+    /// Catches `state` up with rows committed by other nodes.
+    fn catch_up(
+        &mut self,
+        state: &mut State,
+        changes: crate::store::shared::Changes,
+        origin: super::Origin,
+    ) -> Result<(), Error> {
+        if changes.rows.is_empty() {
+            self.revision = self.revision.max(changes.revision);
+            return Ok(());
+        }
+        let whole = self.revision == 0;
+        self.record(&changes.rows, changes.revision);
+        if whole {
+            // Everything (a node that lost track after a failed undo): the whole state anew, runtime facts kept.
+            let mut fresh = State::restore(self.all(), origin)?;
+            let old = std::mem::take(state);
+            fresh.local_resources = old.local_resources;
+            fresh.max_resources = old.max_resources;
+            fresh.leases_lapsed = old.leases_lapsed;
+            fresh.service_runner = old.service_runner;
+            fresh.live = old.live;
+            fresh.launch_queue = old.launch_queue;
+            fresh.timers_changed = true;
+            *state = fresh;
+            return Ok(());
+        }
+        self.rebuild(state, &changes.rows, origin)
+    }
+}
+
+fn timer_pipeline(timer: &Timer) -> &str {
+    match timer {
+        Timer::Lease { pipeline, .. }
+        | Timer::Retry { pipeline, .. }
+        | Timer::Schedule { pipeline }
+        | Timer::AttemptTimeout { pipeline, .. }
+        | Timer::Late { pipeline, .. }
+        | Timer::Terminate { pipeline, .. } => pipeline,
+    }
+}
+
+/// The engine's link to a database served with other nodes.
+pub(super) struct Nodes {
+    store: Box<dyn SharedStore>,
+    /// This node's id in notifications, so that it ignores its own.
+    node: u64,
+    book: Mutex<Book>,
+    /// Set when another node committed since the timer task last caught up.
+    heard: AtomicBool,
+    /// Other nodes' commits, as the listening connection hears them, until the timer task takes them.
+    inbox: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Wakeup>>>,
+    /// Why the last turn that failed did.
+    failure: Mutex<String>,
+}
+
+impl Nodes {
+    /// Why the last turn that failed did.
+    pub(super) fn last_failure(&self) -> String {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl std::fmt::Debug for Nodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Nodes")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs `f`, which blocks on the database, without stalling the other tasks of a multi-threaded runtime.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// What a turn did besides the operation's own result.
+pub(super) struct Turned<T> {
+    pub(super) out: T,
+    /// Why the turn's changes were not saved (its request answers an error).
+    pub(super) failed: Option<String>,
+    pub(super) woken: Vec<String>,
+    pub(super) timers_changed: bool,
+}
+
+impl Engine {
+    /// The service kept in a database that other nodes serve too: the whole state is read in one turn (which
+    /// also stores the time scale when it is new), and every later operation is a turn of its own.
+    pub fn open_shared(
+        store: Box<dyn SharedStore>,
+        time_scale: f64,
+        restore_time_scale: bool,
+        poll_timeout: Duration,
+    ) -> Result<Engine, Error> {
+        let changes = store.begin(0)?;
+        let mut book = Book::default();
+        book.record(&changes.rows, changes.revision);
+        let tables = book.all();
+        let stored_scale = tables[&Table::Meta]
+            .iter()
+            .find(|r| r.id == super::TIME_SCALE_ROW)
+            .and_then(|r| r.body.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0);
+        let scale = match stored_scale {
+            Some(stored) if restore_time_scale => stored,
+            _ => time_scale,
+        };
+        let clock = crate::clock::Clock::new(scale);
+        let node = fastrand::u64(1..);
+        if stored_scale != Some(clock.scale()) {
+            let row = Row {
+                table: Table::Meta,
+                scope: String::new(),
+                id: super::TIME_SCALE_ROW.into(),
+                body: clock.scale().to_string(),
+            };
+            let revision = store.commit(std::slice::from_ref(&row), node, &[])?;
+            book.record(&[row], revision);
+        } else {
+            store.release();
+        }
+        let origin = super::Origin::now();
+        let state = State::restore(book.all(), origin)?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        store.listen(Box::new(move |w| {
+            let _ = tx.send(w);
+        }));
+        let mut engine = Engine::new(clock, poll_timeout);
+        engine.origin = origin;
+        *engine.state.get_mut().unwrap_or_else(|e| e.into_inner()) = state;
+        engine.nodes = Some(Nodes {
+            store,
+            node,
+            book: Mutex::new(book),
+            heard: AtomicBool::new(false),
+            inbox: Mutex::new(Some(rx)),
+            failure: Mutex::new(String::new()),
+        });
+        // Deadlines that passed while no node served take effect before the first request is served.
+        engine.with(|s, now| s.fire_timers(now));
+        Ok(engine)
+    }
+
+    /// Whether this engine serves a database together with other nodes.
+    pub fn is_shared(&self) -> bool {
+        self.nodes.is_some()
+    }
+
+    /// One turn: catch up, run `f`, commit its rows (or undo them), all under the state lock.
+    pub(super) fn turn<T>(&self, f: impl FnOnce(&mut State, Now) -> T) -> Turned<T> {
+        let nodes = self.nodes.as_ref().expect("only for shared engines");
+        blocking(|| {
+            let mut state = self.lock();
+            let mut book = nodes.book.lock().unwrap_or_else(|e| e.into_inner());
+            let mut failed = None;
+            let begun = match nodes.store.begin(book.revision) {
+                Ok(changes) => {
+                    if let Err(e) = book.catch_up(&mut state, changes, self.origin) {
+                        failed = Some(e.message);
+                    }
+                    true
+                }
+                Err(e) => {
+                    failed = Some(e.message);
+                    false
+                }
+            };
+            // Read after the lock is held, so that time never runs backwards from one turn to the next.
+            let now = self.now();
+            let out = f(&mut state, now);
+            let rows = if state.dirty.is_empty() {
+                Vec::new()
+            } else {
+                state.take_rows(self.origin)
+            };
+            let mut woken: Vec<String> = state.woken.drain().collect();
+            woken.sort();
+            if begun {
+                if failed.is_some() || rows.is_empty() {
+                    nodes.store.release();
+                } else {
+                    match nodes.store.commit(&rows, nodes.node, &woken) {
+                        Ok(revision) => book.record(&rows, revision),
+                        Err(e) => failed = Some(e.message),
+                    }
+                }
+            }
+            if let Some(reason) = &failed {
+                *nodes.failure.lock().unwrap_or_else(|e| e.into_inner()) = reason.clone();
+                // Decided on a state that is not saved: undone, and nothing of it reaches the launcher or pollers.
+                if !rows.is_empty()
+                    && let Err(e) = book.rebuild(&mut state, &rows, self.origin)
+                {
+                    eprintln!(
+                        "dp-local: cannot undo a change that was not saved ({e}); reading the whole state again"
+                    );
+                    book.revision = 0;
+                    book.tables.clear();
+                }
+                state.commands.clear();
+                woken.clear();
+            }
+            self.hand_commands(&mut state);
+            let timers_changed = std::mem::take(&mut state.timers_changed);
+            Turned {
+                out,
+                failed,
+                woken,
+                timers_changed,
+            }
+        })
+    }
+
+    /// Catches up with what other nodes committed, without a turn.
+    fn refresh(&self) {
+        let Some(nodes) = &self.nodes else {
+            return;
+        };
+        blocking(|| {
+            let mut state = self.lock();
+            let mut book = nodes.book.lock().unwrap_or_else(|e| e.into_inner());
+            let caught = nodes
+                .store
+                .changes(book.revision)
+                .and_then(|changes| book.catch_up(&mut state, changes, self.origin));
+            if let Err(e) = caught {
+                // The next turn catches up instead (or fails and says so).
+                nodes.heard.store(true, Ordering::Relaxed);
+                eprintln!("dp-local: cannot read other nodes' changes: {e}");
+            }
+            std::mem::take(&mut state.timers_changed);
+        });
+    }
+
+    /// Another node's commit: wake the long polls of the groups that got work, and let the timer task catch up.
+    fn heard(&self, wakeup: Wakeup) {
+        let Some(nodes) = &self.nodes else {
+            return;
+        };
+        if wakeup.node == nodes.node {
+            return;
+        }
+        let waiting: Vec<Arc<tokio::sync::Notify>> = {
+            let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+            match &wakeup.groups {
+                Some(names) => names
+                    .iter()
+                    .filter_map(|g| groups.get(g).cloned())
+                    .collect(),
+                None => groups.values().cloned().collect(),
+            }
+        };
+        for notify in waiting {
+            notify.notify_waiters();
+        }
+        nodes.heard.store(true, Ordering::Relaxed);
+        self.timer.notify_one();
+    }
+
+    /// The timer task of a shared engine: fires due deadlines in turns (after catching up, so that a deadline
+    /// another node already acted on is gone), and catches up when other nodes commit, so that it knows their
+    /// deadlines too. Also hands other nodes' wake-ups to this node's long polls.
+    pub(super) async fn run_shared_timers(self: Arc<Self>) {
+        let nodes = self.nodes.as_ref().expect("only for shared engines");
+        if let Some(mut inbox) = nodes.inbox.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let engine = Arc::downgrade(&self);
+            tokio::spawn(async move {
+                while let Some(wakeup) = inbox.recv().await {
+                    match engine.upgrade() {
+                        Some(engine) => engine.heard(wakeup),
+                        None => break,
+                    }
+                }
+            });
+        }
+        loop {
+            if nodes.heard.swap(false, Ordering::Relaxed) {
+                tokio::time::sleep(COALESCE).await;
+                nodes.heard.store(false, Ordering::Relaxed);
+                self.refresh();
+            }
+            let next = self.lock().timers.keys().next().map(|(at, _)| *at);
+            if next.is_some_and(|at| at <= Instant::now()) {
+                let turned = self.turn(|s, now| s.fire_timers(now));
+                self.after_turn(&turned.woken, turned.timers_changed);
+                if let Some(reason) = turned.failed {
+                    eprintln!("dp-local: deadlines wait for the database: {reason}");
+                    tokio::time::sleep(FAILED_TURN_PAUSE).await;
+                }
+                continue;
+            }
+            match next {
+                Some(at) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                        _ = self.timer.notified() => {}
+                    }
+                }
+                None => self.timer.notified().await,
+            }
+        }
+    }
+}

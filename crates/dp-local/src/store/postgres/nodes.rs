@@ -1,0 +1,718 @@
+//! PostgreSQL as a [`SharedStore`]: the database several dp-local nodes serve together.
+//!
+//! A turn is one transaction on the node's turn connection. `begin` sends `BEGIN`, the transaction-level
+//! advisory lock [`TURN_LOCK`] and the catch-up query (the revision and every row stamped after the node's) in
+//! one round trip: the server runs them in order, so the rows are read once the lock is held, and they include
+//! every commit of the nodes that held it before (a transaction is visible before its locks are released).
+//! `commit` sends one statement that raises the revision, writes the rows stamped with it and queues the
+//! `NOTIFY` for the other nodes, then `COMMIT`, again in one round trip. A node that dies mid-turn aborts its
+//! transaction, which frees the lock; a node that hangs in one is cut off by `idle_in_transaction_session_timeout`.
+//!
+//! Every node holds the serving lock in shared mode for its connection's life, so a node started with
+//! `--standby` (which takes it exclusively) and the export/import tools are refused while nodes serve, and the
+//! other way round. The listening connection (`LISTEN dp_local`) hears other nodes' commits and hands them to the
+//! engine; it reconnects by itself. This module holds no rules.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Mutex;
+use std::sync::mpsc as std_mpsc;
+use std::task::Poll;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
+
+use super::{
+    JOB_TIMEOUT, REVISION_TABLE, SERVE_LOCK, Target, columns_of, connect, db_error, describe,
+    encrypt_only, parse, prepare_schema,
+};
+use crate::error::{Error, ErrorKind};
+use crate::store::shared::{Changes, SharedStore, Wakeup};
+use crate::store::{Probe, Row, Table};
+
+/// The transaction-level advisory lock of a turn ("dpLt"): one operation at a time across the nodes.
+const TURN_LOCK: i64 = 0x6470_4c74;
+
+/// The channel on which a commit tells the other nodes about itself.
+const CHANNEL: &str = "dp_local";
+
+/// The longest notification payload sent (the server refuses 8000 bytes or more); a longer list of worker groups
+/// is sent as "any group".
+const MAX_PAYLOAD: usize = 7900;
+
+/// How long a node may sit in a turn without a statement before the server ends its session (and the turn).
+const IDLE_IN_TURN: &str = "10s";
+
+/// How long `begin` waits for the turn lock before it fails.
+const LOCK_WAIT: &str = "20s";
+
+/// How long the listening connection waits before it connects again.
+const LISTEN_RETRY: Duration = Duration::from_millis(250);
+
+/// What follows the revision in a notification's payload.
+#[derive(Debug, Serialize, Deserialize)]
+struct Payload {
+    node: u64,
+    groups: Option<Vec<String>>,
+}
+
+/// The catch-up query: the revision first (table 0), then every row stamped after `$1`, table by table, each in
+/// the order rows were first written. One statement, so one snapshot.
+fn catch_up_sql() -> String {
+    let mut sql =
+        format!("SELECT 0, ''::text, ''::text, ''::text, rev, 0::bigint FROM {REVISION_TABLE}");
+    for (index, table) in Table::ALL.iter().enumerate() {
+        sql.push_str(&format!(
+            " UNION ALL SELECT {}, scope, id, body, rev, seq FROM {} WHERE rev > $1",
+            index + 1,
+            table.name()
+        ));
+    }
+    sql.push_str(" ORDER BY 1, 6");
+    sql
+}
+
+/// The write of a turn: the revision raised, every table's rows (three arrays each, `$1`…`$21`, empty for a
+/// table the turn did not touch) stamped with it, and the notification queued (payload `REV $22`); answers the
+/// new revision.
+fn commit_sql() -> String {
+    let mut sql = format!("WITH r AS (UPDATE {REVISION_TABLE} SET rev = rev + 1 RETURNING rev)");
+    for (index, table) in Table::ALL.iter().enumerate() {
+        let first = index * 3 + 1;
+        sql.push_str(&format!(
+            ", t{index} AS (INSERT INTO {name} (scope, id, body, rev) SELECT s, i, b, (SELECT rev FROM r) \
+             FROM unnest(${first}::text[], ${}::text[], ${}::text[]) WITH ORDINALITY AS x(s, i, b, n) ORDER BY n \
+             ON CONFLICT (scope, id) DO UPDATE SET body = excluded.body, rev = excluded.rev)",
+            first + 1,
+            first + 2,
+            name = table.name()
+        ));
+    }
+    let payload = Table::ALL.len() * 3 + 1;
+    sql.push_str(&format!(
+        " SELECT rev, pg_notify('{CHANNEL}', rev::text || ' ' || ${payload}::text) FROM r"
+    ));
+    sql
+}
+
+/// Runs `first` and `second` on one connection in one round trip: `first` is polled (and so sent) before
+/// `second`, and both are awaited.
+async fn in_order<A: Future, B: Future>(first: A, second: B) -> (A::Output, B::Output) {
+    let mut first = pin!(first);
+    let mut second = pin!(second);
+    let mut a = None;
+    let mut b = None;
+    std::future::poll_fn(|cx| {
+        if a.is_none()
+            && let Poll::Ready(v) = first.as_mut().poll(cx)
+        {
+            a = Some(v);
+        }
+        if b.is_none()
+            && let Poll::Ready(v) = second.as_mut().poll(cx)
+        {
+            b = Some(v);
+        }
+        if a.is_some() && b.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    (a.expect("ready"), b.expect("ready"))
+}
+
+/// The turn connection with its prepared statements.
+struct Session {
+    client: Client,
+    catch_up: Statement,
+    commit: Statement,
+    /// Set between `begin` and its `commit` or `release`.
+    in_turn: bool,
+}
+
+/// Opens the turn connection: the serving lock in shared mode, the session's limits, the statements.
+async fn open_session(target: &Target) -> Result<Session, Error> {
+    let client = connect(target).await.map_err(db_error)?;
+    let fail = |e: tokio_postgres::Error| db_error(describe(&target.shown, &e));
+    let shared: bool = client
+        .query_one("SELECT pg_try_advisory_lock_shared($1)", &[&SERVE_LOCK])
+        .await
+        .map_err(fail)?
+        .get(0);
+    if !shared {
+        return Err(db_error(format!(
+            "{} is served by a dp-local started with --standby (one node at a time) or is being exported or imported; stop it first",
+            target.shown
+        )));
+    }
+    client
+        .batch_execute(&format!(
+            "SET idle_in_transaction_session_timeout = '{IDLE_IN_TURN}'; SET lock_timeout = '{LOCK_WAIT}'"
+        ))
+        .await
+        .map_err(fail)?;
+    let catch_up = client.prepare(&catch_up_sql()).await.map_err(fail)?;
+    let commit = client.prepare(&commit_sql()).await.map_err(fail)?;
+    Ok(Session {
+        client,
+        catch_up,
+        commit,
+        in_turn: false,
+    })
+}
+
+fn changes_of(rows: &[tokio_postgres::Row]) -> Changes {
+    let mut changes = Changes::default();
+    for r in rows {
+        let index: i32 = r.get(0);
+        if index == 0 {
+            changes.revision = r.get(4);
+            continue;
+        }
+        changes.rows.push(Row {
+            table: Table::ALL[index as usize - 1],
+            scope: r.get(1),
+            id: r.get(2),
+            body: r.get(3),
+        });
+    }
+    changes
+}
+
+enum Job {
+    Begin(i64, std_mpsc::Sender<Result<Changes, Error>>),
+    Commit(Vec<Row>, String, std_mpsc::Sender<Result<i64, Error>>),
+    Release(std_mpsc::Sender<()>),
+    Changes(i64, std_mpsc::Sender<Result<Changes, Error>>),
+    Ping(std_mpsc::Sender<Result<(), String>>),
+    Close,
+}
+
+/// A dp-local state in a PostgreSQL database that several nodes serve together.
+pub struct SharedPostgres {
+    jobs: Option<tokio::sync::mpsc::UnboundedSender<Job>>,
+    thread: Option<JoinHandle<()>>,
+    target: Target,
+    listeners: Mutex<Vec<(tokio::sync::watch::Sender<bool>, JoinHandle<()>)>>,
+}
+
+impl std::fmt::Debug for SharedPostgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedPostgres")
+            .field("database", &self.target.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedPostgres {
+    /// Connects to the database at `url`, refuses it as [`super::PostgresStore::open`] does (writing nothing),
+    /// migrates it, and joins the nodes that serve it.
+    pub fn open(url: &str) -> Result<SharedPostgres, Error> {
+        let target = parse(url)?;
+        let (jobs, receiver) = tokio::sync::mpsc::unbounded_channel::<Job>();
+        let (opened_tx, opened_rx) = std_mpsc::channel::<Result<(), Error>>();
+        let thread = std::thread::Builder::new()
+            .name("dp-local-turns".into())
+            .spawn({
+                let target = target.clone();
+                move || turn_thread(target, receiver, opened_tx)
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Runtime,
+                    format!("cannot start the database thread: {e}"),
+                )
+            })?;
+        let opened = opened_rx.recv().unwrap_or_else(|_| {
+            Err(db_error(format!(
+                "{}: the database thread stopped while opening",
+                target.shown
+            )))
+        });
+        let store = SharedPostgres {
+            jobs: Some(jobs),
+            thread: Some(thread),
+            target,
+            listeners: Mutex::new(Vec::new()),
+        };
+        opened.map(|()| store)
+    }
+
+    fn ask<T>(&self, job: impl FnOnce(std_mpsc::Sender<T>) -> Job) -> Option<T> {
+        let (tx, rx) = std_mpsc::channel();
+        self.jobs.as_ref()?.send(job(tx)).ok()?;
+        rx.recv().ok()
+    }
+
+    fn stopped(&self) -> Error {
+        db_error(format!(
+            "{}: the database connection has stopped",
+            self.target.shown
+        ))
+    }
+}
+
+impl Drop for SharedPostgres {
+    fn drop(&mut self) {
+        for (stop, thread) in self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = stop.send(true);
+            let _ = thread.join();
+        }
+        if let Some(jobs) = self.jobs.take() {
+            let _ = jobs.send(Job::Close);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl SharedStore for SharedPostgres {
+    fn begin(&self, since: i64) -> Result<Changes, Error> {
+        self.ask(|tx| Job::Begin(since, tx))
+            .unwrap_or_else(|| Err(self.stopped()))
+    }
+
+    fn commit(&self, rows: &[Row], node: u64, groups: &[String]) -> Result<i64, Error> {
+        let mut payload = serde_json::to_string(&Payload {
+            node,
+            groups: Some(groups.to_vec()),
+        })
+        .expect("plain data");
+        if payload.len() > MAX_PAYLOAD {
+            payload = serde_json::to_string(&Payload { node, groups: None }).expect("plain data");
+        }
+        self.ask(|tx| Job::Commit(rows.to_vec(), payload, tx))
+            .unwrap_or_else(|| Err(self.stopped()))
+    }
+
+    fn release(&self) {
+        let _ = self.ask(Job::Release);
+    }
+
+    fn changes(&self, since: i64) -> Result<Changes, Error> {
+        self.ask(|tx| Job::Changes(since, tx))
+            .unwrap_or_else(|| Err(self.stopped()))
+    }
+
+    fn listen(&self, deliver: Box<dyn Fn(Wakeup) + Send + Sync>) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let target = self.target.clone();
+        let thread = std::thread::Builder::new()
+            .name("dp-local-listen".into())
+            .spawn(move || listen_thread(target, deliver, stopped));
+        match thread {
+            Ok(thread) => self
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((stop, thread)),
+            Err(e) => eprintln!(
+                "dp-local: cannot start the listening thread ({e}); long polls wake only for this node's work"
+            ),
+        }
+    }
+
+    fn probe(&self) -> Option<Probe> {
+        let jobs = self.jobs.clone()?;
+        Some(std::sync::Arc::new(move |limit: Duration| {
+            let (tx, rx) = std_mpsc::channel();
+            jobs.send(Job::Ping(tx))
+                .map_err(|_| "the database connection has stopped".to_string())?;
+            match rx.recv_timeout(limit) {
+                Ok(answer) => answer,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                    "the database did not answer within {} ms",
+                    limit.as_millis()
+                )),
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                    Err("the database connection has stopped".into())
+                }
+            }
+        }))
+    }
+}
+
+fn turn_thread(
+    target: Target,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+    opened: std_mpsc::Sender<Result<(), Error>>,
+) {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = opened.send(Err(Error::new(
+                ErrorKind::Runtime,
+                format!("cannot start the database runtime: {e}"),
+            )));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        // The schema is checked and migrated on a connection of its own, as for a single node.
+        match connect(&target).await {
+            Ok(mut client) => {
+                if let Err(e) = prepare_schema(&mut client, &target.shown).await {
+                    let _ = opened.send(Err(e));
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = opened.send(Err(db_error(e)));
+                return;
+            }
+        }
+        let mut session = match open_session(&target).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                let _ = opened.send(Err(e));
+                return;
+            }
+        };
+        let _ = opened.send(Ok(()));
+        let shown = target.shown.clone();
+        let unreachable = |what: &str, e: Error| {
+            db_error(format!(
+                "cannot {what} {shown}: {}",
+                e.message.trim_start_matches("cannot reach PostgreSQL at ")
+            ))
+        };
+        while let Some(job) = jobs.recv().await {
+            if matches!(job, Job::Close) {
+                if let Some(s) = session.take() {
+                    let _ = s.client.batch_execute("SELECT pg_advisory_unlock_all()").await;
+                }
+                break;
+            }
+            // A lost connection is opened again for the next job; a turn it was in is over (the server aborted it).
+            if session.as_ref().is_some_and(|s| s.client.is_closed()) {
+                session = None;
+            }
+            let reopened = if session.is_none() && !matches!(job, Job::Commit(..) | Job::Release(_)) {
+                match tokio::time::timeout(JOB_TIMEOUT, open_session(&target)).await {
+                    Ok(Ok(s)) => {
+                        session = Some(s);
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(db_error(format!(
+                        "{shown}: connecting took longer than {} s",
+                        JOB_TIMEOUT.as_secs()
+                    ))),
+                }
+            } else {
+                Ok(())
+            };
+            match job {
+                Job::Close => unreachable!("handled above"),
+                Job::Begin(since, answer) => {
+                    let result = match (reopened, session.as_mut()) {
+                        (Err(e), _) => Err(unreachable("reach", e)),
+                        (Ok(()), None) => Err(db_error(format!("{shown}: no connection"))),
+                        (Ok(()), Some(s)) => {
+                            let begun = tokio::time::timeout(
+                                JOB_TIMEOUT,
+                                in_order(
+                                    s.client.batch_execute(&format!(
+                                        "BEGIN; SELECT pg_advisory_xact_lock({TURN_LOCK})"
+                                    )),
+                                    s.client.query(&s.catch_up, &[&since]),
+                                ),
+                            )
+                            .await;
+                            match begun {
+                                Ok((Ok(()), Ok(rows))) => {
+                                    s.in_turn = true;
+                                    Ok(changes_of(&rows))
+                                }
+                                Ok((Err(e), _)) | Ok((Ok(()), Err(e))) => {
+                                    let _ = s.client.batch_execute("ROLLBACK").await;
+                                    Err(db_error(format!(
+                                        "cannot start a turn on {}",
+                                        describe(&shown, &e)
+                                            .trim_start_matches("cannot reach PostgreSQL at ")
+                                    )))
+                                }
+                                Err(_) => {
+                                    session = None;
+                                    Err(db_error(format!(
+                                        "{shown}: waiting for the turn took longer than {} s",
+                                        JOB_TIMEOUT.as_secs()
+                                    )))
+                                }
+                            }
+                        }
+                    };
+                    let _ = answer.send(result);
+                }
+                Job::Commit(rows, payload, answer) => {
+                    let result = match session.as_mut() {
+                        Some(s) if s.in_turn => {
+                            s.in_turn = false;
+                            let tables = columns_of(&rows);
+                            let mut arrays: Vec<Vec<String>> = Vec::with_capacity(21);
+                            for table in Table::ALL {
+                                match tables.iter().find(|(t, _)| *t == table) {
+                                    Some((_, c)) => {
+                                        arrays.push(c.scopes.clone());
+                                        arrays.push(c.ids.clone());
+                                        arrays.push(c.bodies.clone());
+                                    }
+                                    None => arrays.extend([Vec::new(), Vec::new(), Vec::new()]),
+                                }
+                            }
+                            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                                arrays.iter().map(|a| a as _).collect();
+                            params.push(&payload);
+                            let done = tokio::time::timeout(
+                                JOB_TIMEOUT,
+                                in_order(
+                                    s.client.query_one(&s.commit, &params),
+                                    s.client.batch_execute("COMMIT"),
+                                ),
+                            )
+                            .await;
+                            match done {
+                                Ok((Ok(row), Ok(()))) => Ok(row.get::<_, i64>(0)),
+                                Ok((Err(e), _)) | Ok((Ok(_), Err(e))) => {
+                                    if !s.client.is_closed() {
+                                        let _ = s.client.batch_execute("ROLLBACK").await;
+                                    }
+                                    Err(db_error(format!(
+                                        "cannot save the state in {}",
+                                        describe(&shown, &e)
+                                            .trim_start_matches("cannot reach PostgreSQL at ")
+                                    )))
+                                }
+                                Err(_) => {
+                                    session = None;
+                                    Err(db_error(format!(
+                                        "cannot save the state in {shown}: the commit took longer than {} s",
+                                        JOB_TIMEOUT.as_secs()
+                                    )))
+                                }
+                            }
+                        }
+                        _ => Err(db_error(format!(
+                            "cannot save the state in {shown}: the connection was lost during the turn"
+                        ))),
+                    };
+                    let _ = answer.send(result);
+                }
+                Job::Release(answer) => {
+                    if let Some(s) = session.as_mut()
+                        && s.in_turn
+                    {
+                        s.in_turn = false;
+                        let ended =
+                            tokio::time::timeout(JOB_TIMEOUT, s.client.batch_execute("COMMIT"))
+                                .await;
+                        if !matches!(ended, Ok(Ok(()))) {
+                            session = None;
+                        }
+                    }
+                    let _ = answer.send(());
+                }
+                Job::Changes(since, answer) => {
+                    let result = match (reopened, session.as_mut()) {
+                        (Err(e), _) => Err(unreachable("reach", e)),
+                        (Ok(()), None) => Err(db_error(format!("{shown}: no connection"))),
+                        (Ok(()), Some(s)) => {
+                            match tokio::time::timeout(
+                                JOB_TIMEOUT,
+                                s.client.query(&s.catch_up, &[&since]),
+                            )
+                            .await
+                            {
+                                Ok(Ok(rows)) => Ok(changes_of(&rows)),
+                                Ok(Err(e)) => Err(db_error(format!(
+                                    "cannot read {}",
+                                    describe(&shown, &e)
+                                        .trim_start_matches("cannot reach PostgreSQL at ")
+                                ))),
+                                Err(_) => {
+                                    session = None;
+                                    Err(db_error(format!(
+                                        "{shown}: reading took longer than {} s",
+                                        JOB_TIMEOUT.as_secs()
+                                    )))
+                                }
+                            }
+                        }
+                    };
+                    let _ = answer.send(result);
+                }
+                Job::Ping(answer) => {
+                    let result = match (reopened, session.as_ref()) {
+                        (Err(e), _) => Err(e.message),
+                        (Ok(()), None) => Err(format!("{shown}: no connection")),
+                        (Ok(()), Some(s)) => s
+                            .client
+                            .simple_query("SELECT 1")
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| describe(&shown, &e)),
+                    };
+                    let _ = answer.send(result);
+                }
+            }
+        }
+    });
+}
+
+/// Parses a notification's payload (`REV {"node":…,"groups":…}`); `None` for one this dp-local did not send.
+fn wakeup(payload: &str) -> Option<Wakeup> {
+    let (revision, rest) = payload.split_once(' ')?;
+    let revision = revision.parse().ok()?;
+    let payload: Payload = serde_json::from_str(rest).ok()?;
+    Some(Wakeup {
+        node: payload.node,
+        revision,
+        groups: payload.groups,
+    })
+}
+
+fn listen_thread(
+    target: Target,
+    deliver: Box<dyn Fn(Wakeup) + Send + Sync>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        eprintln!(
+            "dp-local: cannot start the listening runtime; long polls wake only for this node's work"
+        );
+        return;
+    };
+    runtime.block_on(async move {
+        let mut told = false;
+        loop {
+            let heard = if target.config.get_ssl_mode() == SslMode::Disable {
+                match target.config.connect(NoTls).await {
+                    Ok((client, connection)) => {
+                        hear(client, connection, &*deliver, &mut stopped).await
+                    }
+                    Err(e) => Err(describe(&target.shown, &e)),
+                }
+            } else {
+                match target.config.connect(encrypt_only()).await {
+                    Ok((client, connection)) => {
+                        hear(client, connection, &*deliver, &mut stopped).await
+                    }
+                    Err(e) => Err(describe(&target.shown, &e)),
+                }
+            };
+            match heard {
+                Ok(true) => return,
+                Ok(false) => told = false,
+                Err(e) if !told => {
+                    eprintln!("dp-local: the listening connection failed ({e}); connecting again");
+                    told = true;
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(LISTEN_RETRY) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+    });
+}
+
+/// Listens on one connection until it ends (`Ok(false)`) or the store stops (`Ok(true)`).
+async fn hear<S, T>(
+    client: Client,
+    mut connection: tokio_postgres::Connection<S, T>,
+    deliver: &(dyn Fn(Wakeup) + Send + Sync),
+    stopped: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<bool, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let driver = tokio::spawn(async move {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    let _ = tx.send(n.payload().to_string());
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break,
+            }
+        }
+    });
+    let listening = client.batch_execute(&format!("LISTEN {CHANNEL}")).await;
+    if let Err(e) = listening {
+        driver.abort();
+        return Err(e.to_string());
+    }
+    // Whatever was committed while this connection was not listening is stood for by one wake-up of every group.
+    deliver(Wakeup {
+        node: 0,
+        revision: 0,
+        groups: None,
+    });
+    let stop = loop {
+        tokio::select! {
+            heard = rx.recv() => match heard {
+                Some(payload) => {
+                    if let Some(w) = wakeup(&payload) {
+                        deliver(w);
+                    }
+                }
+                None => break false,
+            },
+            _ = stopped.changed() => break true,
+        }
+    };
+    driver.abort();
+    drop(client);
+    Ok(stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip() {
+        let p = serde_json::to_string(&Payload {
+            node: 7,
+            groups: Some(vec!["wg a".into()]),
+        })
+        .unwrap();
+        assert_eq!(
+            wakeup(&format!("12 {p}")),
+            Some(Wakeup {
+                node: 7,
+                revision: 12,
+                groups: Some(vec!["wg a".into()])
+            })
+        );
+        assert_eq!(wakeup("x"), None);
+        assert_eq!(wakeup("3 {}"), None);
+        let sql = commit_sql();
+        assert!(
+            sql.contains("$21::text[]") && sql.contains("$22::text"),
+            "{sql}"
+        );
+        assert!(!sql.contains("$23"), "{sql}");
+        assert!(catch_up_sql().contains("FROM runners WHERE rev > $1"));
+    }
+}
