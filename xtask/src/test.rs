@@ -21,7 +21,7 @@
 //! It changes nothing outside `target/` unless it runs as root, and never touches a server that already answers
 //! as the tests expect.
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
