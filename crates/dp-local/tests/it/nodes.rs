@@ -490,3 +490,368 @@ async fn a_lapsed_lease_acts_once_across_three_nodes() {
     }
     assert_eq!(lapsed, 1.0, "leases lapsed over all nodes");
 }
+
+/// What the crash test's clients were told with a 2xx answer, and what broke the rules.
+#[derive(Default)]
+struct Told {
+    activated: HashSet<String>,
+    /// (pipeline, attempt) -> task ids handed out for it.
+    handed: HashMap<(String, String), Vec<String>>,
+    /// (pipeline, attempt) -> answered FINISHED.
+    ended: HashSet<(String, String)>,
+    /// Attempts whose set-task-status answer was lost and whose retry said "already ended".
+    ended_unanswered: HashSet<(String, String)>,
+    violations: Vec<String>,
+    unanswered_polls: usize,
+    answered: usize,
+}
+
+type Record = Arc<Mutex<Told>>;
+
+/// Sends until an answer comes that is not "try again": a node being killed or restarted gives no answer, a turn
+/// that could not commit answers 5xx (nothing was made), and both are sent again, as the CLI and runners do.
+/// `None` once `stop` is set and the nodes stayed away.
+async fn until_answered(
+    client: &Client,
+    stop: &std::sync::atomic::AtomicBool,
+    operation: &str,
+    input: &Value,
+) -> Option<Result<Value, Failure>> {
+    let mut tries = 0;
+    loop {
+        match client.try_unsigned(operation, input).await {
+            Ok(Err(f)) if f.status >= 500 => {}
+            Ok(answer) => return Some(answer),
+            Err(_) => {}
+        }
+        tries += 1;
+        if stop.load(std::sync::atomic::Ordering::Relaxed) && tries > 200 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn crash_maker(
+    index: usize,
+    client: Client,
+    told: Record,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut round = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        round += 1;
+        let name = format!("nodes-crash-{index}-{round}");
+        let mut objects = vec![object(
+            "Default",
+            vec![
+                s("scheduleType", "ondemand"),
+                s("workerGroup", "wg-nodes-crash"),
+                s("maximumRetries", "0"),
+            ],
+        )];
+        for i in 0..4 {
+            objects.push(object(
+                &format!("A{i}"),
+                vec![s("type", "ShellCommandActivity"), s("command", "true")],
+            ));
+        }
+        let steps = [
+            ("CreatePipeline", json!({"name": name, "uniqueId": name})),
+            ("PutPipelineDefinition", json!({"pipelineObjects": objects})),
+            ("ActivatePipeline", json!({})),
+        ];
+        let mut pid = String::new();
+        for (operation, mut input) in steps {
+            if !pid.is_empty() {
+                input["pipelineId"] = json!(pid);
+            }
+            match until_answered(&client, &stop, operation, &input).await {
+                Some(Ok(out)) => {
+                    told.lock().unwrap().answered += 1;
+                    if operation == "CreatePipeline" {
+                        pid = out["pipelineId"].as_str().unwrap().to_string();
+                    }
+                    if operation == "ActivatePipeline" {
+                        told.lock().unwrap().activated.insert(pid.clone());
+                    }
+                }
+                Some(Err(f)) => {
+                    told.lock()
+                        .unwrap()
+                        .violations
+                        .push(format!("{operation} {pid}: {f:?}"));
+                    break;
+                }
+                None => return,
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(50..300))).await;
+    }
+}
+
+async fn crash_worker(
+    index: usize,
+    client: Client,
+    told: Record,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut empty = 0;
+    loop {
+        let poll = json!({"workerGroup": "wg-nodes-crash", "hostname": format!("w{index}")});
+        let task = match client.try_unsigned("PollForTask", &poll).await {
+            Ok(Ok(out)) => out.get("taskObject").cloned(),
+            Ok(Err(f)) if f.status < 500 => {
+                told.lock().unwrap().violations.push(format!("poll: {f:?}"));
+                None
+            }
+            // No answer, or a turn that failed: a task it may have handed out is lost with the answer.
+            _ => {
+                told.lock().unwrap().unanswered_polls += 1;
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Some(task) = task else {
+            empty += 1;
+            if stop.load(std::sync::atomic::Ordering::Relaxed) && empty >= 3 {
+                return;
+            }
+            continue;
+        };
+        empty = 0;
+        let task_id = task["taskId"].as_str().unwrap().to_string();
+        let key = (
+            task["pipelineId"].as_str().unwrap().to_string(),
+            task["attemptId"].as_str().unwrap().to_string(),
+        );
+        told.lock()
+            .unwrap()
+            .handed
+            .entry(key.clone())
+            .or_default()
+            .push(task_id.clone());
+        let report = json!({"taskId": task_id});
+        match until_answered(&client, &stop, "ReportTaskProgress", &report).await {
+            Some(Ok(_)) => {}
+            Some(Err(f)) => told
+                .lock()
+                .unwrap()
+                .violations
+                .push(format!("report {task_id}: {f:?}")),
+            None => return,
+        }
+        let end = json!({"taskId": task_id, "taskStatus": "FINISHED"});
+        let mut retried = false;
+        loop {
+            match client.try_unsigned("SetTaskStatus", &end).await {
+                Ok(Ok(_)) => {
+                    told.lock().unwrap().ended.insert(key.clone());
+                    break;
+                }
+                Ok(Err(f)) if f.status < 500 => {
+                    let mut t = told.lock().unwrap();
+                    if retried && f.message.contains("already ended") {
+                        t.ended_unanswered.insert(key.clone());
+                    } else {
+                        t.violations
+                            .push(format!("set-task-status {task_id}: {f:?}"));
+                    }
+                    break;
+                }
+                // A 5xx changed nothing; no answer may have: the retry's answer tells.
+                Ok(Err(_)) => {}
+                Err(_) => retried = true,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The statuses of every attempt of the pipelines, as one node shows them.
+async fn attempt_statuses(
+    client: &Client,
+    pipelines: &HashSet<String>,
+) -> HashMap<(String, String), HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for pid in pipelines {
+        let ids: Vec<String> = client
+            .ok(
+                "QueryObjects",
+                json!({"pipelineId": pid, "sphere": "ATTEMPT", "limit": 1000}),
+            )
+            .await["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        for chunk in ids.chunks(100) {
+            let described = client
+                .ok(
+                    "DescribeObjects",
+                    json!({"pipelineId": pid, "objectIds": chunk}),
+                )
+                .await;
+            for o in described["pipelineObjects"].as_array().unwrap() {
+                let mut f = HashMap::new();
+                for field in o["fields"].as_array().unwrap() {
+                    let v = field["stringValue"]
+                        .as_str()
+                        .or(field["refValue"].as_str())
+                        .unwrap_or("");
+                    f.entry(field["key"].as_str().unwrap().to_string())
+                        .or_insert_with(|| v.to_string());
+                }
+                out.insert((pid.clone(), o["id"].as_str().unwrap().to_string()), f);
+            }
+        }
+    }
+    out
+}
+
+/// Three nodes on one database, 20 clients spread over them, random nodes killed with SIGKILL and restarted:
+/// afterwards every answered request is reflected on every node, no attempt was handed to two pollers, and every
+/// task ended exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_killed_at_random_lose_nothing_answered() {
+    const KILL_PHASE: Duration = Duration::from_secs(20);
+    let db = PgDatabase::new("ncrash");
+    let args = ["--no-auth", "--poll-timeout", "0.2"];
+    let mut running = nodes(&db, 3, &args).await;
+    let urls: Vec<String> = running.iter().map(|n| n.url.clone()).collect();
+    let told: Record = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let c = Client::new(&urls[i % 3]);
+        clients.push(tokio::spawn(crash_maker(i, c, told.clone(), stop.clone())));
+    }
+    for i in 0..14 {
+        let c = Client::new(&urls[i % 3]);
+        clients.push(tokio::spawn(crash_worker(i, c, told.clone(), stop.clone())));
+    }
+    let started = Instant::now();
+    let mut kills = 0;
+    while started.elapsed() < KILL_PHASE {
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(200..1200))).await;
+        let k = fastrand::usize(..3);
+        running[k].kill();
+        kills += 1;
+        let activated = told.lock().unwrap().activated.clone();
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..100))).await;
+        let port = urls[k].rsplit(':').next().unwrap().to_string();
+        let mut restart_args: Vec<&str> = args.to_vec();
+        restart_args.extend(["--port", &port]);
+        let mut all: Vec<String> = ["--state", &db.url, "--no-console", "--resources", "off"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        all.extend(restart_args.iter().map(|a| a.to_string()));
+        running[k] = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            DpLocal::start(&args)
+        })
+        .await
+        .unwrap()
+        .expect("a killed node restarts");
+        // The restarted node shows every pipeline whose activation was answered, by any node, as activated.
+        let checker = Client::new(&urls[k]);
+        let ids: Vec<&String> = activated.iter().collect();
+        for chunk in ids.chunks(25) {
+            let described = checker
+                .ok("DescribePipelines", json!({"pipelineIds": chunk}))
+                .await;
+            for p in described["pipelineDescriptionList"].as_array().unwrap() {
+                let state = p["fields"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|f| f["key"] == "@pipelineState")
+                    .and_then(|f| f["stringValue"].as_str())
+                    .unwrap_or("");
+                assert_ne!(state, "PENDING", "{} was activated: {p}", p["pipelineId"]);
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let told = Arc::try_unwrap(told)
+        .unwrap_or_else(|_| panic!("clients still hold the record"))
+        .into_inner()
+        .unwrap();
+    assert!(
+        told.violations.is_empty(),
+        "answers that break the rules:\n{}",
+        told.violations.join("\n")
+    );
+    let doubled: Vec<_> = told.handed.iter().filter(|(_, t)| t.len() > 1).collect();
+    assert!(doubled.is_empty(), "handed out twice: {doubled:?}");
+    let mut pipelines: HashSet<String> = told.activated.clone();
+    pipelines.extend(told.handed.keys().map(|(p, _)| p.clone()));
+    // Every node shows the same attempts; ended ones are exactly those the workers ended.
+    let mut shown = Vec::new();
+    for url in &urls {
+        shown.push(attempt_statuses(&Client::new(url), &pipelines).await);
+    }
+    for other in &shown[1..] {
+        let differ: Vec<_> = shown[0]
+            .iter()
+            .filter(|(k, f)| other.get(*k).map(|o| o.get("@status")) != Some(f.get("@status")))
+            .map(|(k, _)| k)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "nodes show different statuses for {differ:?}"
+        );
+    }
+    let server_ended: HashSet<(String, String)> = shown[0]
+        .iter()
+        .filter(|(_, f)| f.get("@status").map(String::as_str) == Some("FINISHED"))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let client_ended: HashSet<(String, String)> = told
+        .ended
+        .iter()
+        .chain(told.ended_unanswered.iter())
+        .cloned()
+        .collect();
+    let not_by_clients: Vec<_> = server_ended.difference(&client_ended).collect();
+    assert!(
+        not_by_clients.is_empty(),
+        "ended on the server but by no client: {not_by_clients:?}"
+    );
+    let lost: Vec<_> = told.ended.difference(&server_ended).collect();
+    assert!(lost.is_empty(), "answered FINISHED but not: {lost:?}");
+    let running_now = shown[0]
+        .values()
+        .filter(|f| f.get("@status").map(String::as_str) == Some("RUNNING"))
+        .count();
+    assert!(
+        running_now <= told.unanswered_polls,
+        "{running_now} attempts are running but only {} polls went unanswered",
+        told.unanswered_polls
+    );
+    let waiting = shown[0]
+        .values()
+        .filter(|f| f.get("@status").map(String::as_str) == Some("WAITING_FOR_RUNNER"))
+        .count();
+    eprintln!(
+        "three-node crash test: {kills} SIGKILLs in {:?}, {} answered setup calls, {} tasks handed out, {} ended, {running_now} orphaned by lost poll answers, {waiting} left waiting",
+        started.elapsed(),
+        told.answered,
+        told.handed.len(),
+        client_ended.len()
+    );
+    assert!(kills >= 5, "only {kills} kills");
+    assert!(
+        client_ended.len() >= 50,
+        "only {} tasks ended: too light a load to mean anything",
+        client_ended.len()
+    );
+}
