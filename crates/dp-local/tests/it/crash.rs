@@ -19,6 +19,8 @@ use crate::support::*;
 const MAKERS: usize = 6;
 const WORKERS: usize = 14;
 const KILL_PHASE: Duration = Duration::from_secs(30);
+/// The longest the kill phase may last while it waits for its minimum number of kills.
+const KILL_PHASE_MOST: Duration = Duration::from_secs(120);
 const ACTIVITIES: usize = 4;
 const GROUP: &str = "wg-crash";
 
@@ -502,7 +504,11 @@ async fn sigkill_at_random_moments(path_arg: String, min_kills: usize) {
         ])
         .expect("dp-local restarts on its state file");
     };
-    while started.elapsed() < KILL_PHASE {
+    // At least KILL_PHASE and at least `min_kills` kills: on a loaded machine restarts take longer, and the phase
+    // lasts until enough kills happened (up to KILL_PHASE_MOST, past which the count below fails the test).
+    while (started.elapsed() < KILL_PHASE || kills.load(Ordering::Relaxed) < min_kills)
+        && started.elapsed() < KILL_PHASE_MOST
+    {
         tokio::time::sleep(Duration::from_millis(fastrand::u64(100..900))).await;
         server.kill();
         kills.fetch_add(1, Ordering::Relaxed);
