@@ -1,6 +1,6 @@
 //! The rustls client configurations of the workspace, in one place: dp-wire (the Data Pipeline endpoint, credential
-//! endpoints, S3 through its transport) and dp-task-runner's PostgreSQL connections build theirs here, so that there
-//! is one copy of the code that decides what a certificate must prove.
+//! endpoints, S3 through its transport), dp-task-runner's PostgreSQL connections and dp-local's PostgreSQL store
+//! build theirs here, so that there is one copy of the code that decides what a certificate must prove.
 //!
 //! Two modes. [`verifying`] checks that the server's certificate chains to the given roots and names the host.
 //! [`encrypt_only`] takes any certificate, but still checks that the server signed the handshake with the key of the
