@@ -676,7 +676,7 @@ impl Engine {
     fn with<T>(&self, f: impl FnOnce(&mut State, Now) -> T) -> T {
         if self.nodes.is_some() {
             let turned = self.turn(f);
-            if turned.failed.is_some() {
+            if turned.unsaved {
                 let _ = OBSERVED.try_with(|o| o.set(Some(TURN_FAILED)));
             }
             self.after_turn(&turned.woken, turned.timers_changed);

@@ -285,8 +285,11 @@ fn blocking<R>(f: impl FnOnce() -> R) -> R {
 /// What a turn did besides the operation's own result.
 pub(super) struct Turned<T> {
     pub(super) out: T,
-    /// Why the turn's changes were not saved (its request answers an error).
+    /// Why the turn failed (the database could not be reached, or would not take its rows).
     pub(super) failed: Option<String>,
+    /// The turn made changes and they were not saved: its request answers an error. A turn that changed nothing
+    /// answers from the state as last committed even when the database is away (a read during an outage).
+    pub(super) unsaved: bool,
     pub(super) woken: Vec<String>,
     pub(super) timers_changed: bool,
 }
@@ -412,6 +415,7 @@ impl Engine {
             let timers_changed = std::mem::take(&mut state.timers_changed);
             Turned {
                 out,
+                unsaved: failed.is_some() && !rows.is_empty(),
                 failed,
                 woken,
                 timers_changed,
@@ -420,9 +424,9 @@ impl Engine {
     }
 
     /// Catches up with what other nodes committed, without a turn.
-    fn refresh(&self) {
+    fn refresh(&self) -> Result<(), Error> {
         let Some(nodes) = &self.nodes else {
-            return;
+            return Ok(());
         };
         blocking(|| {
             let mut state = self.lock();
@@ -431,13 +435,13 @@ impl Engine {
                 .store
                 .changes(book.revision)
                 .and_then(|changes| book.catch_up(&mut state, changes, self.origin));
-            if let Err(e) = caught {
-                // The next turn catches up instead (or fails and says so).
+            if caught.is_err() {
+                // Tried again later; a turn meanwhile catches up by itself (or fails and says so).
                 nodes.heard.store(true, Ordering::Relaxed);
-                eprintln!("dp-local: cannot read other nodes' changes: {e}");
             }
             std::mem::take(&mut state.timers_changed);
-        });
+            caught
+        })
     }
 
     /// Another node's commit: wake the long polls of the groups that got work, and let the timer task catch up.
@@ -481,19 +485,37 @@ impl Engine {
                 }
             });
         }
+        // Whether a failure to reach the database was said, so that an outage is one line, not one per try.
+        let mut told = false;
         loop {
             if nodes.heard.swap(false, Ordering::Relaxed) {
                 tokio::time::sleep(COALESCE).await;
                 nodes.heard.store(false, Ordering::Relaxed);
-                self.refresh();
+                match self.refresh() {
+                    Ok(()) => told = false,
+                    Err(e) => {
+                        if !told {
+                            eprintln!(
+                                "dp-local: cannot read other nodes' changes ({e}); trying again"
+                            );
+                            told = true;
+                        }
+                        tokio::time::sleep(FAILED_TURN_PAUSE).await;
+                    }
+                }
             }
             let next = self.lock().timers.keys().next().map(|(at, _)| *at);
             if next.is_some_and(|at| at <= Instant::now()) {
                 let turned = self.turn(|s, now| s.fire_timers(now));
                 self.after_turn(&turned.woken, turned.timers_changed);
                 if let Some(reason) = turned.failed {
-                    eprintln!("dp-local: deadlines wait for the database: {reason}");
+                    if !told {
+                        eprintln!("dp-local: deadlines wait for the database: {reason}");
+                        told = true;
+                    }
                     tokio::time::sleep(FAILED_TURN_PAUSE).await;
+                } else {
+                    told = false;
                 }
                 continue;
             }

@@ -504,6 +504,11 @@ struct Told {
     violations: Vec<String>,
     unanswered_polls: usize,
     answered: usize,
+    /// 5xx answers (a turn that could not commit), sent again.
+    server_errors: usize,
+    /// Tasks ended with an answer while `counting` was set.
+    ended_while_counting: usize,
+    counting: bool,
 }
 
 type Record = Arc<Mutex<Told>>;
@@ -513,6 +518,7 @@ type Record = Arc<Mutex<Told>>;
 /// `None` once `stop` is set and the nodes stayed away.
 async fn until_answered(
     client: &Client,
+    told: &Record,
     stop: &std::sync::atomic::AtomicBool,
     operation: &str,
     input: &Value,
@@ -520,7 +526,7 @@ async fn until_answered(
     let mut tries = 0;
     loop {
         match client.try_unsigned(operation, input).await {
-            Ok(Err(f)) if f.status >= 500 => {}
+            Ok(Err(f)) if f.status >= 500 => told.lock().unwrap().server_errors += 1,
             Ok(answer) => return Some(answer),
             Err(_) => {}
         }
@@ -566,7 +572,7 @@ async fn crash_maker(
             if !pid.is_empty() {
                 input["pipelineId"] = json!(pid);
             }
-            match until_answered(&client, &stop, operation, &input).await {
+            match until_answered(&client, &told, &stop, operation, &input).await {
                 Some(Ok(out)) => {
                     told.lock().unwrap().answered += 1;
                     if operation == "CreatePipeline" {
@@ -606,8 +612,12 @@ async fn crash_worker(
                 None
             }
             // No answer, or a turn that failed: a task it may have handed out is lost with the answer.
-            _ => {
-                told.lock().unwrap().unanswered_polls += 1;
+            answer => {
+                {
+                    let mut t = told.lock().unwrap();
+                    t.unanswered_polls += 1;
+                    t.server_errors += usize::from(answer.is_ok());
+                }
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
                 }
@@ -635,7 +645,7 @@ async fn crash_worker(
             .or_default()
             .push(task_id.clone());
         let report = json!({"taskId": task_id});
-        match until_answered(&client, &stop, "ReportTaskProgress", &report).await {
+        match until_answered(&client, &told, &stop, "ReportTaskProgress", &report).await {
             Some(Ok(_)) => {}
             Some(Err(f)) => told
                 .lock()
@@ -649,7 +659,9 @@ async fn crash_worker(
         loop {
             match client.try_unsigned("SetTaskStatus", &end).await {
                 Ok(Ok(_)) => {
-                    told.lock().unwrap().ended.insert(key.clone());
+                    let mut t = told.lock().unwrap();
+                    t.ended.insert(key.clone());
+                    t.ended_while_counting += usize::from(t.counting);
                     break;
                 }
                 Ok(Err(f)) if f.status < 500 => {
@@ -663,7 +675,7 @@ async fn crash_worker(
                     break;
                 }
                 // A 5xx changed nothing; no answer may have: the retry's answer tells.
-                Ok(Err(_)) => {}
+                Ok(Err(_)) => told.lock().unwrap().server_errors += 1,
                 Err(_) => retried = true,
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -785,6 +797,24 @@ async fn three_nodes_killed_at_random_lose_nothing_answered() {
         .unwrap_or_else(|_| panic!("clients still hold the record"))
         .into_inner()
         .unwrap();
+    let (ended, running_now, waiting) = verify(&told, &urls).await;
+    eprintln!(
+        "three-node crash test: {kills} SIGKILLs in {:?}, {} answered setup calls, {} tasks handed out, {} ended, {running_now} orphaned by lost poll answers, {waiting} left waiting",
+        started.elapsed(),
+        told.answered,
+        told.handed.len(),
+        ended
+    );
+    assert!(kills >= 5, "only {kills} kills");
+    assert!(
+        ended >= 50,
+        "only {ended} tasks ended: too light a load to mean anything"
+    );
+}
+
+/// The invariants after a run of the crash clients, checked through every node in `urls`; returns how many tasks
+/// ended, how many attempts are left running (orphaned by lost poll answers) and how many wait for a runner.
+async fn verify(told: &Told, urls: &[String]) -> (usize, usize, usize) {
     assert!(
         told.violations.is_empty(),
         "answers that break the rules:\n{}",
@@ -796,7 +826,7 @@ async fn three_nodes_killed_at_random_lose_nothing_answered() {
     pipelines.extend(told.handed.keys().map(|(p, _)| p.clone()));
     // Every node shows the same attempts; ended ones are exactly those the workers ended.
     let mut shown = Vec::new();
-    for url in &urls {
+    for url in urls {
         shown.push(attempt_statuses(&Client::new(url), &pipelines).await);
     }
     for other in &shown[1..] {
@@ -841,17 +871,77 @@ async fn three_nodes_killed_at_random_lose_nothing_answered() {
         .values()
         .filter(|f| f.get("@status").map(String::as_str) == Some("WAITING_FOR_RUNNER"))
         .count();
+    (client_ended.len(), running_now, waiting)
+}
+
+/// What a PostgreSQL restart does to the nodes, under load: every dp-local session of the database is terminated
+/// and new ones are refused for 2 s, then allowed again. Meanwhile changes answer 5xx (never success), and
+/// afterwards the nodes serve again by themselves: tasks end, and nothing answered is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_going_away_under_load_fails_changes_cleanly_and_loses_nothing() {
+    let db = PgDatabase::new("outage");
+    let args = ["--no-auth", "--poll-timeout", "0.2"];
+    let running = nodes(&db, 2, &args).await;
+    let urls: Vec<String> = running.iter().map(|n| n.url.clone()).collect();
+    let told: Record = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let c = Client::new(&urls[i % 2]);
+        clients.push(tokio::spawn(crash_maker(i, c, told.clone(), stop.clone())));
+    }
+    for i in 0..8 {
+        let c = Client::new(&urls[i % 2]);
+        clients.push(tokio::spawn(crash_worker(i, c, told.clone(), stop.clone())));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let admin = crate::stores::admin_url();
+    let name = db.name.clone();
+    tokio::task::spawn_blocking({
+        let (admin, name) = (admin.clone(), name.clone());
+        move || {
+            crate::stores::sql(
+                &admin,
+                &format!(
+                    "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                     SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                ),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let errors_during = told.lock().unwrap().server_errors;
+    tokio::task::spawn_blocking(move || {
+        crate::stores::sql(
+            &admin,
+            &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+        )
+    })
+    .await
+    .unwrap();
+    told.lock().unwrap().counting = true;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let told = Arc::try_unwrap(told)
+        .unwrap_or_else(|_| panic!("clients still hold the record"))
+        .into_inner()
+        .unwrap();
+    let (ended, running_now, _) = verify(&told, &urls).await;
     eprintln!(
-        "three-node crash test: {kills} SIGKILLs in {:?}, {} answered setup calls, {} tasks handed out, {} ended, {running_now} orphaned by lost poll answers, {waiting} left waiting",
-        started.elapsed(),
-        told.answered,
-        told.handed.len(),
-        client_ended.len()
+        "outage test: {errors_during} 5xx answers during the outage, {} in all, {ended} tasks ended ({} after it), {running_now} orphaned by lost poll answers",
+        told.server_errors, told.ended_while_counting
     );
-    assert!(kills >= 5, "only {kills} kills");
     assert!(
-        client_ended.len() >= 50,
-        "only {} tasks ended: too light a load to mean anything",
-        client_ended.len()
+        errors_during > 0,
+        "no request failed while the database was away"
+    );
+    assert!(
+        told.ended_while_counting > 0,
+        "no task ended once the database was back"
     );
 }

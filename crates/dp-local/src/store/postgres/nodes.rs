@@ -384,12 +384,6 @@ fn turn_thread(
         };
         let _ = opened.send(Ok(()));
         let shown = target.shown.clone();
-        let unreachable = |what: &str, e: Error| {
-            db_error(format!(
-                "cannot {what} {shown}: {}",
-                e.message.trim_start_matches("cannot reach PostgreSQL at ")
-            ))
-        };
         while let Some(job) = jobs.recv().await {
             if matches!(job, Job::Close) {
                 if let Some(s) = session.take() {
@@ -420,7 +414,8 @@ fn turn_thread(
                 Job::Close => unreachable!("handled above"),
                 Job::Begin(since, answer) => {
                     let result = match (reopened, session.as_mut()) {
-                        (Err(e), _) => Err(unreachable("reach", e)),
+                        // Connection failures name the database already.
+                        (Err(e), _) => Err(e),
                         (Ok(()), None) => Err(db_error(format!("{shown}: no connection"))),
                         (Ok(()), Some(s)) => {
                             let begun = tokio::time::timeout(
@@ -528,7 +523,8 @@ fn turn_thread(
                 }
                 Job::Changes(since, answer) => {
                     let result = match (reopened, session.as_mut()) {
-                        (Err(e), _) => Err(unreachable("reach", e)),
+                        // Connection failures name the database already.
+                        (Err(e), _) => Err(e),
                         (Ok(()), None) => Err(db_error(format!("{shown}: no connection"))),
                         (Ok(()), Some(s)) => {
                             match tokio::time::timeout(
