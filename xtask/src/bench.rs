@@ -5,9 +5,11 @@
 //! against a floor (curl: a process plus one loopback request), all answered by a loopback server in this process;
 //! it also reads each one's peak RSS with GNU time. `shorthand` and `local` run those crates' criterion benches;
 //! `runner` drains a pipeline through dp-local with dp-task-runner (`bench/runner.rs`); `console` times the
-//! dp-local console's pages on the server and in headless Chromium (`bench/console.rs`).
+//! dp-local console's pages on the server and in headless Chromium (`bench/console.rs`); `copy` times
+//! CopyActivity between moto's S3 and PostgreSQL against `psql \copy` and `aws s3 cp` (`bench/copy.rs`).
 
 mod console;
+mod copy;
 mod resources;
 mod runner;
 
@@ -214,6 +216,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         Some("console") => console::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000)),
         Some("runner") => runner::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000)),
+        Some("copy") => copy::run(args.get(1).map(String::as_str)),
         Some("resources") => resources::run(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(30)),
         Some(which @ ("shorthand" | "local" | "wire")) => {
             let package = format!("dp-{which}");
@@ -228,7 +231,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         Some(other) => {
             bail!(
-                "unknown benchmark {other:?}: use cli [ROUNDS], shorthand, wire, local, runner [TASKS], resources [RUNS] or console [INSTANCES]"
+                "unknown benchmark {other:?}: use cli [ROUNDS], shorthand, wire, local, runner [TASKS], resources [RUNS], copy [SIZE] or console [INSTANCES]"
             )
         }
     }
