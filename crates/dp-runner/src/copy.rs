@@ -9,6 +9,7 @@
 //! node's files, format and database; record sources; loaders) are also used by `redshift_copy.rs`.
 
 use dp_model::types::PipelineObject;
+use futures_util::StreamExt as _;
 
 use crate::activity::{Activity, BoxFuture, Failure, Outcome, Task, TaskContext, string_field};
 use crate::database::{
@@ -130,12 +131,7 @@ async fn run(task: &Task, context: &TaskContext) -> Result<(), Failure> {
     let output = one_ref(task, "output")?;
     let deadline = attempt_timeout(task, context)?.map(|d| tokio::time::Instant::now() + d);
     let moved = match (node_kind(input)?, node_kind(output)?) {
-        (NodeKind::S3, NodeKind::S3) => {
-            let work = s3_to_s3(task, context, input, output);
-            supervise(context, deadline, None, work)
-                .await
-                .map_err(|s| stopped_failure(task, s, "copying"))??
-        }
+        (NodeKind::S3, NodeKind::S3) => s3_to_s3(task, context, input, output, deadline).await?,
         (NodeKind::Sql, NodeKind::S3) => sql_to_s3(task, context, input, output, deadline).await?,
         (NodeKind::S3, NodeKind::Sql) => s3_to_sql(task, context, input, output, deadline).await?,
         (NodeKind::Sql, NodeKind::Sql) => {
@@ -371,18 +367,121 @@ impl RowSink for Sink {
     }
 }
 
+/// The rows of PostgreSQL's `COPY … TO STDOUT` text format (tab-separated values, `\N` for NULL, backslash
+/// escapes, a newline after each row), fed in chunks as they arrive; a row may span chunks.
+#[derive(Default)]
+struct CopyTextRows {
+    /// The start of a row whose end has not arrived yet.
+    carry: Vec<u8>,
+    /// Decoded values (those holding an escape), reused from row to row.
+    decoded: Vec<String>,
+}
+
+impl CopyTextRows {
+    /// Hands every row that `chunk` completes to `row`.
+    fn push(&mut self, chunk: &[u8], mut row: impl FnMut(&[Option<&str>])) -> Result<(), String> {
+        let mut rest = chunk;
+        if !self.carry.is_empty() {
+            let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+                self.carry.extend_from_slice(rest);
+                return Ok(());
+            };
+            let mut line = std::mem::take(&mut self.carry);
+            line.extend_from_slice(&rest[..end]);
+            self.row(&line, &mut row)?;
+            line.clear();
+            self.carry = line;
+            rest = &rest[end + 1..];
+        }
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            self.row(&rest[..end], &mut row)?;
+            rest = &rest[end + 1..];
+        }
+        self.carry.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// Checks that no row was cut short.
+    fn finish(&self) -> Result<(), String> {
+        if self.carry.is_empty() {
+            Ok(())
+        } else {
+            Err("the server's COPY data ended inside a row".into())
+        }
+    }
+
+    fn row(&mut self, line: &[u8], out: &mut impl FnMut(&[Option<&str>])) -> Result<(), String> {
+        let text = std::str::from_utf8(line).map_err(|_| "a row is not UTF-8".to_string())?;
+        let fields: Vec<&str> = text.split('\t').collect();
+        if self.decoded.len() < fields.len() {
+            self.decoded.resize_with(fields.len(), String::new);
+        }
+        for (field, decoded) in fields.iter().zip(self.decoded.iter_mut()) {
+            if field.contains('\\') && *field != "\\N" {
+                decode_copy_text(field, decoded);
+            }
+        }
+        let values: Vec<Option<&str>> = fields
+            .iter()
+            .zip(&self.decoded)
+            .map(|(field, decoded)| match *field {
+                "\\N" => None,
+                f if f.contains('\\') => Some(decoded.as_str()),
+                f => Some(f),
+            })
+            .collect();
+        out(&values);
+        Ok(())
+    }
+}
+
+/// A value of COPY's text format with its escapes (`\\`, `\t`, `\n`, `\r`, `\b`, `\f`, `\v`, and a backslash before
+/// any other character) undone.
+fn decode_copy_text(field: &str, out: &mut String) {
+    out.clear();
+    let mut pieces = field.split('\\');
+    out.push_str(pieces.next().unwrap_or(""));
+    let mut escaped_backslash = false;
+    for piece in pieces {
+        // `\\` splits into an empty piece: the backslash itself, and the next piece is plain text.
+        if piece.is_empty() && !escaped_backslash {
+            out.push('\\');
+            escaped_backslash = true;
+            continue;
+        }
+        if escaped_backslash {
+            out.push_str(piece);
+            escaped_backslash = false;
+            continue;
+        }
+        let mut chars = piece.chars();
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('b') => out.push('\u{8}'),
+            Some('f') => out.push('\u{c}'),
+            Some('v') => out.push('\u{b}'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+        out.push_str(chars.as_str());
+    }
+}
+
 async fn s3_to_s3(
     task: &Task,
     context: &TaskContext,
     input: &PipelineObject,
     output: &PipelineObject,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<Moved, Failure> {
     let from = NodeFiles::of(input)?;
     let to = NodeFiles::of(output)?;
     let (in_format, out_format) = (node_format(task, input)?, node_format(task, output)?);
-    let files = from
-        .inputs(context.storage())
+    let files = supervise(context, deadline, None, from.inputs(context.storage()))
         .await
+        .map_err(|s| stopped_failure(task, s, "copying"))?
         .map_err(|e| data_failure(e.to_string()))?;
     let mut moved = Moved::default();
     // Into a directory: one object per input file, named as it; into a file: every record in one object.
@@ -400,7 +499,9 @@ async fn s3_to_s3(
     for (target, sources) in groups {
         let mut source = Source::new(sources, in_format.clone(), from.gzip);
         let mut sink = Sink::create(context, &target, out_format.clone(), to.gzip).await?;
-        let copied = async {
+        // The sink stays outside the supervised work, so a cancel or a timeout (which drops the work) still
+        // aborts its upload.
+        let work = async {
             while let Some((_, records)) = source.next(context).await? {
                 for record in records {
                     let values: Vec<Option<&str>> =
@@ -413,11 +514,18 @@ async fn s3_to_s3(
                 moved.report(context);
             }
             Ok::<_, Failure>(())
-        }
-        .await;
-        if let Err(e) = copied {
-            sink.abort().await;
-            return Err(e);
+        };
+        let copied = supervise(context, deadline, None, work).await;
+        match copied {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                sink.abort().await;
+                return Err(e);
+            }
+            Err(stopped) => {
+                sink.abort().await;
+                return Err(stopped_failure(task, stopped, "copying"));
+            }
         }
         moved.rows += sink.rows;
         moved.bytes_written += sink.finish().await?;
@@ -461,17 +569,49 @@ async fn sql_to_s3(
         .map_err(|e| e.failure())?;
     let canceller = connection.canceller();
     let mut sink = Sink::create(context, &uri, format, to.gzip).await?;
+    let query_failed = |e: DatabaseError| {
+        Failure::new(
+            "SqlError",
+            format!(
+                "the query of {} failed on the {target}: {}",
+                input.id, e.message
+            ),
+        )
+    };
     let work = async {
+        if target.engine == Engine::Postgres {
+            // The server writes the rows in COPY's text format, which is re-encoded here a chunk at a time: no
+            // per-row protocol messages to parse, no per-value strings.
+            let mut stream = connection
+                .copy_out(&format!("COPY ({query}) TO STDOUT"))
+                .await
+                .map_err(query_failed)?;
+            let mut rows = CopyTextRows::default();
+            let mut reported = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(query_failed)?;
+                let (format, buffer) = (&sink.format, &mut sink.buffer);
+                let mut count = 0u64;
+                rows.push(&chunk, |values| {
+                    format.write(buffer, values);
+                    count += 1;
+                })
+                .map_err(|e| data_failure(format!("the rows of {}: {e}", input.id)))?;
+                sink.rows += count;
+                sink.drain(false).await?;
+                if sink.rows - reported >= 100_000 {
+                    reported = sink.rows;
+                    context.set_progress_field("rowsCopied", sink.rows.to_string());
+                }
+            }
+            return rows
+                .finish()
+                .map_err(|e| data_failure(format!("the rows of {}: {e}", input.id)));
+        }
         let queried = connection.query_text(&query, &mut sink).await;
         match queried {
             Ok(_) => Ok(()),
-            Err(QueryError::Database(e)) => Err(Failure::new(
-                "SqlError",
-                format!(
-                    "the query of {} failed on the {target}: {}",
-                    input.id, e.message
-                ),
-            )),
+            Err(QueryError::Database(e)) => Err(query_failed(e)),
             Err(QueryError::Sink(f)) => Err(f),
         }
     };
@@ -630,7 +770,37 @@ pub(crate) async fn load(
                 )),
             }
         }
-        Load::Insert | Load::Query(_) => {
+        Load::Query(query) => {
+            let query = query.trim().trim_end_matches(';').trim_end();
+            let expected = placeholders(query);
+            let mut batch = QueryBatch::default();
+            while let Some((file, records)) = source.next(context).await? {
+                for record in &records {
+                    if record.values.len() != expected {
+                        return Err(Failure::new(
+                            "DataFormatError",
+                            format!(
+                                "{} line {}: {} values, but the insertQuery has {expected} placeholders",
+                                source.file(file),
+                                record.line,
+                                record.values.len(),
+                            ),
+                        ));
+                    }
+                    let values: Vec<Option<&str>> =
+                        record.values.iter().map(|v| v.as_deref()).collect();
+                    batch.push(bind_row(query, engine, &values), file, record.line);
+                    if batch.full(engine) {
+                        batch.run(connection, source).await?;
+                    }
+                }
+                moved.rows += records.len() as u64;
+                moved.bytes_read = source.bytes_read;
+                moved.report(context);
+            }
+            batch.run(connection, source).await
+        }
+        Load::Insert => {
             let mut batch: Vec<String> = Vec::new();
             let mut batch_first = 0u64;
             let mut bytes = 0usize;
@@ -638,66 +808,28 @@ pub(crate) async fn load(
                 for record in &records {
                     let values: Vec<Option<&str>> =
                         record.values.iter().map(|v| v.as_deref()).collect();
-                    match how {
-                        Load::Query(query) => {
-                            if values.len() != placeholders(query) {
-                                return Err(Failure::new(
-                                    "DataFormatError",
-                                    format!(
-                                        "{} line {}: {} values, but the insertQuery has {} placeholders",
-                                        source.file(file),
-                                        record.line,
-                                        values.len(),
-                                        placeholders(query)
-                                    ),
-                                ));
-                            }
-                            origins.push(file, record.line);
-                            let statement = bind_row(query, engine, &values);
-                            connection.execute(&statement).await.map_err(|e| {
-                                Failure::new(
-                                    "DataLoadFailed",
-                                    format!(
-                                        "{} line {}: the insertQuery failed: {}",
-                                        source.file(file),
-                                        record.line,
-                                        e.message
-                                    ),
-                                )
-                            })?;
-                        }
-                        _ => {
-                            check(source, file, record)?;
-                            if batch.is_empty() {
-                                batch_first = origins.rows;
-                            }
-                            origins.push(file, record.line);
-                            let tuple = format!(
-                                "({})",
-                                values
-                                    .iter()
-                                    .map(|v| match v {
-                                        Some(v) => quote_literal(engine, v),
-                                        None => "NULL".into(),
-                                    })
-                                    .collect::<Vec<_>>()
-                                    .join(",")
-                            );
-                            bytes += tuple.len();
-                            batch.push(tuple);
-                            if batch.len() >= 1000 || bytes >= 1 << 20 {
-                                insert_batch(
-                                    connection,
-                                    table,
-                                    &mut batch,
-                                    batch_first,
-                                    &origins,
-                                    source,
-                                )
-                                .await?;
-                                bytes = 0;
-                            }
-                        }
+                    check(source, file, record)?;
+                    if batch.is_empty() {
+                        batch_first = origins.rows;
+                    }
+                    origins.push(file, record.line);
+                    let tuple = format!(
+                        "({})",
+                        values
+                            .iter()
+                            .map(|v| match v {
+                                Some(v) => quote_literal(engine, v),
+                                None => "NULL".into(),
+                            })
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                    bytes += tuple.len();
+                    batch.push(tuple);
+                    if batch.len() >= 1000 || bytes >= 1 << 20 {
+                        insert_batch(connection, table, &mut batch, batch_first, &origins, source)
+                            .await?;
+                        bytes = 0;
                     }
                 }
                 moved.rows += records.len() as u64;
@@ -709,6 +841,88 @@ pub(crate) async fn load(
             }
             Ok(())
         }
+    }
+}
+
+/// `insertQuery` statements (one per record, values bound) sent many to a request, inside a savepoint: when a
+/// request fails, the savepoint is rolled back and its statements run one by one to find the record the server
+/// refuses, so the error still names its file and line.
+#[derive(Default)]
+struct QueryBatch {
+    statements: Vec<String>,
+    /// The file index and line of each statement's record.
+    origins: Vec<(usize, u64)>,
+    bytes: usize,
+}
+
+impl QueryBatch {
+    fn push(&mut self, statement: String, file: usize, line: u64) {
+        self.bytes += statement.len();
+        self.statements.push(statement);
+        self.origins.push((file, line));
+    }
+
+    /// Whether the batch should go now. Redshift has no savepoints, so there a statement goes alone.
+    fn full(&self, engine: Engine) -> bool {
+        engine == Engine::Redshift || self.statements.len() >= 1000 || self.bytes >= 1 << 20
+    }
+
+    async fn run(&mut self, connection: &mut Connection, source: &Source) -> Result<(), Failure> {
+        if self.statements.is_empty() {
+            return Ok(());
+        }
+        let refused = |i: usize, message: &str| {
+            let (file, line) = self.origins[i];
+            Failure::new(
+                "DataLoadFailed",
+                format!(
+                    "{} line {line}: the insertQuery failed: {message}",
+                    source.file(file)
+                ),
+            )
+        };
+        if self.statements.len() == 1 {
+            connection
+                .execute(&self.statements[0])
+                .await
+                .map_err(|e| refused(0, &e.message))?;
+        } else {
+            let mut request = String::with_capacity(self.bytes + 64 + 2 * self.statements.len());
+            request.push_str("SAVEPOINT dp_insert_batch;\n");
+            for statement in &self.statements {
+                request.push_str(statement);
+                request.push_str(";\n");
+            }
+            request.push_str("RELEASE SAVEPOINT dp_insert_batch");
+            if let Err(batch_error) = connection.execute_batch(&request).await {
+                connection
+                    .execute("ROLLBACK TO SAVEPOINT dp_insert_batch")
+                    .await
+                    .map_err(|e| e.failure())?;
+                for (i, statement) in self.statements.iter().enumerate() {
+                    connection
+                        .execute(statement)
+                        .await
+                        .map_err(|e| refused(i, &e.message))?;
+                }
+                let (first, last) = (self.origins[0], self.origins[self.origins.len() - 1]);
+                return Err(Failure::new(
+                    "DataLoadFailed",
+                    format!(
+                        "{} line {} to {} line {}: the insertQuery failed: {}",
+                        source.file(first.0),
+                        first.1,
+                        source.file(last.0),
+                        last.1,
+                        batch_error.message
+                    ),
+                ));
+            }
+        }
+        self.statements.clear();
+        self.origins.clear();
+        self.bytes = 0;
+        Ok(())
     }
 }
 
@@ -894,5 +1108,41 @@ mod tests {
             Some(3)
         );
         assert_eq!(mysql_row("Duplicate entry"), None);
+    }
+
+    #[test]
+    fn copy_text_rows_are_decoded_across_chunks() {
+        // As PostgreSQL's COPY TO writes them: tab-separated, \N for NULL, escapes for \ and control characters.
+        let data =
+            "1\tplain\t\\N\n2\ta\\\\b\\tc\\nd\\re\\bf\\fg\\vh\tü,\"x\"\n3\t\\\\N\t\\\\\\\\n\n";
+        let expected: Vec<Vec<Option<String>>> = vec![
+            vec![Some("1".into()), Some("plain".into()), None],
+            vec![
+                Some("2".into()),
+                Some("a\\b\tc\nd\re\u{8}f\u{c}g\u{b}h".into()),
+                Some("ü,\"x\"".into()),
+            ],
+            vec![Some("3".into()), Some("\\N".into()), Some("\\\\n".into())],
+        ];
+        for size in [1, 3, data.len()] {
+            let mut rows = CopyTextRows::default();
+            let mut got = Vec::new();
+            for chunk in data.as_bytes().chunks(size) {
+                rows.push(chunk, |values| {
+                    got.push(
+                        values
+                            .iter()
+                            .map(|v| v.map(str::to_string))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .unwrap();
+            }
+            rows.finish().unwrap();
+            assert_eq!(got, expected, "chunks of {size}");
+        }
+        let mut cut = CopyTextRows::default();
+        cut.push(b"1\tx", |_| panic!("no row is complete")).unwrap();
+        assert!(cut.finish().is_err());
     }
 }

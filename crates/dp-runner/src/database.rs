@@ -910,6 +910,48 @@ impl Connection {
         self.table_columns(table).await.is_ok()
     }
 
+    /// Runs `statements` (several, separated by `;`) as one request and reads every result, so an error in any of
+    /// them is returned (MySQL reports a later statement's error only when its result is read).
+    pub async fn execute_batch(&mut self, statements: &str) -> Result<(), DatabaseError> {
+        match &mut self.inner {
+            Inner::Postgres { .. } => self.execute(statements).await.map(|_| ()),
+            Inner::MySql { conn, .. } => {
+                use mysql_async::prelude::Queryable as _;
+                conn.query_iter(statements)
+                    .await
+                    .map_err(|e| DatabaseError::sql(mysql_error_text(&e)))?
+                    .drop_result()
+                    .await
+                    .map_err(|e| DatabaseError::sql(mysql_error_text(&e)))
+            }
+        }
+    }
+
+    /// Streams PostgreSQL `COPY … TO STDOUT` data: `statement` is the COPY statement; the stream yields the rows in
+    /// COPY's text format as the server sends them.
+    pub async fn copy_out(
+        &mut self,
+        statement: &str,
+    ) -> Result<
+        std::pin::Pin<
+            Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, DatabaseError>> + Send>,
+        >,
+        DatabaseError,
+    > {
+        let Inner::Postgres { client, .. } = &mut self.inner else {
+            return Err(DatabaseError::sql(
+                "COPY TO STDOUT needs a PostgreSQL database".into(),
+            ));
+        };
+        let stream = client
+            .copy_out(statement)
+            .await
+            .map_err(|e| DatabaseError::sql(postgres_error_text(&e)))?;
+        Ok(Box::pin(stream.map(|chunk| {
+            chunk.map_err(|e| DatabaseError::sql(postgres_error_text(&e)))
+        })))
+    }
+
     /// Streams PostgreSQL `COPY ... FROM STDIN` data: `statement` is the COPY statement, `chunks` yields the
     /// encoded rows. Returns the rows the server stored.
     pub async fn copy_in<S>(&mut self, statement: &str, chunks: S) -> Result<u64, DatabaseError>

@@ -3,8 +3,8 @@
 //! it appears only whole (an S3 multipart upload completed at the end and aborted on failure; a local `.part`
 //! file renamed at the end).
 //!
-//! Memory stays bounded: a reader holds one chunk, a writer one part (8 MiB). This module moves bytes only; the
-//! formats are `format.rs`'s.
+//! Memory stays bounded: a reader holds one chunk, a writer the part it fills plus the parts uploading (at most
+//! [`PARTS_IN_FLIGHT`] of 8 MiB). This module moves bytes only; the formats are `format.rs`'s.
 
 use std::path::PathBuf;
 
@@ -216,6 +216,11 @@ impl ObjectReader {
 }
 
 /// An output object that appears only when [`ObjectWriter::finish`] succeeds.
+///
+/// To S3, full parts go out as a multipart upload while the next part fills: up to [`PARTS_IN_FLIGHT`] uploads
+/// run at once, so memory stays within `(PARTS_IN_FLIGHT + 1)` parts. [`ObjectWriter::abort`] (or a failed
+/// [`ObjectWriter::finish`]) stops them and aborts the upload, so neither a partial object nor a dangling upload is
+/// left; a writer dropped unfinished (its copy was canceled by dropping it) sends the abort from a task of its own.
 pub struct ObjectWriter {
     uri: String,
     target: WriterTarget,
@@ -224,19 +229,199 @@ pub struct ObjectWriter {
     pub written: u64,
 }
 
+/// How many parts of one object may be uploading at once.
+pub const PARTS_IN_FLIGHT: usize = 2;
+
 enum WriterTarget {
-    S3 {
-        client: aws_sdk_s3::Client,
-        bucket: String,
-        key: String,
-        upload_id: Option<String>,
-        parts: Vec<CompletedPart>,
-    },
+    S3(Multipart),
     Local {
         file: tokio::fs::File,
         part: PathBuf,
         path: PathBuf,
     },
+}
+
+type PartUpload = tokio::task::JoinHandle<Result<CompletedPart, StorageError>>;
+
+/// An S3 object being written: its multipart upload once the first part is full.
+struct Multipart {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    upload_id: Option<String>,
+    in_flight: std::collections::VecDeque<PartUpload>,
+    parts: Vec<CompletedPart>,
+    /// Completed or aborted: nothing is left to clean up.
+    closed: bool,
+}
+
+impl Multipart {
+    /// Starts uploading `chunk` as the next part, first waiting for the oldest upload when enough are running.
+    async fn send(&mut self, uri: &str, chunk: Vec<u8>) -> Result<(), StorageError> {
+        let upload_id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let created = self
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&self.key)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        StorageError::new(format!(
+                            "cannot start the upload of {uri}: {}",
+                            sdk_error_text(&e)
+                        ))
+                    })?;
+                let id = created.upload_id().map(str::to_string).ok_or_else(|| {
+                    StorageError::new(format!("cannot start the upload of {uri}: no upload id"))
+                })?;
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        while self.in_flight.len() >= PARTS_IN_FLIGHT {
+            self.wait_oldest().await?;
+        }
+        let number = (self.parts.len() + self.in_flight.len()) as i32 + 1;
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(chunk));
+        let uri = uri.to_string();
+        self.in_flight.push_back(tokio::spawn(async move {
+            let sent = request.send().await.map_err(|e| {
+                StorageError::new(format!(
+                    "cannot upload part {number} of {uri}: {}",
+                    sdk_error_text(&e)
+                ))
+            })?;
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(sent.e_tag().map(str::to_string))
+                .build())
+        }));
+        Ok(())
+    }
+
+    async fn wait_oldest(&mut self) -> Result<(), StorageError> {
+        let Some(upload) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let part = upload
+            .await
+            .map_err(|e| StorageError::new(format!("a part upload stopped: {e}")))??;
+        self.parts.push(part);
+        Ok(())
+    }
+
+    /// Waits for every part, then completes the upload.
+    async fn complete(&mut self, uri: &str) -> Result<(), StorageError> {
+        while !self.in_flight.is_empty() {
+            self.wait_oldest().await?;
+        }
+        let Some(id) = self.upload_id.clone() else {
+            return Ok(());
+        };
+        self.parts.sort_by_key(|p| p.part_number());
+        let answer = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(std::mem::take(&mut self.parts)))
+                    .build(),
+            )
+            .send()
+            .await;
+        match answer {
+            Ok(_) => {}
+            Err(e) if completed_anyway(&e) => {}
+            Err(e) => {
+                return Err(StorageError::new(format!(
+                    "cannot complete the upload of {uri}: {}",
+                    sdk_error_text(&e)
+                )));
+            }
+        }
+        self.closed = true;
+        Ok(())
+    }
+
+    /// Stops the part uploads still running and aborts the upload.
+    async fn abort(&mut self) {
+        self.closed = true;
+        for upload in self.in_flight.drain(..) {
+            upload.abort();
+            let _ = upload.await;
+        }
+        if let Some(id) = self.upload_id.take() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(id)
+                .send()
+                .await;
+        }
+    }
+}
+
+/// Whether a CompleteMultipartUpload the SDK calls failed did complete: a `200 OK` whose body is no `<Error>`
+/// document (S3 reports a failed completion as a 200 with an `<Error>` body, which the SDK reads as an error with a
+/// code) but which the SDK could not read. moto 5 answers with the root element `CompleteMultipartUploadResponse`
+/// where S3 has `CompleteMultipartUploadResult`, which the SDK refuses.
+fn completed_anyway<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    let aws_sdk_s3::error::SdkError::ServiceError(service) = error else {
+        return false;
+    };
+    let raw = service.raw();
+    let body = raw.body().bytes().unwrap_or_default();
+    raw.status().as_u16() == 200
+        && service.err().code().is_none()
+        && !String::from_utf8_lossy(body).contains("<Error>")
+        && String::from_utf8_lossy(body).contains("CompleteMultipartUpload")
+}
+
+impl Drop for Multipart {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        for upload in &self.in_flight {
+            upload.abort();
+        }
+        let Some(id) = self.upload_id.take() else {
+            return;
+        };
+        // Dropped unfinished: the abort goes out from a task of its own (when a runtime is still there).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let request = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(id);
+            let uploads: Vec<PartUpload> = self.in_flight.drain(..).collect();
+            runtime.spawn(async move {
+                for upload in uploads {
+                    let _ = upload.await;
+                }
+                let _ = request.send().await;
+            });
+        }
+    }
 }
 
 impl ObjectWriter {
@@ -249,13 +434,15 @@ impl ObjectWriter {
                         "{uri}: an output object needs a key, not a prefix"
                     )));
                 }
-                WriterTarget::S3 {
+                WriterTarget::S3(Multipart {
                     client: storage.s3_client().await?.clone(),
                     bucket,
                     key,
                     upload_id: None,
+                    in_flight: Default::default(),
                     parts: Vec::new(),
-                }
+                    closed: false,
+                })
             }
             Location::Local(path) => {
                 if let Some(dir) = path.parent() {
@@ -287,7 +474,7 @@ impl ObjectWriter {
         &self.uri
     }
 
-    /// Adds `bytes`; a full part is sent before this returns.
+    /// Adds `bytes`; a full part is handed to its upload (or written to the file) before this returns.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
         if self.buffer.capacity() == 0 {
             // One allocation per part, with room for the write that crosses the part size (a growing Vec would
@@ -304,58 +491,12 @@ impl ObjectWriter {
 
     async fn send_part(&mut self) -> Result<(), StorageError> {
         let chunk = std::mem::take(&mut self.buffer);
-        let uri = self.uri.clone();
         match &mut self.target {
             WriterTarget::Local { file, part, .. } => file
                 .write_all(&chunk)
                 .await
                 .map_err(|e| StorageError::new(format!("cannot write {}: {e}", part.display()))),
-            WriterTarget::S3 {
-                client,
-                bucket,
-                key,
-                upload_id,
-                parts,
-            } => {
-                if upload_id.is_none() {
-                    let created = client
-                        .create_multipart_upload()
-                        .bucket(bucket.as_str())
-                        .key(key.as_str())
-                        .send()
-                        .await
-                        .map_err(|e| {
-                            StorageError::new(format!(
-                                "cannot start the upload of {uri}: {}",
-                                sdk_error_text(&e)
-                            ))
-                        })?;
-                    *upload_id = created.upload_id().map(str::to_string);
-                }
-                let number = parts.len() as i32 + 1;
-                let sent = client
-                    .upload_part()
-                    .bucket(bucket.as_str())
-                    .key(key.as_str())
-                    .upload_id(upload_id.clone().unwrap_or_default())
-                    .part_number(number)
-                    .body(ByteStream::from(chunk))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        StorageError::new(format!(
-                            "cannot upload part {number} of {uri}: {}",
-                            sdk_error_text(&e)
-                        ))
-                    })?;
-                parts.push(
-                    CompletedPart::builder()
-                        .part_number(number)
-                        .set_e_tag(sent.e_tag().map(str::to_string))
-                        .build(),
-                );
-                Ok(())
-            }
+            WriterTarget::S3(upload) => upload.send(&self.uri, chunk).await,
         }
     }
 
@@ -364,42 +505,38 @@ impl ObjectWriter {
         let written = self.written;
         let multipart = matches!(
             &self.target,
-            WriterTarget::S3 {
+            WriterTarget::S3(Multipart {
                 upload_id: Some(_),
                 ..
-            }
+            })
         );
         let local = matches!(self.target, WriterTarget::Local { .. });
-        if multipart || (local && !self.buffer.is_empty()) {
-            self.send_part().await?;
+        // The rest of the data as the last part (none when it ended at a part's end).
+        if (multipart || local)
+            && !self.buffer.is_empty()
+            && let Err(e) = self.send_part().await
+        {
+            self.abort().await;
+            return Err(e);
         }
         let uri = self.uri.clone();
-        match self.target {
-            WriterTarget::Local {
-                mut file,
-                part,
-                path,
-            } => {
+        match &mut self.target {
+            WriterTarget::Local { file, part, path } => {
                 file.flush().await.map_err(|e| {
                     StorageError::new(format!("cannot write {}: {e}", part.display()))
                 })?;
-                drop(file);
                 tokio::fs::rename(&part, &path).await.map_err(|e| {
                     StorageError::new(format!("cannot write {}: {e}", path.display()))
                 })?;
             }
-            WriterTarget::S3 {
-                client,
-                bucket,
-                key,
-                upload_id: None,
-                ..
-            } => {
+            WriterTarget::S3(upload) if upload.upload_id.is_none() => {
                 // Smaller than one part: a single PutObject, which is as atomic.
-                client
+                upload.closed = true;
+                upload
+                    .client
                     .put_object()
-                    .bucket(bucket)
-                    .key(key)
+                    .bucket(&upload.bucket)
+                    .key(&upload.key)
                     .body(ByteStream::from(std::mem::take(&mut self.buffer)))
                     .send()
                     .await
@@ -407,37 +544,10 @@ impl ObjectWriter {
                         StorageError::new(format!("cannot upload {uri}: {}", sdk_error_text(&e)))
                     })?;
             }
-            WriterTarget::S3 {
-                client,
-                bucket,
-                key,
-                upload_id: Some(id),
-                parts,
-            } => {
-                let completed = client
-                    .complete_multipart_upload()
-                    .bucket(&bucket)
-                    .key(&key)
-                    .upload_id(&id)
-                    .multipart_upload(
-                        CompletedMultipartUpload::builder()
-                            .set_parts(Some(parts))
-                            .build(),
-                    )
-                    .send()
-                    .await;
-                if let Err(e) = completed {
-                    let _ = client
-                        .abort_multipart_upload()
-                        .bucket(&bucket)
-                        .key(&key)
-                        .upload_id(&id)
-                        .send()
-                        .await;
-                    return Err(StorageError::new(format!(
-                        "cannot complete the upload of {uri}: {}",
-                        sdk_error_text(&e)
-                    )));
+            WriterTarget::S3(upload) => {
+                if let Err(e) = upload.complete(&uri).await {
+                    upload.abort().await;
+                    return Err(e);
                 }
             }
         }
@@ -445,30 +555,12 @@ impl ObjectWriter {
     }
 
     /// Gives the object up: nothing appears under its name.
-    pub async fn abort(self) {
-        match self.target {
-            WriterTarget::Local { file, part, .. } => {
-                drop(file);
+    pub async fn abort(mut self) {
+        match &mut self.target {
+            WriterTarget::Local { part, .. } => {
                 let _ = tokio::fs::remove_file(&part).await;
             }
-            WriterTarget::S3 {
-                client,
-                bucket,
-                key,
-                upload_id: Some(id),
-                ..
-            } => {
-                let _ = client
-                    .abort_multipart_upload()
-                    .bucket(bucket)
-                    .key(key)
-                    .upload_id(id)
-                    .send()
-                    .await;
-            }
-            WriterTarget::S3 {
-                upload_id: None, ..
-            } => {}
+            WriterTarget::S3(upload) => upload.abort().await,
         }
     }
 }

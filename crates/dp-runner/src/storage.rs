@@ -485,8 +485,10 @@ where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: fmt::Debug,
 {
-    if let Some(service) = error.as_service_error() {
-        let code = service.code().unwrap_or("error");
+    // An answer without an error code is one the SDK could not read: the error chain says why.
+    if let Some(service) = error.as_service_error()
+        && let Some(code) = service.code()
+    {
         return match service.message() {
             Some(message) => format!("{code}: {message}"),
             None => code.to_string(),

@@ -412,6 +412,366 @@ fn a_manifest_and_an_insert_query_load_into_postgres() {
     );
 }
 
+/// The keys of the multipart uploads moto holds in the bucket (started and neither completed nor aborted).
+fn uploads(s3: &aws_sdk_s3::Client) -> Vec<String> {
+    block_on(s3.list_multipart_uploads().bucket("bkt").send())
+        .expect("ListMultipartUploads")
+        .uploads()
+        .iter()
+        .filter_map(|u| u.key().map(str::to_string))
+        .collect()
+}
+
+/// `rows` CSV lines of about 1 KB each (`i,xxx…`), so a few thousand fill a multipart upload's parts.
+fn wide_rows(rows: usize) -> String {
+    let pad = "x".repeat(1000);
+    let mut text = String::with_capacity(rows * 1010);
+    for i in 1..=rows {
+        text.push_str(&format!("{i},{pad}\n"));
+    }
+    text
+}
+
+/// A copy into S3 that fails after some 20 MB (a failing query; an input record that does not parse) aborts its
+/// multipart upload: no object under the key, no upload left in the bucket.
+#[test]
+fn a_failed_copy_into_s3_leaves_no_object_and_no_upload() {
+    let (moto, s3) = started_moto();
+    let scratch = Scratch::new("copyabort");
+    // Table → S3: the query fails at row 30,000, after about 30 MB went out.
+    let (attempt, log) = run_with_s3(
+        &moto,
+        "wg-copyabort-sql",
+        "CopyActivity",
+        &[("input", "ref:Source"), ("output", "ref:Out")],
+        vec![
+            object(
+                "Source",
+                vec![
+                    text("type", "SqlDataNode"),
+                    text(
+                        "selectQuery",
+                        "select i, repeat('x', 1000) as pad, 1 / (30000 - i) as boom \
+                         from generate_series(1, 40000) i",
+                    ),
+                    reference("database", "SourceDb"),
+                ],
+            ),
+            jdbc_database("SourceDb", &scratch.pg_jdbc(), &scratch.pg_user(), ""),
+            s3_node("Out", "filePath", "s3://bkt/failed/sql.csv", None, false),
+        ],
+    );
+    let got = status(&attempt);
+    assert!(
+        got.starts_with("FAILED SqlError the query of Source failed")
+            && got.contains("division by zero"),
+        "{got}\n{log}"
+    );
+    assert_eq!(
+        get(&s3, "failed/sql.csv"),
+        None,
+        "no object for a failed copy"
+    );
+    assert_eq!(uploads(&s3), Vec::<String>::new(), "no upload left behind");
+
+    // S3 → S3: 20 MB of good records go out as a multipart upload and appear whole.
+    let good = wide_rows(20_000);
+    put(&s3, "good/input.csv", &good);
+    let (attempt, log) = run_with_s3(
+        &moto,
+        "wg-copyabort-good",
+        "CopyActivity",
+        &[("input", "ref:In"), ("output", "ref:Out")],
+        vec![
+            s3_node("In", "filePath", "s3://bkt/good/input.csv", None, false),
+            s3_node("Out", "filePath", "s3://bkt/copied/good.csv", None, false),
+        ],
+    );
+    assert_eq!(status(&attempt), "FINISHED  ", "{log}");
+    assert!(
+        get(&s3, "copied/good.csv") == Some(good),
+        "the copy differs"
+    );
+
+    // S3 → S3: the input's last record opens a quote it never closes, after 20,000 good records.
+    let mut input = wide_rows(20_000);
+    input.push_str("20001,\"never closed\n");
+    put(&s3, "bad/input.csv", &input);
+    let (attempt, log) = run_with_s3(
+        &moto,
+        "wg-copyabort-s3",
+        "CopyActivity",
+        &[("input", "ref:In"), ("output", "ref:Out")],
+        vec![
+            s3_node("In", "filePath", "s3://bkt/bad/input.csv", None, false),
+            s3_node("Out", "filePath", "s3://bkt/failed/s3.csv", None, false),
+        ],
+    );
+    assert_eq!(
+        status(&attempt),
+        "FAILED DataFormatError s3://bkt/bad/input.csv line 20001: a quoted value is not closed",
+        "{log}"
+    );
+    assert_eq!(
+        get(&s3, "failed/s3.csv"),
+        None,
+        "no object for a failed copy"
+    );
+    assert_eq!(uploads(&s3), Vec::<String>::new(), "no upload left behind");
+}
+
+/// Runs `objects` (a CopyActivity `Work` on `group` writing `out_key`) with a runner that stays up, waits until the
+/// copy's multipart upload has started, deactivates the pipeline (the service cancels the task), and checks that
+/// the runner aborted the upload before it logged the cancel: no object, no upload. Returns the runner, still up.
+fn cancel_during_upload(
+    moto: &Moto,
+    s3: &aws_sdk_s3::Client,
+    dir: &TempDir,
+    group: &str,
+    objects: Vec<PipelineObject>,
+    out_key: &str,
+) -> (RunnerProcess, Endpoint) {
+    let endpoint = Endpoint::start();
+    let pipeline = dp_runner::testing::pipeline(&endpoint.url(), group, objects)
+        .unwrap_or_else(|e| panic!("pipeline {group}: {e}"));
+    let runner = RunnerProcess::start_with(
+        &endpoint,
+        dir.path(),
+        &[
+            &format!("--workerGroup={group}"),
+            "--progress-interval=0.2",
+            "--cancel-grace=5",
+        ],
+        &[
+            ("AWS_ENDPOINT_URL_S3", &moto.url),
+            ("NO_PROXY", "localhost"),
+        ],
+    );
+    wait_until(LIMIT, "the copy's multipart upload to start", || {
+        uploads(s3).iter().any(|k| k == out_key)
+    });
+    call(
+        &endpoint,
+        "DeactivatePipeline",
+        serde_json::json!({"pipelineId": pipeline}),
+    );
+    wait_until(LIMIT, "the runner to log the cancel", || {
+        runner
+            .log()
+            .contains("task canceled by the service; no status sent")
+    });
+    assert_eq!(uploads(s3), Vec::<String>::new(), "{}", runner.log());
+    assert_eq!(get(s3, out_key), None, "no object for a canceled copy");
+    (runner, endpoint)
+}
+
+fn stop((mut runner, _endpoint): (RunnerProcess, Endpoint)) {
+    runner.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        runner.wait(LIMIT).code(),
+        Some(0),
+        "{}",
+        runner.stderr_text()
+    );
+}
+
+/// A copy into S3 canceled by the service while its parts upload (an S3DataNode read from a pipe that stops
+/// sending; a query that sleeps on the server) aborts the upload; the canceled query is gone from the server.
+#[test]
+fn a_canceled_copy_into_s3_leaves_no_object_and_no_upload() {
+    let (moto, s3) = started_moto();
+
+    // File → S3 (the S3-to-S3 path): 20 MB arrive through a named pipe, then nothing until the test ends.
+    let dir = TempDir::new("copycancel-pipe");
+    let fifo = dir.path().join("input.csv");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut pipe = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo)
+                .expect("the runner opens the pipe");
+            // Errors mean the reader is gone, which the test notices on its own.
+            let _ = pipe.write_all(wide_rows(20_000).as_bytes());
+            let _ = held.recv();
+        })
+    };
+    let runner = cancel_during_upload(
+        &moto,
+        &s3,
+        &dir,
+        "wg-copycancel-pipe",
+        vec![
+            object(
+                "Work",
+                vec![
+                    text("type", "CopyActivity"),
+                    text("workerGroup", "wg-copycancel-pipe"),
+                    reference("input", "In"),
+                    reference("output", "Out"),
+                ],
+            ),
+            s3_node("In", "filePath", &fifo.display().to_string(), None, false),
+            s3_node("Out", "filePath", "s3://bkt/canceled/pipe.csv", None, false),
+        ],
+        "canceled/pipe.csv",
+    );
+    // The pipe ends, so the runner's abandoned read returns and the runner can stop.
+    let _ = release.send(());
+    writer.join().unwrap();
+    stop(runner);
+
+    // Table → S3: 20 MB of rows, then the query sleeps on the server.
+    let scratch = Scratch::new("copycancel");
+    let dir = TempDir::new("copycancel-sql");
+    let runner = cancel_during_upload(
+        &moto,
+        &s3,
+        &dir,
+        "wg-copycancel-sql",
+        vec![
+            object(
+                "Work",
+                vec![
+                    text("type", "CopyActivity"),
+                    text("workerGroup", "wg-copycancel-sql"),
+                    reference("input", "Source"),
+                    reference("output", "Out"),
+                ],
+            ),
+            object(
+                "Source",
+                vec![
+                    text("type", "SqlDataNode"),
+                    text(
+                        "selectQuery",
+                        "select i, repeat('x', 1000) as pad, \
+                         case when i = 20000 then pg_sleep(300)::text end as slept \
+                         from generate_series(1, 20001) i",
+                    ),
+                    reference("database", "SourceDb"),
+                ],
+            ),
+            jdbc_database("SourceDb", &scratch.pg_jdbc(), &scratch.pg_user(), ""),
+            s3_node("Out", "filePath", "s3://bkt/canceled/sql.csv", None, false),
+        ],
+        "canceled/sql.csv",
+    );
+    wait_until(
+        LIMIT,
+        "the canceled query to be gone from the server",
+        || {
+            scratch.pg(&format!(
+                "select count(*) from pg_stat_activity where datname = '{}' and state = 'active' \
+             and query like '%pg_sleep(300)%' and pid <> pg_backend_pid()",
+                scratch.name
+            ))[0][0]
+                .as_deref()
+                == Some("0")
+        },
+    );
+    stop(runner);
+}
+
+/// An `insertQuery` runs for every record, many statements to a request, in one transaction: a record the server
+/// refuses in the middle of a batch is named by file and line, and the table is left as it was; on MariaDB too.
+#[test]
+fn an_insert_query_is_batched_and_a_refused_record_is_named() {
+    let (moto, s3) = started_moto();
+    let scratch = Scratch::new("copyquery");
+    scratch.pg("create table t (id int, name text); insert into t values (0, 'kept')");
+    scratch.my("create table t (id int, name text); insert into t values (0, 'kept')");
+    let lines = |bad: Option<usize>| {
+        let mut text = String::new();
+        for i in 1..=2500 {
+            if Some(i) == bad {
+                text.push_str(&format!("x{i},row {i}\n"));
+            } else {
+                text.push_str(&format!("{i},row {i}\\, with a comma and 'quotes'\n"));
+            }
+        }
+        text
+    };
+    put(&s3, "query/bad.csv", &lines(Some(1800)));
+    put(&s3, "query/good.csv", &lines(None));
+    let copy = |group: &str, key: &str, database: PipelineObject| {
+        run_with_s3(
+            &moto,
+            group,
+            "CopyActivity",
+            &[("input", "ref:In"), ("output", "ref:Target")],
+            vec![
+                s3_node("In", "filePath", &format!("s3://bkt/{key}"), None, false),
+                object(
+                    "Target",
+                    vec![
+                        text("type", "SqlDataNode"),
+                        text("table", "t"),
+                        text("insertQuery", "insert into t (id, name) values (?, ?);"),
+                        reference("database", "TargetDb"),
+                    ],
+                ),
+                database,
+            ],
+        )
+    };
+    let pg = || jdbc_database("TargetDb", &scratch.pg_jdbc(), &scratch.pg_user(), "");
+    let my = || {
+        jdbc_database(
+            "TargetDb",
+            &scratch.my_jdbc(),
+            &scratch.my_user(),
+            &scratch.my_password(),
+        )
+    };
+    let kept = vec![vec![Some("1".to_string())]];
+    let (attempt, log) = copy("wg-copyquery-pg-bad", "query/bad.csv", pg());
+    let got = status(&attempt);
+    assert!(
+        got.starts_with(
+            "FAILED DataLoadFailed s3://bkt/query/bad.csv line 1800: the insertQuery failed:"
+        ) && got.contains("invalid input syntax for type integer: \"x1800\""),
+        "{got}\n{log}"
+    );
+    assert_eq!(scratch.pg("select count(*) from t"), kept);
+    let (attempt, log) = copy("wg-copyquery-my-bad", "query/bad.csv", my());
+    let got = status(&attempt);
+    assert!(
+        got.starts_with(
+            "FAILED DataLoadFailed s3://bkt/query/bad.csv line 1800: the insertQuery failed:"
+        ) && got.contains("'x1800'"),
+        "{got}\n{log}"
+    );
+    assert_eq!(scratch.my("select count(*) from t"), kept);
+
+    let s = |v: &str| Some(v.to_string());
+    let expected = vec![vec![
+        s("2501"),
+        s("3126250"),
+        s("row 2500, with a comma and 'quotes'"),
+    ]];
+    let (attempt, log) = copy("wg-copyquery-pg", "query/good.csv", pg());
+    assert_eq!(status(&attempt), "FINISHED  ", "{log}");
+    assert_eq!(field(&attempt, "rowsCopied"), "2500");
+    assert_eq!(
+        scratch.pg("select count(*), sum(id), max(name) filter (where id = 2500) from t"),
+        expected
+    );
+    let (attempt, log) = copy("wg-copyquery-my", "query/good.csv", my());
+    assert_eq!(status(&attempt), "FINISHED  ", "{log}");
+    assert_eq!(
+        scratch.my("select count(*), sum(id), max(case when id = 2500 then name end) from t"),
+        expected
+    );
+}
+
 /// A measured run, ignored by default (docs/PERFORMANCE.md, "Data activities"): a generated CSV file of
 /// `DP_COPY_TEST_BYTES` bytes (default 1 GiB) on local disk is loaded into PostgreSQL by the runner binary
 /// (CopyActivity, `filePath` → SqlDataNode `table`, COPY FROM STDIN), then by `psql \copy` from the same file, side
