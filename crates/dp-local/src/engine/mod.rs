@@ -776,7 +776,7 @@ impl Engine {
 
     /// The task runners that have sent heartbeats.
     pub fn runners(&self) -> Vec<Runner> {
-        self.with(|s, _| s.runners.values().cloned().collect())
+        self.read(|s, _| s.runners.values().cloned().collect())
     }
 
     /// PollForTask: waits up to the poll timeout for a task of the worker group.
@@ -817,12 +817,12 @@ impl Engine {
         &self,
         input: DescribePipelinesInput,
     ) -> Result<DescribePipelinesOutput> {
-        self.with(|s, _| s.describe_pipelines(&input.pipeline_ids))
+        self.read(|s, _| s.describe_pipelines(&input.pipeline_ids))
     }
 
     /// ListPipelines.
     pub fn list_pipelines(&self, input: ListPipelinesInput) -> Result<ListPipelinesOutput> {
-        self.with(|s, _| s.list_pipelines(input.marker.as_deref()))
+        self.read(|s, _| s.list_pipelines(input.marker.as_deref()))
     }
 
     /// AddTags.
@@ -879,7 +879,7 @@ impl Engine {
         &self,
         input: ValidatePipelineDefinitionInput,
     ) -> Result<ValidatePipelineDefinitionOutput> {
-        self.with(|s, _| s.pipeline(&input.pipeline_id).map(|_| ()))?;
+        self.read(|s, _| s.pipeline(&input.pipeline_id).map(|_| ()))?;
         let def = Definition::new(
             input.pipeline_objects,
             input.parameter_objects.unwrap_or_default(),
@@ -900,7 +900,7 @@ impl Engine {
         &self,
         input: GetPipelineDefinitionInput,
     ) -> Result<GetPipelineDefinitionOutput> {
-        self.with(|s, _| {
+        self.read(|s, _| {
             let p = s.pipeline(&input.pipeline_id)?;
             let def = match input.version.as_deref().unwrap_or("latest") {
                 "latest" => p.latest.clone(),
@@ -949,12 +949,12 @@ impl Engine {
 
     /// DescribeObjects.
     pub fn describe_objects(&self, input: DescribeObjectsInput) -> Result<DescribeObjectsOutput> {
-        self.with(|s, _| s.describe_objects(input))
+        self.read(|s, _| s.describe_objects(input))
     }
 
     /// QueryObjects.
     pub fn query_objects(&self, input: QueryObjectsInput) -> Result<QueryObjectsOutput> {
-        self.with(|s, _| s.query_objects(input))
+        self.read(|s, _| s.query_objects(input))
     }
 
     /// EvaluateExpression.
@@ -962,7 +962,7 @@ impl Engine {
         &self,
         input: EvaluateExpressionInput,
     ) -> Result<EvaluateExpressionOutput> {
-        self.with(|s, _| {
+        self.read(|s, _| {
             let p = s.pipeline(&input.pipeline_id)?;
             let evaluated = evaluate_on(p, &input.object_id, &input.expression)?;
             Ok(EvaluateExpressionOutput {

@@ -423,6 +423,36 @@ impl Engine {
         })
     }
 
+    /// Runs `f`, which only reads, on the state: with other nodes, after catching up from one snapshot of the
+    /// database (one round trip, no turn lock, so reads do not wait for other nodes' changes); when the database
+    /// cannot be read, on the state as last committed.
+    pub(super) fn read<T>(&self, f: impl FnOnce(&mut State, Now) -> T) -> T {
+        let Some(nodes) = &self.nodes else {
+            return self.with(f);
+        };
+        blocking(|| {
+            let mut state = self.lock();
+            let mut book = nodes.book.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(changes) = nodes.store.changes(book.revision) {
+                // A catch-up that fails leaves the state as it was; the next turn tries again.
+                let _ = book.catch_up(&mut state, changes, self.origin);
+            }
+            let now = self.now();
+            let out = f(&mut state, now);
+            if !state.dirty.is_empty() {
+                // A read changes nothing; if one did, memory goes back to what the database holds.
+                let rows = state.take_rows(self.origin);
+                if book.rebuild(&mut state, &rows, self.origin).is_err() {
+                    book.revision = 0;
+                    book.tables.clear();
+                }
+            }
+            state.woken.clear();
+            state.commands.clear();
+            out
+        })
+    }
+
     /// Catches up with what other nodes committed, without a turn.
     fn refresh(&self) -> Result<(), Error> {
         let Some(nodes) = &self.nodes else {
