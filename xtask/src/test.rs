@@ -644,6 +644,10 @@ fn mariadb(may_install: bool) -> Result<()> {
                 "--start",
                 "--oknodo",
                 "--background",
+                // The pid file mariadbd writes (Debian's configuration): matching by executable alone would take
+                // any mariadbd the process table shows, such as one of another container or chroot.
+                "--pidfile",
+                "/run/mysqld/mysqld.pid",
                 "--exec",
                 "/usr/sbin/mariadbd",
                 "--",
