@@ -36,7 +36,9 @@ fn json(text: &str) -> Value {
 
 #[test]
 fn aws_cli_runs_a_whole_task_life() {
-    let server = crate::server(10.0, 5.0);
+    // Time runs 3 times faster: the 2-minute acknowledgement window is 40 s, room for a few `aws` processes
+    // (each a Python start, several seconds on a loaded two-core machine) between the poll and the first report.
+    let server = crate::server(3.0, 5.0);
     let url = server.url();
     let dir = std::env::temp_dir().join(format!("dp-local-awscli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -160,7 +162,7 @@ fn aws_cli_runs_a_whole_task_life() {
         "{text}"
     );
 
-    // The retry (after a retryDelay of 1 minute, 6 s at this scale) finishes the run.
+    // The retry (after a retryDelay of 1 minute, 20 s at this scale) finishes the run.
     let mut second = Value::Null;
     for _ in 0..40 {
         // An answer without a task is `{}`, which the CLI prints as nothing.
