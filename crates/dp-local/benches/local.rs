@@ -7,6 +7,12 @@
 //! started as `python3 -m moto.server` on a free port and measured on the same operations where it implements
 //! them (it has no ReportTaskProgress). Client and server share this machine's cores, so the figures are a lower
 //! bound for either side. Nothing here is a test: it prints a table and asserts only that answers are 200.
+//!
+//! The PostgreSQL rows use the server at `DP_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`),
+//! in a database made for the run and dropped after: one, two and three nodes (servers in this process, each with
+//! its own runtime) serving one database, against the SQLite file in the same run, for ReportTaskProgress
+//! (replayed, the connections spread over the nodes) and for PollForTask + SetTaskStatus (workers spread over the
+//! nodes drain a pipeline of ready tasks; a pair per task). Without the server those rows say so.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -289,6 +295,171 @@ async fn measure(
     rows
 }
 
+/// Hands out and ends `tasks` tasks with `workers` workers, worker i polling and ending through `hosts[i % n]`;
+/// returns PollForTask + SetTaskStatus pairs per second.
+async fn drain(hosts: &[String], tasks: usize, workers: usize) -> f64 {
+    let host = &hosts[0];
+    let name = format!("drain-{}", fastrand::u64(..));
+    let (_, created) = once(
+        host,
+        &signed_request(
+            host,
+            "CreatePipeline",
+            &format!(r#"{{"name":"{name}","uniqueId":"{name}"}}"#),
+        ),
+    )
+    .await;
+    let id = pipeline_id(&created);
+    let mut objects = vec![
+        serde_json::json!({"id": "Default", "name": "Default", "fields": [
+            {"key": "scheduleType", "stringValue": "ondemand"},
+            {"key": "workerGroup", "stringValue": name},
+        ]}),
+    ];
+    for i in 0..tasks {
+        objects.push(
+            serde_json::json!({"id": format!("A{i}"), "name": format!("A{i}"), "fields": [
+                {"key": "type", "stringValue": "ShellCommandActivity"},
+                {"key": "command", "stringValue": "true"},
+            ]}),
+        );
+    }
+    let put = serde_json::json!({"pipelineId": id, "pipelineObjects": objects}).to_string();
+    let (status, answer) = once(host, &signed_request(host, "PutPipelineDefinition", &put)).await;
+    assert_eq!(status, 200, "{answer}");
+    let activate = format!(r#"{{"pipelineId":"{id}"}}"#);
+    let (status, answer) = once(host, &signed_request(host, "ActivatePipeline", &activate)).await;
+    assert_eq!(status, 200, "{answer}");
+    let ended = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut running = Vec::new();
+    for i in 0..workers {
+        let (host, ended, group) = (hosts[i % hosts.len()].clone(), ended.clone(), name.clone());
+        running.push(tokio::spawn(async move {
+            let mut conn = Connection::open(&host).await;
+            let poll = format!(r#"{{"workerGroup":"{group}"}}"#);
+            while ended.load(Ordering::Relaxed) < tasks as u64 {
+                let (status, body) = conn
+                    .exchange(&signed_request(&host, "PollForTask", &poll))
+                    .await
+                    .expect("an answer");
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let Some(task) = body["taskObject"]["taskId"].as_str() else {
+                    continue;
+                };
+                let end = format!(r#"{{"taskId":"{task}","taskStatus":"FINISHED"}}"#);
+                let (status, body) = conn
+                    .exchange(&signed_request(&host, "SetTaskStatus", &end))
+                    .await
+                    .expect("an answer");
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+                ended.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for w in running {
+        w.await.unwrap();
+    }
+    tasks as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Runs `statement` on the PostgreSQL server at `url`.
+async fn pg(url: &str, statement: &str) -> Result<(), String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    client
+        .batch_execute(statement)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// ReportTaskProgress replayed over connections spread over `nodes` servers of one state, and the drain.
+async fn measure_nodes(
+    state: std::path::PathBuf,
+    nodes: usize,
+    label: String,
+    connections: usize,
+    seconds: f64,
+    tasks: usize,
+) -> Vec<(&'static str, String, Option<f64>)> {
+    let config = || dp_local::Config {
+        state: Some(state.clone()),
+        local_resources: false,
+        console: false,
+        poll_timeout: Duration::from_millis(200),
+        ..dp_local::Config::default()
+    };
+    let servers: Vec<dp_local::Server> = (0..nodes)
+        .map(|_| dp_local::Server::bind(config()).unwrap())
+        .collect();
+    let hosts: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
+    let host = &hosts[0];
+    let (_, created) = once(
+        host,
+        &signed_request(
+            host,
+            "CreatePipeline",
+            r#"{"name":"bench","uniqueId":"bench"}"#,
+        ),
+    )
+    .await;
+    let id = pipeline_id(&created);
+    let definition = format!(
+        r#"{{"pipelineId":"{id}","pipelineObjects":[{{"id":"Default","name":"Default","fields":[{{"key":"scheduleType","stringValue":"ondemand"}},{{"key":"workerGroup","stringValue":"wg-bench"}}]}},{{"id":"Act","name":"Act","fields":[{{"key":"type","stringValue":"ShellCommandActivity"}},{{"key":"command","stringValue":"echo bench"}}]}}]}}"#
+    );
+    once(
+        host,
+        &signed_request(host, "PutPipelineDefinition", &definition),
+    )
+    .await;
+    once(
+        host,
+        &signed_request(
+            host,
+            "ActivatePipeline",
+            &format!(r#"{{"pipelineId":"{id}"}}"#),
+        ),
+    )
+    .await;
+    let (_, polled) = once(
+        host,
+        &signed_request(host, "PollForTask", r#"{"workerGroup":"wg-bench"}"#),
+    )
+    .await;
+    let polled: serde_json::Value = serde_json::from_str(&polled).unwrap();
+    let task = polled["taskObject"]["taskId"]
+        .as_str()
+        .expect("a task")
+        .to_string();
+    let report =
+        format!(r#"{{"taskId":"{task}","fields":[{{"key":"progress","stringValue":"50%"}}]}}"#);
+    let mut loads = Vec::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let share = connections / nodes + usize::from(i < connections % nodes);
+        let request = signed_request(host, "ReportTaskProgress", &report);
+        let host = host.clone();
+        loads.push(tokio::spawn(async move {
+            load(&host, request.clone(), share.max(1), 0.5).await;
+            load(&host, request, share.max(1), seconds).await
+        }));
+    }
+    let mut rate = 0.0;
+    for l in loads {
+        rate += l.await.unwrap();
+    }
+    let pairs = drain(&hosts, tasks, connections).await;
+    for s in servers {
+        s.shutdown();
+    }
+    vec![
+        ("ReportTaskProgress", label.clone(), Some(rate)),
+        ("Poll+SetTaskStatus", label, Some(pairs)),
+    ]
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args()
@@ -317,7 +488,43 @@ async fn main() {
         ..dp_local::Config::default()
     };
     rows.extend(measure(durable, "dp-local --state", connections, seconds).await);
+    // SQLite and PostgreSQL (1, 2, 3 nodes) on the same two measures.
+    let tasks = 300;
+    rows.extend(
+        measure_nodes(
+            dir.join("nodes.db"),
+            1,
+            "SQLite file".into(),
+            connections,
+            seconds,
+            tasks,
+        )
+        .await,
+    );
     let _ = std::fs::remove_dir_all(&dir);
+    let admin = std::env::var("DP_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    for nodes in 1..=3 {
+        let name = format!("dpl_bench_{}_{nodes}", std::process::id());
+        let label = format!(
+            "PostgreSQL, {nodes} node{}",
+            if nodes == 1 { "" } else { "s" }
+        );
+        if let Err(e) = pg(&admin, &format!("CREATE DATABASE {name}")).await {
+            println!("(no PostgreSQL rows: {admin}: {e})");
+            break;
+        }
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => admin.clone(),
+        };
+        rows.extend(measure_nodes(url.into(), nodes, label, connections, seconds, tasks).await);
+        let _ = pg(
+            &admin,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )
+        .await;
+    }
 
     match start_moto().await {
         None => rows.push(("DescribePipelines", "moto".into(), None)),
