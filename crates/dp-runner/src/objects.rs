@@ -229,6 +229,11 @@ pub struct ObjectWriter {
     pub written: u64,
 }
 
+/// How long a CompleteMultipartUpload may take to answer. The server joins every part first, which takes
+/// minutes for a large object on S3 and more than the default 30 s on moto for 1 GiB; a timeout there used to
+/// retry the call while the first one was still joining.
+const COMPLETE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// How many parts of one object may be uploading at once.
 pub const PARTS_IN_FLIGHT: usize = 2;
 
@@ -339,6 +344,14 @@ impl Multipart {
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(std::mem::take(&mut self.parts)))
                     .build(),
+            )
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default().timeout_config(
+                    aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                        .read_timeout(COMPLETE_TIMEOUT)
+                        .build(),
+                ),
             )
             .send()
             .await;
