@@ -13,8 +13,10 @@
 //! - unload: the table back out to an S3 object by a CopyActivity, against `psql \copy … TO` a file plus
 //!   `aws s3 cp` of that file to the same moto;
 //! - the runner's peak RSS in each (`ru_maxrss` through GNU time);
-//! - `insertQuery`: a smaller file (SIZE/64, at most 8 MiB) loaded through an `insertQuery` and through `table`
-//!   (COPY), rows per second.
+//! - `insertQuery`: a smaller file (SIZE/64, at most 8 MiB) loaded through an `insertQuery` one statement per
+//!   request (the server named `jdbc:redshift://`, which has no savepoints, so the runner does not batch: the way
+//!   every engine ran before batching), through a batched `insertQuery`, and through `table` (COPY), rows per
+//!   second.
 //!
 //! Each runner run is `dp-task-runner --once`: the time runs from its start to its exit, polling included.
 
@@ -472,7 +474,15 @@ fn rows_copied(log: &str) -> Option<u64> {
 }
 
 fn jdbc_object(db: &Database) -> Value {
+    jdbc_object_as(db, "postgresql")
+}
+
+/// The database as a `JdbcDatabase` whose URL names `scheme` (`redshift` makes the runner treat the same server as
+/// Redshift, which has no savepoints: an `insertQuery` then runs one statement per request, as every engine did
+/// before statements were batched).
+fn jdbc_object_as(db: &Database, scheme: &str) -> Value {
     let (connection, user) = db.jdbc();
+    let connection = connection.replace("jdbc:postgresql:", &format!("jdbc:{scheme}:"));
     json!({"id": "Db", "name": "Db", "fields": [
         {"key": "type", "stringValue": "JdbcDatabase"},
         {"key": "connectionString", "stringValue": connection},
@@ -527,7 +537,13 @@ fn measure(bin: &Path, work: &Path, input: &Path, rows: u64, bytes: u64) -> Resu
     let (_moto, moto) = start_moto(&work.join("moto.log"))?;
     let (_local, url, _) = start_local(bin)?;
     let db = Database::create()?;
-    for table in ["load_runner", "load_psql", "query_runner", "query_copy"] {
+    for table in [
+        "load_runner",
+        "load_psql",
+        "query_runner",
+        "query_single",
+        "query_copy",
+    ] {
         psql(&db.url, &format!("create table {table} ({COLUMNS})"))?;
     }
     aws(&moto, &["s3", "mb", &format!("s3://{BUCKET}")])?;
@@ -636,19 +652,35 @@ fn measure(bin: &Path, work: &Path, input: &Path, rows: u64, bytes: u64) -> Resu
     )?;
     let small_bytes = std::fs::metadata(&small)?.len();
     let mut small_runs = Vec::new();
-    for (group, table, fields) in [
+    let query = |table: &str| {
+        format!("insert into {table} (id, name, amount, note, day) values (?, ?, ?, ?, ?)")
+    };
+    let (batched_query, single_query) = (query("query_runner"), query("query_single"));
+    for (group, table, fields, scheme) in [
+        (
+            "querysingle",
+            "query_single",
+            vec![
+                ("table", "query_single"),
+                ("insertQuery", single_query.as_str()),
+            ],
+            "redshift",
+        ),
         (
             "query",
             "query_runner",
             vec![
                 ("table", "query_runner"),
-                (
-                    "insertQuery",
-                    "insert into query_runner (id, name, amount, note, day) values (?, ?, ?, ?, ?)",
-                ),
+                ("insertQuery", batched_query.as_str()),
             ],
+            "postgresql",
         ),
-        ("querycopy", "query_copy", vec![("table", "query_copy")]),
+        (
+            "querycopy",
+            "query_copy",
+            vec![("table", "query_copy")],
+            "postgresql",
+        ),
     ] {
         copy_pipeline(
             bin,
@@ -658,7 +690,7 @@ fn measure(bin: &Path, work: &Path, input: &Path, rows: u64, bytes: u64) -> Resu
             vec![
                 s3_node("In", &format!("s3://{BUCKET}/in/small.csv")),
                 table_node("Out", &fields),
-                jdbc_object(&db),
+                jdbc_object_as(&db, scheme),
             ],
         )?;
         let run = run_runner(bin, &url, &moto, work, group)?;
@@ -702,14 +734,28 @@ fn measure(bin: &Path, work: &Path, input: &Path, rows: u64, bytes: u64) -> Resu
         "| runner CPU (user + system), load / unload | {:.1} s / {:.1} s | | | |",
         load.cpu, unload.cpu
     );
-    let (query, copy) = (&small_runs[0], &small_runs[1]);
+    let per_second = |run: &RunnerRun| small_rows as f64 / run.wall.as_secs_f64();
+    let (single, batched, copy) = (&small_runs[0], &small_runs[1], &small_runs[2]);
+    println!();
     println!(
-        "| S3 CSV → PostgreSQL through `insertQuery`, {:.1} MB, {small_rows} rows | {:.1} s ({:.0} rows/s) | through `table` (COPY): {:.1} s ({:.0} rows/s) | | |",
-        small_bytes as f64 / 1e6,
-        query.wall.as_secs_f64(),
-        small_rows as f64 / query.wall.as_secs_f64(),
+        "| S3 CSV → PostgreSQL, {:.1} MB, {small_rows} rows | dp-task-runner | rows/s |",
+        small_bytes as f64 / 1e6
+    );
+    println!("|---|---|---|");
+    println!(
+        "| `insertQuery`, one statement per request (before; still so on Redshift) | {:.1} s | {:.0} |",
+        single.wall.as_secs_f64(),
+        per_second(single)
+    );
+    println!(
+        "| `insertQuery`, batched (1,000 statements a request, in a savepoint) | {:.1} s | {:.0} |",
+        batched.wall.as_secs_f64(),
+        per_second(batched)
+    );
+    println!(
+        "| `table` (COPY FROM STDIN) | {:.1} s | {:.0} |",
         copy.wall.as_secs_f64(),
-        small_rows as f64 / copy.wall.as_secs_f64(),
+        per_second(copy)
     );
     println!();
     println!(
