@@ -29,7 +29,8 @@ use tokio::sync::watch;
 use crate::error::Error;
 
 pub use postgres::{
-    POSTGRES_VERSION, PostgresStore, REVISION_TABLE, SCHEMA_TABLE, SharedPostgres, WhenServed, is_url,
+    POSTGRES_VERSION, PostgresStore, REVISION_TABLE, SCHEMA_TABLE, SharedPostgres, WhenServed,
+    is_url,
 };
 pub use sqlite::{CURRENT_VERSION, SqliteStore};
 
