@@ -91,6 +91,9 @@ pub struct Config {
     /// On PostgreSQL, serve alone: while another dp-local serves the database, stand by (answering 503) until it
     /// stops (`--standby`). Without it (the default) every node on the database serves, together.
     pub standby: bool,
+    /// Stop (as on SIGTERM) once the process that started dp-local has ended (`--exit-with-parent`), so that a
+    /// test harness or supervisor killed without warning leaves no dp-local behind.
+    pub exit_with_parent: bool,
 }
 
 impl Default for Config {
@@ -111,6 +114,7 @@ impl Default for Config {
             runner_args: Vec::new(),
             max_resources: 16,
             standby: false,
+            exit_with_parent: false,
         }
     }
 }
@@ -120,7 +124,7 @@ pub const USAGE: &str = "\
 usage: dp-local [--state PATH|URL] [--port PORT] [--time-scale N] [--poll-timeout SECONDS] [--no-auth]
                 [--credentials FILE] [--header-timeout SECONDS] [--max-connections N] [--no-console]
                 [--resources local|off] [--runner-bin PATH] [--runner-arg ARG]... [--max-resources N]
-                [--standby]
+                [--standby] [--exit-with-parent]
        dp-local export --state PATH|URL > dump.json
        dp-local import --state PATH|URL < dump.json
 
@@ -153,6 +157,7 @@ and the web console's URL with its access token as the second (http://127.0.0.1:
   --runner-arg ARG           one more argument for every launched runner (repeatable)
   --max-resources N          at most N resource runners alive at once; later ones wait in CREATING
                              (default 16)
+  --exit-with-parent         stop, as on SIGTERM, once the process that started dp-local has ended
   -V, --version              print the version and the commit it was built from
   -h, --help                 print this help
 
@@ -296,6 +301,7 @@ impl Config {
                 }
                 "--no-console" => config.console = false,
                 "--standby" => config.standby = true,
+                "--exit-with-parent" => config.exit_with_parent = true,
                 "--credentials" => {
                     let path = value(&mut args)?;
                     let text = std::fs::read_to_string(&path).map_err(|e| {

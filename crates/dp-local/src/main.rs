@@ -28,6 +28,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let exit_with_parent = config.exit_with_parent;
     let server = match Server::bind(config) {
         Ok(server) => server,
         Err(e) => {
@@ -43,13 +44,14 @@ fn main() -> ExitCode {
     }
     let _ = stdout.flush();
     drop(stdout);
-    // SIGTERM and SIGINT stop dp-local in order: launched runners are stopped, then serving ends.
-    wait_for_signal();
+    // SIGTERM and SIGINT (and, with --exit-with-parent, the end of its parent) stop dp-local in order: launched
+    // runners are stopped, then serving ends.
+    wait_for_signal(exit_with_parent);
     server.shutdown();
     ExitCode::SUCCESS
 }
 
-fn wait_for_signal() {
+fn wait_for_signal(exit_with_parent: bool) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -65,9 +67,22 @@ fn wait_for_signal() {
             std::future::pending::<()>().await;
             return;
         };
+        let orphaned = async {
+            if !exit_with_parent {
+                return std::future::pending::<()>().await;
+            }
+            let parent = std::os::unix::process::parent_id();
+            while std::os::unix::process::parent_id() == parent {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            eprintln!(
+                "dp-local: the process that started it has ended (--exit-with-parent): stopping"
+            );
+        };
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
+            _ = orphaned => {}
         }
     });
 }

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -153,4 +154,52 @@ fn assert_commit(commit: &str) {
     } else {
         assert!(commit == "unknown" || id, "{commit:?}");
     }
+}
+
+/// `--exit-with-parent`: a dp-local whose parent is killed (SIGKILL, so nothing of the parent's runs) stops by
+/// itself.
+#[test]
+fn exit_with_parent_stops_when_the_parent_is_killed() {
+    let out = std::env::temp_dir().join(format!("dp-local-orphan-{}.out", std::process::id()));
+    let mut parent = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" --exit-with-parent --no-console --resources off > "$1" & echo $!; exec sleep 60"#)
+        .arg(env!("CARGO_BIN_EXE_dp-local"))
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: u32 = line.trim().parse().expect("the pid sh printed");
+    // Gone, or a zombie nobody has reaped yet.
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    // Serving (its URL printed) before its parent goes.
+    let start = std::time::Instant::now();
+    while !std::fs::read_to_string(&out).is_ok_and(|t| t.starts_with("http://")) {
+        assert!(alive(), "dp-local ended on its own");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "dp-local never printed its URL"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let start = std::time::Instant::now();
+    while alive() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "dp-local {pid} still runs 10 s after its parent was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(&out);
 }

@@ -94,6 +94,7 @@ async fn a_standby_answers_503_and_takes_over_when_the_serving_node_is_killed() 
             "--resources",
             "off",
             "--standby",
+            "--exit-with-parent",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

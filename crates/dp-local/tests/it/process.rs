@@ -19,6 +19,8 @@ impl DpLocal {
     pub fn start_logging(args: &[&str], stderr: impl Into<Stdio>) -> Result<DpLocal, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_dp-local"))
             .args(args)
+            // A test process killed before its destructors run (a signal, a timeout) leaves no dp-local behind.
+            .arg("--exit-with-parent")
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
