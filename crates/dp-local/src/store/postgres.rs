@@ -336,24 +336,34 @@ impl Store for PostgresStore {
     }
 }
 
+/// The current-thread runtime a database connection's thread runs; `None` after telling `opened` why there is
+/// none.
+fn database_runtime(
+    opened: &std_mpsc::Sender<Result<(), Error>>,
+) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            let _ = opened.send(Err(Error::new(
+                ErrorKind::Runtime,
+                format!("cannot start the database runtime: {e}"),
+            )));
+            None
+        }
+    }
+}
+
 fn connection_thread(
     target: Target,
     when_served: WhenServed,
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
     opened: std_mpsc::Sender<Result<(), Error>>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = opened.send(Err(Error::new(
-                ErrorKind::Runtime,
-                format!("cannot start the database runtime: {e}"),
-            )));
-            return;
-        }
+    let Some(runtime) = database_runtime(&opened) else {
+        return;
     };
     runtime.block_on(async move {
         let mut client = match connect(&target).await {

@@ -26,8 +26,8 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
 
 use super::{
-    JOB_TIMEOUT, REVISION_TABLE, SERVE_LOCK, Target, columns_of, connect, db_error, describe,
-    encrypt_only, parse, prepare_schema,
+    JOB_TIMEOUT, REVISION_TABLE, SERVE_LOCK, Target, columns_of, connect, database_runtime,
+    db_error, describe, encrypt_only, parse, prepare_schema,
 };
 use crate::error::{Error, ErrorKind};
 use crate::store::shared::{Changes, SharedStore, Wakeup};
@@ -348,18 +348,8 @@ fn turn_thread(
     mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
     opened: std_mpsc::Sender<Result<(), Error>>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = opened.send(Err(Error::new(
-                ErrorKind::Runtime,
-                format!("cannot start the database runtime: {e}"),
-            )));
-            return;
-        }
+    let Some(runtime) = database_runtime(&opened) else {
+        return;
     };
     runtime.block_on(async move {
         // The schema is checked and migrated on a connection of its own, as for a single node.
