@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use super::runner::{Killed, dp, release_binaries, start_local};
+use super::runner::{Killed, release_binaries, start_local, submit};
 use crate::demo::EXAMPLE_ENVIRONMENT as KEYS;
 
 const BUCKET: &str = "dp-bench-copy";
@@ -374,32 +374,7 @@ fn copy_pipeline(
         json!({"id": "Csv", "name": "Csv", "fields": [{"key": "type", "stringValue": "CSV"}]}),
     ];
     all.extend(objects);
-    let file = work.join(format!("{name}.json"));
-    std::fs::write(&file, serde_json::to_string(&all)?)?;
-    let dp_bin = bin.join("dp");
-    let created = dp(
-        &dp_bin,
-        url,
-        &["create-pipeline", "--name", name, "--unique-id", name],
-    )?;
-    let id = serde_json::from_str::<Value>(&created)?["pipelineId"]
-        .as_str()
-        .context("no pipelineId")?
-        .to_string();
-    let objects_arg = format!("file://{}", file.display());
-    dp(
-        &dp_bin,
-        url,
-        &[
-            "put-pipeline-definition",
-            "--pipeline-id",
-            &id,
-            "--pipeline-objects",
-            &objects_arg,
-        ],
-    )?;
-    dp(&dp_bin, url, &["activate-pipeline", "--pipeline-id", &id])?;
-    Ok(())
+    submit(bin, url, work, name, &all).map(|_| ())
 }
 
 /// Runs `dp-task-runner --once` for worker group `group` under GNU time; fails unless the task FINISHED.

@@ -173,8 +173,20 @@ pub(super) fn true_pipeline(
         })
     }))
     .collect();
+    submit(bin, url, work, name, &objects)
+}
+
+/// Writes `objects` as a definition file in `work`, then creates, defines and activates pipeline `name` with
+/// `dp`; returns its id.
+pub(super) fn submit(
+    bin: &Path,
+    url: &str,
+    work: &Path,
+    name: &str,
+    objects: &[serde_json::Value],
+) -> Result<String> {
     let file = work.join(format!("{name}.json"));
-    std::fs::write(&file, serde_json::to_string(&objects)?)?;
+    std::fs::write(&file, serde_json::to_string(objects)?)?;
     let dp_bin = bin.join("dp");
     let created = dp(
         &dp_bin,
