@@ -510,11 +510,39 @@ fn postgres_ready() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// PostgreSQL on 127.0.0.1:5432: installed, started, trust authentication for 127.0.0.1, a `test` database.
+/// Whether some `/usr/lib/postgresql/<version>/bin` has `initdb` and `pg_ctl`.
+fn postgres_programs_found() -> bool {
+    postgres_installed().iter().any(|version| {
+        let bin = Path::new("/usr/lib/postgresql").join(version).join("bin");
+        bin.join("initdb").is_file() && bin.join("pg_ctl").is_file()
+    })
+}
+
+/// The server programs `initdb` and `pg_ctl`, also when the tests' server answers from elsewhere (a container, a
+/// remote host): dp-local's test that restarts and crashes a server starts one of its own with them
+/// (`nodes::a_postgres_server_restarted_and_crashed_under_load_fails_changes_cleanly_and_loses_nothing`).
+fn postgres_programs(may_install: bool) -> Result<()> {
+    if postgres_programs_found() {
+        return Ok(());
+    }
+    const WHAT: &str = "the PostgreSQL server programs initdb and pg_ctl in /usr/lib/postgresql/<version>/bin \
+                        (Debian: package postgresql), for dp-local's test that restarts and crashes a server of its own";
+    if !may_install {
+        bail!("{WHAT}");
+    }
+    apt_install(&["postgresql"])?;
+    if !postgres_programs_found() {
+        bail!("{WHAT}: package postgresql installed, but they are still missing");
+    }
+    Ok(())
+}
+
+/// PostgreSQL on 127.0.0.1:5432: installed, started, trust authentication for 127.0.0.1, a `test` database; and
+/// the server programs (`postgres_programs`).
 fn postgres(may_install: bool) -> Result<()> {
     if postgres_ready() {
         println!("PostgreSQL: answers on 127.0.0.1:5432 (user postgres, database test)");
-        return Ok(());
+        return postgres_programs(may_install);
     }
     const WHAT: &str = "a PostgreSQL server on 127.0.0.1:5432 with trust authentication for user postgres and a \
                         database named test (Debian: package postgresql)";
@@ -594,7 +622,7 @@ fn postgres(may_install: bool) -> Result<()> {
         );
     }
     println!("PostgreSQL: ready on 127.0.0.1:5432");
-    Ok(())
+    postgres_programs(may_install)
 }
 
 /// What the tests connect with: root over TCP, no password, database `test`.

@@ -2,7 +2,9 @@
 //! through one node wakes a long poll waiting on another, concurrent pollers spread over the nodes get each task
 //! once, a schedule makes one instance per period however many nodes' timers see it, and a lapsed lease acts
 //! once. With `--standby`, one serves and a second stands by (answering 503) and takes over when the first is
-//! killed with SIGKILL, with every answered change there; tools are refused meanwhile.
+//! killed with SIGKILL, with every answered change there; tools are refused meanwhile. Under load, nodes killed at
+//! random, the database's sessions cut off, and a PostgreSQL server of the test's own restarted and crashed lose
+//! nothing answered.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -25,14 +27,6 @@ impl Drop for Node {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn get_async(url: &str, path: &'static str) -> (u16, String) {
@@ -207,11 +201,11 @@ async fn a_standby_answers_503_and_takes_over_when_the_serving_node_is_killed() 
     drop(second);
 }
 
-/// Starts `count` nodes serving `db` together, each with `args` too.
-async fn nodes(db: &PgDatabase, count: usize, args: &[&str]) -> Vec<DpLocal> {
+/// Starts `count` nodes serving the database at `url` together, each with `args` too.
+async fn nodes(url: &str, count: usize, args: &[&str]) -> Vec<DpLocal> {
     let mut started = Vec::new();
     for _ in 0..count {
-        let mut all: Vec<String> = ["--state", &db.url, "--no-console", "--resources", "off"]
+        let mut all: Vec<String> = ["--state", url, "--no-console", "--resources", "off"]
             .iter()
             .map(|a| a.to_string())
             .collect();
@@ -232,7 +226,7 @@ async fn nodes(db: &PgDatabase, count: usize, args: &[&str]) -> Vec<DpLocal> {
 async fn a_task_made_through_one_node_wakes_a_long_poll_on_another() {
     let db = PgDatabase::new("wake");
     // A long poll of 60 s: only a wake-up can end it early with a task (no node polls the database).
-    let started = nodes(&db, 2, &["--poll-timeout", "60"]).await;
+    let started = nodes(&db.url, 2, &["--poll-timeout", "60"]).await;
     let (a, b) = (Client::new(&started[0].url), Client::new(&started[1].url));
     let poll = tokio::spawn({
         let b = b.clone();
@@ -271,7 +265,7 @@ async fn a_task_made_through_one_node_wakes_a_long_poll_on_another() {
 async fn ten_pollers_on_three_nodes_get_each_task_once() {
     const TASKS: usize = 30;
     let db = PgDatabase::new("pollers");
-    let started = nodes(&db, 3, &["--poll-timeout", "0.5"]).await;
+    let started = nodes(&db.url, 3, &["--poll-timeout", "0.5"]).await;
     let clients: Vec<Client> = started.iter().map(|n| Client::new(&n.url)).collect();
     let mut objects = vec![object(
         "Default",
@@ -375,7 +369,7 @@ async fn instances(client: &Client, pipeline: &str) -> Vec<(String, String, Stri
 async fn a_schedule_makes_one_instance_per_period_with_three_nodes() {
     let db = PgDatabase::new("sched");
     // At 900 times the service's speed a 15-minute period passes every second.
-    let started = nodes(&db, 3, &["--time-scale", "900"]).await;
+    let started = nodes(&db.url, 3, &["--time-scale", "900"]).await;
     let clients: Vec<Client> = started.iter().map(|n| Client::new(&n.url)).collect();
     let objects = vec![
         object(
@@ -445,7 +439,7 @@ async fn a_schedule_makes_one_instance_per_period_with_three_nodes() {
 async fn a_lapsed_lease_acts_once_across_three_nodes() {
     let db = PgDatabase::new("lapse");
     // At 60 times the service's speed, the 1-minute progress timeout lapses after a second.
-    let started = nodes(&db, 3, &["--time-scale", "60"]).await;
+    let started = nodes(&db.url, 3, &["--time-scale", "60"]).await;
     let clients: Vec<Client> = started.iter().map(|n| Client::new(&n.url)).collect();
     let pipeline = running_pipeline(
         &clients[0],
@@ -495,6 +489,8 @@ async fn a_lapsed_lease_acts_once_across_three_nodes() {
 /// What the crash test's clients were told with a 2xx answer, and what broke the rules.
 #[derive(Default)]
 struct Told {
+    /// Pipelines whose creation was answered.
+    created: HashSet<String>,
     activated: HashSet<String>,
     /// (pipeline, attempt) -> task ids handed out for it.
     handed: HashMap<(String, String), Vec<String>>,
@@ -507,6 +503,8 @@ struct Told {
     answered: usize,
     /// 5xx answers (a turn that could not commit), sent again.
     server_errors: usize,
+    /// Requests that got no answer at all (the node was killed, or broke the connection), sent again.
+    no_answer: usize,
     /// Tasks ended with an answer while `counting` was set.
     ended_while_counting: usize,
     counting: bool,
@@ -529,7 +527,7 @@ async fn until_answered(
         match client.try_unsigned(operation, input).await {
             Ok(Err(f)) if f.status >= 500 => told.lock().unwrap().server_errors += 1,
             Ok(answer) => return Some(answer),
-            Err(_) => {}
+            Err(_) => told.lock().unwrap().no_answer += 1,
         }
         tries += 1;
         if stop.load(std::sync::atomic::Ordering::Relaxed) && tries > 200 {
@@ -578,6 +576,7 @@ async fn crash_maker(
                     told.lock().unwrap().answered += 1;
                     if operation == "CreatePipeline" {
                         pid = out["pipelineId"].as_str().unwrap().to_string();
+                        told.lock().unwrap().created.insert(pid.clone());
                     }
                     if operation == "ActivatePipeline" {
                         told.lock().unwrap().activated.insert(pid.clone());
@@ -618,6 +617,7 @@ async fn crash_worker(
                     let mut t = told.lock().unwrap();
                     t.unanswered_polls += 1;
                     t.server_errors += usize::from(answer.is_ok());
+                    t.no_answer += usize::from(answer.is_err());
                 }
                 if stop.load(std::sync::atomic::Ordering::Relaxed) {
                     return;
@@ -675,13 +675,59 @@ async fn crash_worker(
                     }
                     break;
                 }
-                // A 5xx changed nothing; no answer may have: the retry's answer tells.
-                Ok(Err(_)) => told.lock().unwrap().server_errors += 1,
-                Err(_) => retried = true,
+                // No answer, or a 5xx, may have changed something (a turn whose COMMIT was sent when the
+                // connection broke cannot know whether it took effect): the retry's answer tells.
+                Ok(Err(_)) => {
+                    told.lock().unwrap().server_errors += 1;
+                    retried = true;
+                }
+                Err(_) => {
+                    told.lock().unwrap().no_answer += 1;
+                    retried = true;
+                }
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// `@pipelineState` of each of `pipelines` that one node shows (a pipeline it does not know is left out).
+async fn pipeline_states(client: &Client, pipelines: &HashSet<String>) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let ids: Vec<&String> = pipelines.iter().collect();
+    for chunk in ids.chunks(25) {
+        // A pipeline the node does not know fails the whole call: then ask one at a time.
+        let described = match client
+            .call("DescribePipelines", json!({"pipelineIds": chunk}))
+            .await
+        {
+            Ok(d) => d["pipelineDescriptionList"].as_array().unwrap().clone(),
+            Err(_) => {
+                let mut one_by_one = Vec::new();
+                for id in chunk {
+                    if let Ok(d) = client
+                        .call("DescribePipelines", json!({"pipelineIds": [id]}))
+                        .await
+                    {
+                        one_by_one.extend(d["pipelineDescriptionList"].as_array().unwrap().clone());
+                    }
+                }
+                one_by_one
+            }
+        };
+        for p in described {
+            let state = p["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["key"] == "@pipelineState")
+                .and_then(|f| f["stringValue"].as_str())
+                .unwrap_or("")
+                .to_string();
+            out.insert(p["pipelineId"].as_str().unwrap().to_string(), state);
+        }
+    }
+    out
 }
 
 /// The statuses of every attempt of the pipelines, as one node shows them.
@@ -734,7 +780,7 @@ async fn three_nodes_killed_at_random_lose_nothing_answered() {
     const KILL_PHASE: Duration = Duration::from_secs(20);
     let db = PgDatabase::new("ncrash");
     let args = ["--no-auth", "--poll-timeout", "0.2"];
-    let mut running = nodes(&db, 3, &args).await;
+    let mut running = nodes(&db.url, 3, &args).await;
     let urls: Vec<String> = running.iter().map(|n| n.url.clone()).collect();
     let told: Record = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -823,6 +869,26 @@ async fn verify(told: &Told, urls: &[String]) -> (usize, usize, usize) {
     );
     let doubled: Vec<_> = told.handed.iter().filter(|(_, t)| t.len() > 1).collect();
     assert!(doubled.is_empty(), "handed out twice: {doubled:?}");
+    // Every node shows every pipeline whose creation was answered, and those whose activation was answered as
+    // activated.
+    for url in urls {
+        let states = pipeline_states(&Client::new(url), &told.created).await;
+        let missing: Vec<_> = told
+            .created
+            .iter()
+            .filter(|p| !states.contains_key(*p))
+            .collect();
+        assert!(missing.is_empty(), "{url} does not show {missing:?}");
+        let pending: Vec<_> = told
+            .activated
+            .iter()
+            .filter(|p| states.get(*p).is_none_or(|s| s == "PENDING"))
+            .collect();
+        assert!(
+            pending.is_empty(),
+            "{url} shows these answered activations as not activated: {pending:?}"
+        );
+    }
     let mut pipelines: HashSet<String> = told.activated.clone();
     pipelines.extend(told.handed.keys().map(|(p, _)| p.clone()));
     // Every node shows the same attempts; ended ones are exactly those the workers ended.
@@ -882,7 +948,7 @@ async fn verify(told: &Told, urls: &[String]) -> (usize, usize, usize) {
 async fn the_database_going_away_under_load_fails_changes_cleanly_and_loses_nothing() {
     let db = PgDatabase::new("outage");
     let args = ["--no-auth", "--poll-timeout", "0.2"];
-    let running = nodes(&db, 2, &args).await;
+    let running = nodes(&db.url, 2, &args).await;
     let urls: Vec<String> = running.iter().map(|n| n.url.clone()).collect();
     let told: Record = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -945,4 +1011,193 @@ async fn the_database_going_away_under_load_fails_changes_cleanly_and_loses_noth
         told.ended_while_counting > 0,
         "no task ended once the database was back"
     );
+}
+
+/// A real PostgreSQL server restarted under load, twice, while two nodes serve it and stay up: `pg_ctl restart -m
+/// fast` (sessions terminated, shutdown checkpoint), then a crash (`pg_ctl stop -m immediate`: every server process
+/// quits at once; started again a second later, it recovers from the WAL). The server is one of the test's own
+/// (`PgServer`), never the shared one. While it is away, changes answer 5xx and never success, and every request
+/// is answered; once it is back each node takes a change again by itself. Afterwards every answered change is
+/// there through both nodes and through a third node started on the database after the load (which knows only
+/// what was committed), no task was handed to two pollers, and a pipeline made through one node is seen through
+/// the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_server_restarted_and_crashed_under_load_fails_changes_cleanly_and_loses_nothing()
+ {
+    let server = Arc::new(tokio::task::spawn_blocking(PgServer::start).await.unwrap());
+    let args = ["--no-auth", "--poll-timeout", "0.2"];
+    let running = nodes(&server.url(), 2, &args).await;
+    let urls: Vec<String> = running.iter().map(|n| n.url.clone()).collect();
+    let told: Record = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let c = Client::new(&urls[i % 2]);
+        clients.push(tokio::spawn(crash_maker(i, c, told.clone(), stop.clone())));
+    }
+    for i in 0..8 {
+        let c = Client::new(&urls[i % 2]);
+        clients.push(tokio::spawn(crash_worker(i, c, told.clone(), stop.clone())));
+    }
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut report = Vec::new();
+    for (round, outage) in ["restart -m fast", "crash"].into_iter().enumerate() {
+        let (errors_before, ended_before) = {
+            let t = told.lock().unwrap();
+            (t.server_errors, t.ended.len())
+        };
+        let began = Instant::now();
+        let s = server.clone();
+        tokio::task::spawn_blocking(move || {
+            if round == 0 {
+                s.restart_fast();
+            } else {
+                s.crash();
+                std::thread::sleep(Duration::from_secs(1));
+                s.start_again();
+            }
+        })
+        .await
+        .unwrap();
+        let away = began.elapsed();
+        if round == 1 {
+            let log = server.log_text();
+            assert!(
+                log.contains("automatic recovery in progress"),
+                "the server did not recover from a crash:\n{log}"
+            );
+        }
+        // Each node takes a change again, without being restarted.
+        for (n, url) in urls.iter().enumerate() {
+            let name = format!("after-{round}-{n}");
+            let input = json!({"name": name, "uniqueId": name});
+            let client = Client::new(url);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let id = loop {
+                let answer = tokio::time::timeout(
+                    Duration::from_secs(30),
+                    client.try_unsigned("CreatePipeline", &input),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("node {url} did not answer within 30 s after the {outage}")
+                });
+                match answer {
+                    Ok(Ok(out)) => break out["pipelineId"].as_str().unwrap().to_string(),
+                    Ok(Err(f)) if f.status >= 500 => {}
+                    Ok(Err(f)) => panic!("create-pipeline through {url} after the {outage}: {f:?}"),
+                    Err(e) => panic!("node {url} gave no answer after the {outage}: {e}"),
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "node {url} did not take a change within 30 s of the server's {outage}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            told.lock().unwrap().created.insert(id);
+        }
+        let back = began.elapsed();
+        let errors = told.lock().unwrap().server_errors - errors_before;
+        assert!(
+            errors > 0,
+            "no request failed during the server's {outage} ({away:?} away)"
+        );
+        // Tasks end again through the nodes (the workers are spread over both).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while told.lock().unwrap().ended.len() == ended_before {
+            assert!(
+                Instant::now() < deadline,
+                "no task ended within 30 s of the server's {outage}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        report.push(format!(
+            "{outage}: server away for {away:?}, both nodes took a change {back:?} after it began, {errors} 5xx answers"
+        ));
+        eprintln!("server restart test: {}", report.last().unwrap());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    told.lock().unwrap().counting = true;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let told = Arc::try_unwrap(told)
+        .unwrap_or_else(|_| panic!("clients still hold the record"))
+        .into_inner()
+        .unwrap();
+    assert_eq!(
+        told.no_answer, 0,
+        "requests the nodes left without an answer (they must answer 5xx while the database is away)"
+    );
+    // A node started now loads what the database holds, and nothing else.
+    let fresh = nodes(&server.url(), 1, &args).await;
+    let mut all = urls.clone();
+    all.push(fresh[0].url.clone());
+    let (ended, running_now, _) = verify(&told, &all).await;
+    // The nodes still serve: a pipeline made through one is seen through the others.
+    let made = running_pipeline(&Client::new(&urls[0]), "last", ondemand("wg-last", vec![])).await;
+    let made: HashSet<String> = [made].into();
+    for url in &all[1..] {
+        let states = pipeline_states(&Client::new(url), &made).await;
+        assert_eq!(states.len(), 1, "{url} does not show {made:?}");
+        assert!(
+            states.values().all(|s| s != "PENDING"),
+            "{url} shows {states:?}"
+        );
+    }
+    eprintln!(
+        "server restart test: {}; {} 5xx answers in all, {} answered setup calls, {ended} tasks ended ({} after the \
+         restarts), {running_now} orphaned by 5xx poll answers, {:?} in all",
+        report.join("; "),
+        told.server_errors,
+        told.answered,
+        told.ended_while_counting,
+        started.elapsed()
+    );
+    assert!(
+        told.ended_while_counting > 0,
+        "no task ended after the restarts"
+    );
+}
+
+/// The private server's programs are found in the newest version's directory, and their absence fails with a
+/// message naming them (the restart test then fails with it, never skips).
+#[test]
+fn a_private_server_finds_the_newest_programs_and_names_them_when_missing() {
+    let lib = crate::state::TempDir::new("pglib");
+    let programs = |version: &str, names: &[&str]| {
+        let bin = lib.path(version).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for name in names {
+            std::fs::write(bin.join(name), "").unwrap();
+        }
+        bin
+    };
+    let empty_path = std::ffi::OsString::new();
+    let missing = pg_server_programs(&lib.0, &empty_path).unwrap_err();
+    for named in [
+        "initdb",
+        "pg_ctl",
+        "package postgresql",
+        &lib.0.display().to_string(),
+    ] {
+        assert!(missing.contains(named), "{named} in: {missing}");
+    }
+    programs("9.6", &["initdb", "pg_ctl"]);
+    let fifteen = programs("15", &["initdb", "pg_ctl"]);
+    // A newer version without pg_ctl does not count.
+    programs("16", &["initdb"]);
+    assert_eq!(pg_server_programs(&lib.0, &empty_path), Ok(fifteen));
+    // Without any under the directory, the PATH's.
+    let other = crate::state::TempDir::new("pgpath");
+    let on_path = other.path("bin");
+    std::fs::create_dir_all(&on_path).unwrap();
+    for name in ["initdb", "pg_ctl"] {
+        std::fs::write(on_path.join(name), "").unwrap();
+    }
+    let path = std::env::join_paths([other.path("none"), on_path.clone()]).unwrap();
+    assert_eq!(pg_server_programs(&other.0, &path), Ok(on_path));
 }
