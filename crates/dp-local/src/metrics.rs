@@ -219,15 +219,21 @@ impl crate::store::shared::SharedStore for TimedShared {
         self.inner.begin(since)
     }
 
-    fn commit(&self, rows: &[Row], node: u64, groups: &[String]) -> Result<i64, Error> {
+    fn commit(
+        &self,
+        rows: &[Row],
+        node: u64,
+        groups: &[String],
+        next: Option<i64>,
+    ) -> Result<i64, Error> {
         let started = Instant::now();
-        let result = self.inner.commit(rows, node, groups);
+        let result = self.inner.commit(rows, node, groups, next);
         self.histogram.observe(started.elapsed().as_secs_f64());
         result
     }
 
-    fn release(&self) {
-        self.inner.release();
+    fn release(&self, next: Option<i64>) {
+        self.inner.release(next);
     }
 
     fn changes(&self, since: i64) -> Result<crate::store::shared::Changes, Error> {

@@ -1,19 +1,23 @@
 //! Serving one database together with other dp-local nodes: the engine's side of a turn.
 //!
-//! The state in memory is a cache of the database, current up to a revision ([`Book`]). Every operation is a
-//! turn ([`crate::store::shared`]): take the database's turn lock and read what other nodes committed since this
-//! node's revision, catch up, run the operation (due timers included), write its rows at the next revision and
-//! tell the other nodes which worker groups got work, commit, and only then answer. Catching up rebuilds, from
-//! the rows, only the pipelines that changed (plus the task ids and runners that did), with `State::restore`,
-//! so the rules have one way from rows to state; what is not stored (the launcher's runners, counters) stays.
-//! A turn that cannot commit is undone the same way, from the rows as last committed, and its request answers
-//! an error. Other nodes' commits are heard on a listening connection: they wake this node's long polls of the
-//! groups named, and make the timer task catch up, so that a deadline set elsewhere fires here if its node is
-//! gone. This module knows no SQL.
+//! The state in memory is a cache of the database, current up to a revision ([`Book`]). Operations run in turns
+//! ([`crate::store::shared`]): the operation that finds no turn open opens one (takes the database's turn lock
+//! and reads what other nodes committed since this node's revision), catches up and runs; every operation that
+//! came meanwhile then joins the turn and runs too; the turn writes all their rows at the next revision, tells
+//! the other nodes which worker groups got work, commits, and only then do they answer (group commit: one
+//! round trip and one disk flush for many operations). While a turn holds changes not yet committed, reads on
+//! this node wait, so that nothing unsaved is shown. When operations already wait for the next turn, or this
+//! node is busy and no other node committed lately, the next turn begins in the commit's round trip.
+//! Catching up rebuilds, from the rows, only the pipelines that changed (plus the task ids and runners that
+//! did), with `State::restore`, so the rules have one way from rows to state; what is not stored (the
+//! launcher's runners, counters) stays. A turn that cannot commit is undone the same way, from the rows as last
+//! committed, and every operation that saw its changes answers an error. Other nodes' commits are heard on a
+//! listening connection: they wake this node's long polls of the groups named, and make the timer task catch
+//! up, so that a deadline set elsewhere fires here if its node is gone. This module knows no SQL.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use dp_model::IndexMap;
@@ -240,9 +244,51 @@ fn timer_pipeline(timer: &Timer) -> &str {
     }
 }
 
+/// Where this node's turn is. Operations that come while a turn is open join it, and those that come while one
+/// begins wait to join it; those that come while one commits wait for the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Phase {
+    #[default]
+    Idle,
+    /// Waiting for the database's turn lock (reads go on meanwhile).
+    Beginning,
+    /// Catching up and running the operation that opened the turn.
+    CatchingUp,
+    /// Operations join.
+    Open,
+    /// Writing what the turn's operations changed.
+    Committing,
+}
+
+/// This node's turn, as its operations see it (group commit).
+#[derive(Debug, Default)]
+struct Window {
+    phase: Phase,
+    /// Operations waiting for the next turn to open.
+    waiting: usize,
+    /// Operations of the open turn running now.
+    running: usize,
+    members: usize,
+    /// How the current (or last) turn ended: set once, to why it failed or to `None`.
+    ended: Arc<OnceLock<Option<String>>>,
+}
+
 /// The engine's link to a database served with other nodes.
 pub(super) struct Nodes {
+    /// This node's turn, and the condition its operations wait on.
+    window: Mutex<Window>,
+    /// Told when the turn opens or ends: operations that wait to join, to open the next one, or to read.
+    opened: Condvar,
+    /// Told when the last operation of the open turn is done: the operation that opened it, which commits.
+    quiet: Condvar,
+    /// Told when a turn ended: its operations, for the outcome.
+    done: Condvar,
     store: Box<dyn SharedStore>,
+    /// When another node's commit was last heard, in milliseconds since `started`, plus one (0: never).
+    other_seen: AtomicU64,
+    started: Instant,
+    /// How many operations wait for this node's next turn (the window's count, readable without its lock).
+    queued: AtomicUsize,
     /// This node's id in notifications, so that it ignores its own.
     node: u64,
     book: Mutex<Book>,
@@ -254,7 +300,67 @@ pub(super) struct Nodes {
     failure: Mutex<String>,
 }
 
+/// Counts an operation of the open turn as running until dropped, also when the operation panics.
+struct Running<'a>(&'a Nodes);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut window = self.0.window();
+        window.running -= 1;
+        if window.running == 0 && window.waiting == 0 {
+            self.0.quiet.notify_one();
+        }
+    }
+}
+
+/// Ends the turn of an operation that opened it and panicked: the database's turn is given up, the state is read
+/// anew from the database by the next turn, and the operations that joined answer an error.
+struct Leading<'a> {
+    nodes: &'a Nodes,
+    begun: bool,
+    /// `None` once the turn ended normally.
+    ended: Option<Arc<OnceLock<Option<String>>>>,
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        let Some(ended) = self.ended.take() else {
+            return;
+        };
+        if self.begun {
+            self.nodes.store.release(None);
+        }
+        {
+            let mut book = self.nodes.book.lock().unwrap_or_else(|e| e.into_inner());
+            book.revision = 0;
+            book.tables.clear();
+        }
+        self.nodes
+            .end_turn(&ended, Some("an operation failed inside dp-local".into()));
+    }
+}
+
 impl Nodes {
+    /// Tells the operations of the turn how it ended, and lets the next one open.
+    fn end_turn(&self, ended: &OnceLock<Option<String>>, failed: Option<String>) {
+        let _ = ended.set(failed);
+        let mut window = self.window();
+        window.phase = Phase::Idle;
+        self.done.notify_all();
+        self.opened.notify_all();
+    }
+
+    /// Whether no other node committed in the last second.
+    fn alone(&self) -> bool {
+        let seen = self.other_seen.load(Ordering::Relaxed);
+        let now = self.started.elapsed().as_millis() as u64 + 1;
+        seen == 0 || now.saturating_sub(seen) > 1000
+    }
+
+    fn window(&self) -> MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Why the last turn that failed did.
     pub(super) fn last_failure(&self) -> String {
         self.failure
@@ -325,10 +431,10 @@ impl Engine {
                 id: super::TIME_SCALE_ROW.into(),
                 body: clock.scale().to_string(),
             };
-            let revision = store.commit(std::slice::from_ref(&row), node, &[])?;
+            let revision = store.commit(std::slice::from_ref(&row), node, &[], None)?;
             book.record(&[row], revision);
         } else {
-            store.release();
+            store.release(None);
         }
         let origin = super::Origin::now();
         let state = State::restore(book.all(), origin)?;
@@ -340,6 +446,13 @@ impl Engine {
         engine.origin = origin;
         *engine.state.get_mut().unwrap_or_else(|e| e.into_inner()) = state;
         engine.nodes = Some(Nodes {
+            window: Mutex::new(Window::default()),
+            opened: Condvar::new(),
+            quiet: Condvar::new(),
+            done: Condvar::new(),
+            queued: AtomicUsize::new(0),
+            other_seen: AtomicU64::new(0),
+            started: Instant::now(),
             store,
             node,
             book: Mutex::new(book),
@@ -357,28 +470,131 @@ impl Engine {
         self.nodes.is_some()
     }
 
-    /// One turn: catch up, run `f`, commit its rows (or undo them), all under the state lock.
+    /// One operation in a turn: `f` joins the turn this node has open, if any, or opens one. The turn commits
+    /// (or undoes) the rows of every operation that joined it, and each answers after that.
     pub(super) fn turn<T>(&self, f: impl FnOnce(&mut State, Now) -> T) -> Turned<T> {
         let nodes = self.nodes.as_ref().expect("only for shared engines");
         blocking(|| {
+            let mut window = nodes.window();
+            loop {
+                match window.phase {
+                    Phase::Open => return self.join(nodes, window, f),
+                    Phase::Idle => return self.lead(nodes, window, f),
+                    Phase::Beginning | Phase::CatchingUp | Phase::Committing => {
+                        window.waiting += 1;
+                        nodes.queued.fetch_add(1, Ordering::Relaxed);
+                        window = nodes
+                            .opened
+                            .wait_while(window, |w| {
+                                matches!(
+                                    w.phase,
+                                    Phase::Beginning | Phase::CatchingUp | Phase::Committing
+                                )
+                            })
+                            .unwrap_or_else(|e| e.into_inner());
+                        window.waiting -= 1;
+                        nodes.queued.fetch_sub(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    }
+
+    /// Runs `f` in the turn another operation opened, then waits for that turn's end.
+    fn join<T>(
+        &self,
+        nodes: &Nodes,
+        mut window: MutexGuard<'_, Window>,
+        f: impl FnOnce(&mut State, Now) -> T,
+    ) -> Turned<T> {
+        window.running += 1;
+        window.members += 1;
+        let ended = window.ended.clone();
+        drop(window);
+        let running = Running(nodes);
+        let (out, saw_changes) = {
+            let mut state = self.lock();
+            // Read after the lock is held, so that time never runs backwards from one operation to the next.
+            let now = self.now();
+            let out = f(&mut state, now);
+            (out, !state.dirty.is_empty())
+        };
+        drop(running);
+        let window = nodes.window();
+        let window = nodes
+            .done
+            .wait_while(window, |_| ended.get().is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        drop(window);
+        let failed = ended.get().cloned().flatten();
+        Turned {
+            out,
+            unsaved: failed.is_some() && saw_changes,
+            failed,
+            woken: Vec::new(),
+            timers_changed: false,
+        }
+    }
+
+    /// Opens a turn: takes the database's turn lock and catches up, runs `f`, lets every operation that waits
+    /// join, then commits all their rows at once (group commit), or undoes them.
+    fn lead<T>(
+        &self,
+        nodes: &Nodes,
+        mut window: MutexGuard<'_, Window>,
+        f: impl FnOnce(&mut State, Now) -> T,
+    ) -> Turned<T> {
+        window.phase = Phase::Beginning;
+        window.members = 1;
+        let ended = Arc::new(OnceLock::new());
+        window.ended = ended.clone();
+        drop(window);
+        let mut leading = Leading {
+            nodes,
+            begun: false,
+            ended: Some(ended.clone()),
+        };
+        // The database's lock is waited for without the state lock, so that reads go on meanwhile.
+        let since = nodes
+            .book
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .revision;
+        let begun = nodes.store.begin(since);
+        let begun_ok = begun.is_ok();
+        leading.begun = begun_ok;
+        // From here until the turn ends, the state may hold changes not committed yet: reads wait.
+        nodes.window().phase = Phase::CatchingUp;
+        let mut failed = None;
+        let (out, saw_changes) = {
             let mut state = self.lock();
             let mut book = nodes.book.lock().unwrap_or_else(|e| e.into_inner());
-            let mut failed = None;
-            let begun = match nodes.store.begin(book.revision) {
+            match begun {
                 Ok(changes) => {
                     if let Err(e) = book.catch_up(&mut state, changes, self.origin) {
                         failed = Some(e.message);
                     }
-                    true
                 }
-                Err(e) => {
-                    failed = Some(e.message);
-                    false
-                }
-            };
-            // Read after the lock is held, so that time never runs backwards from one turn to the next.
+                Err(e) => failed = Some(e.message),
+            }
             let now = self.now();
             let out = f(&mut state, now);
+            (out, !state.dirty.is_empty())
+        };
+        let mut window = nodes.window();
+        window.phase = Phase::Open;
+        nodes.opened.notify_all();
+        window = nodes
+            .quiet
+            .wait_while(window, |w| w.waiting > 0 || w.running > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        window.phase = Phase::Committing;
+        let members = window.members;
+        drop(window);
+
+        let (woken, timers_changed) = {
+            let mut state = self.lock();
+            let mut book = nodes.book.lock().unwrap_or_else(|e| e.into_inner());
             let rows = if state.dirty.is_empty() {
                 Vec::new()
             } else {
@@ -386,11 +602,23 @@ impl Engine {
             };
             let mut woken: Vec<String> = state.woken.drain().collect();
             woken.sort();
-            if begun {
+            // The next turn begins in this one's round trip when operations already wait for it, or when this
+            // node is busy and no other node was heard of lately (the lock it then holds ahead keeps nobody
+            // waiting, and the store gives it up if no operation comes soon).
+            let busy = members > 1 && nodes.alone();
+            let next = |revision: i64| {
+                (busy || (nodes.queued.load(Ordering::Relaxed) > 0)).then_some(revision)
+            };
+            if begun_ok {
                 if failed.is_some() || rows.is_empty() {
-                    nodes.store.release();
+                    nodes
+                        .store
+                        .release(next(book.revision).filter(|_| failed.is_none()));
                 } else {
-                    match nodes.store.commit(&rows, nodes.node, &woken) {
+                    match nodes
+                        .store
+                        .commit(&rows, nodes.node, &woken, next(book.revision + 1))
+                    {
                         Ok(revision) => book.record(&rows, revision),
                         Err(e) => failed = Some(e.message),
                     }
@@ -412,15 +640,33 @@ impl Engine {
                 woken.clear();
             }
             self.hand_commands(&mut state);
-            let timers_changed = std::mem::take(&mut state.timers_changed);
-            Turned {
-                out,
-                unsaved: failed.is_some() && !rows.is_empty(),
-                failed,
-                woken,
-                timers_changed,
-            }
-        })
+            (woken, std::mem::take(&mut state.timers_changed))
+        };
+        leading.ended = None;
+        nodes.end_turn(&ended, failed.clone());
+        Turned {
+            out,
+            unsaved: failed.is_some() && saw_changes,
+            failed,
+            woken,
+            timers_changed,
+        }
+    }
+
+    /// The state lock, taken while no turn of this node has changes that are not committed yet, so that what
+    /// is read was saved.
+    fn settled(&self, nodes: &Nodes) -> MutexGuard<'_, State> {
+        let window = nodes.window();
+        let window = nodes
+            .opened
+            .wait_while(window, |w| {
+                matches!(w.phase, Phase::CatchingUp | Phase::Open | Phase::Committing)
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        // Taken before the window's lock is let go, so that no turn opens in between.
+        let state = self.lock();
+        drop(window);
+        state
     }
 
     /// Runs `f`, which only reads, on the state: with other nodes, after catching up from one snapshot of the
@@ -431,7 +677,7 @@ impl Engine {
             return self.with(f);
         };
         blocking(|| {
-            let mut state = self.lock();
+            let mut state = self.settled(nodes);
             let mut book = nodes.book.lock().unwrap_or_else(|e| e.into_inner());
             if let Ok(changes) = nodes.store.changes(book.revision) {
                 // A catch-up that fails leaves the state as it was; the next turn tries again.
@@ -459,7 +705,7 @@ impl Engine {
             return Ok(());
         };
         blocking(|| {
-            let mut state = self.lock();
+            let mut state = self.settled(nodes);
             let mut book = nodes.book.lock().unwrap_or_else(|e| e.into_inner());
             let caught = nodes
                 .store
@@ -494,6 +740,10 @@ impl Engine {
         };
         for notify in waiting {
             notify.notify_waiters();
+        }
+        if wakeup.node != 0 {
+            let ms = nodes.started.elapsed().as_millis() as u64 + 1;
+            nodes.other_seen.store(ms, Ordering::Relaxed);
         }
         nodes.heard.store(true, Ordering::Relaxed);
         self.timer.notify_one();

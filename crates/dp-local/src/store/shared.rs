@@ -33,8 +33,8 @@ pub struct Wakeup {
     pub groups: Option<Vec<String>>,
 }
 
-/// A database shared by several serving nodes. Calls block; a node makes them one at a time (under its state
-/// lock), each `begin` followed by exactly one `commit` or `release`.
+/// A database shared by several serving nodes. Calls block; a node makes them one at a time, each `begin`
+/// followed by exactly one `commit` or `release`.
 pub trait SharedStore: Send + Sync {
     /// Starts a turn: waits for the turn lock, then returns the rows committed after `since` and the current
     /// revision. On `Err` no turn is open.
@@ -42,9 +42,17 @@ pub trait SharedStore: Send + Sync {
     /// Ends the turn with `rows` written at the next revision, `groups` told to the other nodes, and the commit
     /// made durable; returns the new revision. On `Err` the turn is over and its rows must be taken as not
     /// written (when the connection broke during the commit, they may have been: a later catch-up shows it).
-    fn commit(&self, rows: &[Row], node: u64, groups: &[String]) -> Result<i64, Error>;
-    /// Ends a turn that wrote nothing.
-    fn release(&self);
+    /// With `next`, the next turn begins in the same round trip, catching up from `next` (the revision this
+    /// commit is to make); the next [`SharedStore::begin`] from that revision returns it without a round trip.
+    fn commit(
+        &self,
+        rows: &[Row],
+        node: u64,
+        groups: &[String],
+        next: Option<i64>,
+    ) -> Result<i64, Error>;
+    /// Ends a turn that wrote nothing; `next` as for [`SharedStore::commit`] (the revision stays).
+    fn release(&self, next: Option<i64>);
     /// The rows committed after `since`, read without the turn lock from one consistent snapshot.
     fn changes(&self, since: i64) -> Result<Changes, Error>;
     /// Starts hearing other nodes' commits: each is passed to `deliver`, on a thread of the store's, until the

@@ -261,6 +261,74 @@ async fn a_task_made_through_one_node_wakes_a_long_poll_on_another() {
     wait_for(&a, &pipeline, attempt, "@hostname", "on-b").await;
 }
 
+/// The number of commits a node's `/metrics` counted (`dp_local_store_commit_duration_seconds_count`).
+async fn commits(url: &str) -> f64 {
+    let url = url.to_string();
+    let (_, _, text) = tokio::task::spawn_blocking(move || get(&url, "/metrics"))
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("dp_local_store_commit_duration_seconds_count "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no commit count in /metrics:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_changes_on_one_node_share_commits_and_all_are_saved() {
+    const CHANGES: usize = 64;
+    let db = PgDatabase::new("group");
+    let started = nodes(&db.url, 2, &[]).await;
+    let (a, b) = (Client::new(&started[0].url), Client::new(&started[1].url));
+    let before = commits(&started[0].url).await;
+    // Every creation is a change of its own; sent all at once, they wait for each other's turns and share them.
+    let mut made = Vec::new();
+    for i in 0..CHANGES {
+        let a = a.clone();
+        made.push(tokio::spawn(async move {
+            let out = a
+                .ok(
+                    "CreatePipeline",
+                    json!({"name": format!("group-{i}"), "uniqueId": format!("group-{i}")}),
+                )
+                .await;
+            out["pipelineId"].as_str().unwrap().to_string()
+        }));
+    }
+    let mut ids = HashSet::new();
+    for m in made {
+        ids.insert(m.await.unwrap());
+    }
+    assert_eq!(ids.len(), CHANGES);
+    let used = commits(&started[0].url).await - before;
+    assert!(
+        used >= 1.0 && used < CHANGES as f64,
+        "{CHANGES} concurrent creations took {used} commits: none was shared"
+    );
+    // Each answered creation was committed: the other node lists them all, and a creation retried there with
+    // the same uniqueId answers the same pipeline.
+    let listed = b.ok("ListPipelines", json!({})).await;
+    let listed: HashSet<String> = listed["pipelineIdList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        ids.is_subset(&listed),
+        "node B lists {listed:?}, A made {ids:?}"
+    );
+    let again = b
+        .ok(
+            "CreatePipeline",
+            json!({"name": "group-7", "uniqueId": "group-7"}),
+        )
+        .await;
+    assert!(
+        ids.contains(again["pipelineId"].as_str().unwrap()),
+        "{again}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_pollers_on_three_nodes_get_each_task_once() {
     const TASKS: usize = 30;

@@ -5,8 +5,10 @@
 //! one round trip: the server runs them in order, so the rows are read once the lock is held, and they include
 //! every commit of the nodes that held it before (a transaction is visible before its locks are released).
 //! `commit` sends one statement that raises the revision, writes the rows stamped with it and queues the
-//! `NOTIFY` for the other nodes, then `COMMIT`, again in one round trip. A node that dies mid-turn aborts its
-//! transaction, which frees the lock; a node that hangs in one is cut off by `idle_in_transaction_session_timeout`.
+//! `NOTIFY` for the other nodes, then `COMMIT`, again in one round trip; when the engine asks, the next turn's
+//! `begin` follows in that same round trip (its answer is kept until the engine begins, or given up after
+//! [`CHAINED_IDLE`]). A node that dies mid-turn aborts its transaction, which frees the lock; a node that hangs in
+//! one is cut off by `idle_in_transaction_session_timeout`.
 //!
 //! Every node holds the serving lock in shared mode for its connection's life, so a node started with
 //! `--standby` (which takes it exclusively) and the export/import tools are refused while nodes serve, and the
@@ -48,6 +50,10 @@ const IDLE_IN_TURN: &str = "10s";
 
 /// How long `begin` waits for the turn lock before it fails.
 const LOCK_WAIT: &str = "20s";
+
+/// How long a turn begun ahead (in the round trip of the last one's commit) waits to be taken before it is given
+/// up.
+const CHAINED_IDLE: Duration = Duration::from_millis(20);
 
 /// How long the listening connection waits before it connects again.
 const LISTEN_RETRY: Duration = Duration::from_millis(250);
@@ -133,6 +139,9 @@ struct Session {
     commit: Statement,
     /// Set between `begin` and its `commit` or `release`.
     in_turn: bool,
+    /// The next turn, begun in the round trip of the last commit or release: the revision it caught up from,
+    /// and what it read. Its transaction is open (holding the turn lock) while it waits here.
+    chained: Option<(i64, Result<Changes, Error>)>,
 }
 
 /// Opens the turn connection: the serving lock in shared mode, the session's limits, the statements.
@@ -163,7 +172,91 @@ async fn open_session(target: &Target) -> Result<Session, Error> {
         catch_up,
         commit,
         in_turn: false,
+        chained: None,
     })
+}
+
+/// What starts a turn: the transaction and its lock. The catch-up query follows in the same round trip.
+fn begin_sql() -> String {
+    format!("BEGIN; SELECT pg_advisory_xact_lock({TURN_LOCK})")
+}
+
+/// Starts a turn on `s`: the transaction, the turn lock, and the rows committed after `since`, in one round trip.
+async fn open_turn(s: &Session, since: i64, shown: &str) -> Result<Changes, Error> {
+    let begun = tokio::time::timeout(
+        JOB_TIMEOUT,
+        in_order(
+            s.client.batch_execute(&begin_sql()),
+            s.client.query(&s.catch_up, &[&since]),
+        ),
+    )
+    .await;
+    match begun {
+        Ok((Ok(()), Ok(rows))) => Ok(changes_of(&rows)),
+        Ok((Err(e), _)) | Ok((Ok(()), Err(e))) => {
+            let _ = s.client.batch_execute("ROLLBACK").await;
+            Err(db_error(format!(
+                "cannot start a turn on {}",
+                describe(shown, &e).trim_start_matches("cannot reach PostgreSQL at ")
+            )))
+        }
+        Err(_) => Err(db_error(format!(
+            "{shown}: waiting for the turn took longer than {} s",
+            JOB_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Runs `end` (which ends a turn) and, when `next` names a revision, starts the next turn from it in the same
+/// round trip. `answer` gets `end`'s outcome as soon as it is known, before the next turn has its lock, and says
+/// whether to keep that next turn; it is then waited for and returned, or given up (rolled back).
+async fn end_and_chain<T>(
+    s: &Session,
+    end: impl Future<Output = Result<T, Error>>,
+    next: Option<i64>,
+    shown: &str,
+    answer: impl FnOnce(&Result<T, Error>) -> bool,
+) -> Option<Result<Changes, Error>> {
+    let mut end = pin!(end);
+    let mut chained = pin!(async {
+        match next {
+            Some(since) => Some(open_turn(s, since, shown).await),
+            None => None,
+        }
+    });
+    let mut ended = None;
+    let mut begun = None;
+    // Polled in this order, so the next turn's statements are sent right behind the end's.
+    std::future::poll_fn(|cx| {
+        if ended.is_none()
+            && let Poll::Ready(v) = end.as_mut().poll(cx)
+        {
+            ended = Some(v);
+        }
+        if begun.is_none()
+            && let Poll::Ready(v) = chained.as_mut().poll(cx)
+        {
+            begun = Some(v);
+        }
+        if ended.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    let keep = answer(&ended.expect("ready"));
+    let begun = match begun {
+        Some(b) => b,
+        None => chained.await,
+    }?;
+    if keep {
+        return Some(begun);
+    }
+    if begun.is_ok() {
+        let _ = s.client.batch_execute("ROLLBACK").await;
+    }
+    None
 }
 
 fn changes_of(rows: &[tokio_postgres::Row]) -> Changes {
@@ -186,8 +279,13 @@ fn changes_of(rows: &[tokio_postgres::Row]) -> Changes {
 
 enum Job {
     Begin(i64, std_mpsc::Sender<Result<Changes, Error>>),
-    Commit(Vec<Row>, String, std_mpsc::Sender<Result<i64, Error>>),
-    Release(std_mpsc::Sender<()>),
+    Commit(
+        Vec<Row>,
+        String,
+        Option<i64>,
+        std_mpsc::Sender<Result<i64, Error>>,
+    ),
+    Release(Option<i64>, std_mpsc::Sender<()>),
     Changes(i64, std_mpsc::Sender<Result<Changes, Error>>),
     Ping(std_mpsc::Sender<Result<(), String>>),
     Close,
@@ -283,7 +381,13 @@ impl SharedStore for SharedPostgres {
             .unwrap_or_else(|| Err(self.stopped()))
     }
 
-    fn commit(&self, rows: &[Row], node: u64, groups: &[String]) -> Result<i64, Error> {
+    fn commit(
+        &self,
+        rows: &[Row],
+        node: u64,
+        groups: &[String],
+        next: Option<i64>,
+    ) -> Result<i64, Error> {
         let mut payload = serde_json::to_string(&Payload {
             node,
             groups: Some(groups.to_vec()),
@@ -292,12 +396,12 @@ impl SharedStore for SharedPostgres {
         if payload.len() > MAX_PAYLOAD {
             payload = serde_json::to_string(&Payload { node, groups: None }).expect("plain data");
         }
-        self.ask(|tx| Job::Commit(rows.to_vec(), payload, tx))
+        self.ask(|tx| Job::Commit(rows.to_vec(), payload, next, tx))
             .unwrap_or_else(|| Err(self.stopped()))
     }
 
-    fn release(&self) {
-        let _ = self.ask(Job::Release);
+    fn release(&self, next: Option<i64>) {
+        let _ = self.ask(|tx| Job::Release(next, tx));
     }
 
     fn changes(&self, since: i64) -> Result<Changes, Error> {
@@ -374,7 +478,28 @@ fn turn_thread(
         };
         let _ = opened.send(Ok(()));
         let shown = target.shown.clone();
-        while let Some(job) = jobs.recv().await {
+        loop {
+            // A next turn begun ahead that nobody took in time is given up, so that it does not hold the lock.
+            let waiting = session.as_ref().is_some_and(|s| s.chained.is_some());
+            let job = if waiting {
+                match tokio::time::timeout(CHAINED_IDLE, jobs.recv()).await {
+                    Ok(job) => job,
+                    Err(_) => {
+                        if let Some(s) = session.as_mut()
+                            && let Some((_, Ok(_))) = s.chained.take()
+                            && s.client.batch_execute("ROLLBACK").await.is_err()
+                        {
+                            session = None;
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                jobs.recv().await
+            };
+            let Some(job) = job else {
+                break;
+            };
             if matches!(job, Job::Close) {
                 if let Some(s) = session.take() {
                     let _ = s.client.batch_execute("SELECT pg_advisory_unlock_all()").await;
@@ -385,7 +510,7 @@ fn turn_thread(
             if session.as_ref().is_some_and(|s| s.client.is_closed()) {
                 session = None;
             }
-            let reopened = if session.is_none() && !matches!(job, Job::Commit(..) | Job::Release(_)) {
+            let reopened = if session.is_none() && !matches!(job, Job::Commit(..) | Job::Release(..)) {
                 match tokio::time::timeout(JOB_TIMEOUT, open_session(&target)).await {
                     Ok(Ok(s)) => {
                         session = Some(s);
@@ -408,43 +533,28 @@ fn turn_thread(
                         (Err(e), _) => Err(e),
                         (Ok(()), None) => Err(db_error(format!("{shown}: no connection"))),
                         (Ok(()), Some(s)) => {
-                            let begun = tokio::time::timeout(
-                                JOB_TIMEOUT,
-                                in_order(
-                                    s.client.batch_execute(&format!(
-                                        "BEGIN; SELECT pg_advisory_xact_lock({TURN_LOCK})"
-                                    )),
-                                    s.client.query(&s.catch_up, &[&since]),
-                                ),
-                            )
-                            .await;
-                            match begun {
-                                Ok((Ok(()), Ok(rows))) => {
-                                    s.in_turn = true;
-                                    Ok(changes_of(&rows))
+                            let result = match s.chained.take() {
+                                // Begun in the last turn's round trip, from the revision asked for.
+                                Some((from, begun)) if from == since => begun,
+                                other => {
+                                    if matches!(other, Some((_, Ok(_)))) {
+                                        let _ = s.client.batch_execute("ROLLBACK").await;
+                                    }
+                                    open_turn(s, since, &shown).await
                                 }
-                                Ok((Err(e), _)) | Ok((Ok(()), Err(e))) => {
-                                    let _ = s.client.batch_execute("ROLLBACK").await;
-                                    Err(db_error(format!(
-                                        "cannot start a turn on {}",
-                                        describe(&shown, &e)
-                                            .trim_start_matches("cannot reach PostgreSQL at ")
-                                    )))
-                                }
-                                Err(_) => {
-                                    session = None;
-                                    Err(db_error(format!(
-                                        "{shown}: waiting for the turn took longer than {} s",
-                                        JOB_TIMEOUT.as_secs()
-                                    )))
-                                }
-                            }
+                            };
+                            s.in_turn = result.is_ok();
+                            result
                         }
                     };
+                    // A turn that waited too long for the lock: the connection is opened anew for the next one.
+                    if matches!(&result, Err(e) if e.message.contains("took longer")) {
+                        session = None;
+                    }
                     let _ = answer.send(result);
                 }
-                Job::Commit(rows, payload, answer) => {
-                    let result = match session.as_mut() {
+                Job::Commit(rows, payload, next, answer) => {
+                    match session.as_mut() {
                         Some(s) if s.in_turn => {
                             s.in_turn = false;
                             let tables = columns_of(&rows);
@@ -462,54 +572,88 @@ fn turn_thread(
                             let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                                 arrays.iter().map(|a| a as _).collect();
                             params.push(&payload);
-                            let done = tokio::time::timeout(
-                                JOB_TIMEOUT,
-                                in_order(
-                                    s.client.query_one(&s.commit, &params),
-                                    s.client.batch_execute("COMMIT"),
-                                ),
-                            )
-                            .await;
-                            match done {
-                                Ok((Ok(row), Ok(()))) => Ok(row.get::<_, i64>(0)),
-                                Ok((Err(e), _)) | Ok((Ok(_), Err(e))) => {
-                                    if !s.client.is_closed() {
-                                        let _ = s.client.batch_execute("ROLLBACK").await;
+                            let client = &s.client;
+                            let commit = &s.commit;
+                            let write = async {
+                                let done = tokio::time::timeout(
+                                    JOB_TIMEOUT,
+                                    in_order(
+                                        client.query_one(commit, &params),
+                                        client.batch_execute("COMMIT"),
+                                    ),
+                                )
+                                .await;
+                                match done {
+                                    Ok((Ok(row), Ok(()))) => Ok(row.get::<_, i64>(0)),
+                                    Ok((Err(e), _)) | Ok((Ok(_), Err(e))) => {
+                                        if !client.is_closed() {
+                                            let _ = client.batch_execute("ROLLBACK").await;
+                                        }
+                                        Err(db_error(format!(
+                                            "cannot save the state in {}",
+                                            describe(&shown, &e)
+                                                .trim_start_matches("cannot reach PostgreSQL at ")
+                                        )))
                                     }
-                                    Err(db_error(format!(
-                                        "cannot save the state in {}",
-                                        describe(&shown, &e)
-                                            .trim_start_matches("cannot reach PostgreSQL at ")
-                                    )))
-                                }
-                                Err(_) => {
-                                    session = None;
-                                    Err(db_error(format!(
+                                    Err(_) => Err(db_error(format!(
                                         "cannot save the state in {shown}: the commit took longer than {} s",
                                         JOB_TIMEOUT.as_secs()
-                                    )))
+                                    ))),
                                 }
+                            };
+                            let mut timed_out = false;
+                            let begun = end_and_chain(s, write, next, &shown, |result| {
+                                timed_out = matches!(result, Err(e) if e.message.contains("took longer"));
+                                let _ = answer.send(match result {
+                                    Ok(revision) => Ok(*revision),
+                                    Err(e) => Err(db_error(e.message.clone())),
+                                });
+                                // The next turn caught up from the revision this one was to make.
+                                matches!(result, Ok(revision) if Some(*revision) == next)
+                            })
+                            .await;
+                            if timed_out {
+                                session = None;
+                            } else if let (Some(since), Some(begun)) = (next, begun) {
+                                s.chained = Some((since, begun));
                             }
                         }
-                        _ => Err(db_error(format!(
-                            "cannot save the state in {shown}: the connection was lost during the turn"
-                        ))),
-                    };
-                    let _ = answer.send(result);
+                        _ => {
+                            let _ = answer.send(Err(db_error(format!(
+                                "cannot save the state in {shown}: the connection was lost during the turn"
+                            ))));
+                        }
+                    }
                 }
-                Job::Release(answer) => {
+                Job::Release(next, answer) => {
                     if let Some(s) = session.as_mut()
                         && s.in_turn
                     {
                         s.in_turn = false;
-                        let ended =
-                            tokio::time::timeout(JOB_TIMEOUT, s.client.batch_execute("COMMIT"))
-                                .await;
-                        if !matches!(ended, Ok(Ok(()))) {
+                        let client = &s.client;
+                        let end = async {
+                            match tokio::time::timeout(JOB_TIMEOUT, client.batch_execute("COMMIT"))
+                                .await
+                            {
+                                Ok(Ok(())) => Ok(()),
+                                _ => Err(db_error(format!("{shown}: cannot end a turn"))),
+                            }
+                        };
+                        let mut failed = false;
+                        let begun = end_and_chain(s, end, next, &shown, |result| {
+                            failed = result.is_err();
+                            let _ = answer.send(());
+                            result.is_ok()
+                        })
+                        .await;
+                        if failed {
                             session = None;
+                        } else if let (Some(since), Some(begun)) = (next, begun) {
+                            s.chained = Some((since, begun));
                         }
+                    } else {
+                        let _ = answer.send(());
                     }
-                    let _ = answer.send(());
                 }
                 Job::Changes(since, answer) => {
                     let result = match (reopened, session.as_mut()) {
