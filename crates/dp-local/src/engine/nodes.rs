@@ -40,12 +40,17 @@ pub(super) struct Book {
     pub(super) revision: i64,
     /// Rows by table, then scope, then id, each in the order first written.
     tables: HashMap<Table, IndexMap<String, IndexMap<String, String>>>,
+    /// The definition rows, parsed, so that catching up with a pipeline does not parse its definitions again.
+    parsed: HashMap<(String, String), Arc<crate::definition::Definition>>,
 }
 
 impl Book {
     /// Takes committed rows in.
     fn record(&mut self, rows: &[Row], revision: i64) {
         for row in rows {
+            if row.table == Table::Definitions {
+                self.parsed.remove(&(row.scope.clone(), row.id.clone()));
+            }
             self.tables
                 .entry(row.table)
                 .or_default()
@@ -82,9 +87,17 @@ impl Book {
     }
 
     /// Makes the parts of `state` that `keys` name (their pipelines, task ids, runners, and the meta rows) what
-    /// the book holds: rows another node committed are taken in this way, and the changes of a turn that did
-    /// not commit are undone.
-    fn rebuild(&self, state: &mut State, keys: &[Row], origin: super::Origin) -> Result<(), Error> {
+    /// the book holds: rows another node committed are taken in this way (`caught`: `keys` are those rows, and
+    /// the rest of the state is as committed), and the changes of a turn that did not commit are undone. A
+    /// pipeline is rebuilt from all its rows, except, when `caught`, one whose pipeline and definition rows did
+    /// not change: its changed instances and attempts are taken in one by one.
+    fn rebuild(
+        &mut self,
+        state: &mut State,
+        keys: &[Row],
+        origin: super::Origin,
+        caught: bool,
+    ) -> Result<(), Error> {
         let mut touched: HashSet<String> = HashSet::new();
         let mut tasks: Vec<&str> = Vec::new();
         let mut runners: Vec<&str> = Vec::new();
@@ -111,40 +124,42 @@ impl Book {
                 Table::Meta => {}
             }
         }
-        // Pipelines in the order they were first written, so new ones join the state in that order.
-        let ordered: Vec<String> = self
-            .tables
-            .get(&Table::Pipelines)
-            .and_then(|s| s.get(""))
-            .map(|ids| {
-                ids.keys()
-                    .filter(|id| touched.contains(*id))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut tables: HashMap<Table, Vec<Row>> = HashMap::new();
-        tables.insert(Table::Meta, self.rows(Table::Meta).collect());
-        tables.insert(
-            Table::Pipelines,
-            self.rows(Table::Pipelines)
-                .filter(|r| touched.contains(&r.id))
-                .collect(),
-        );
-        for table in [Table::Definitions, Table::Instances, Table::Attempts] {
-            let mut rows = Vec::new();
-            for pid in &ordered {
-                if let Some(ids) = self.tables.get(&table).and_then(|s| s.get(pid)) {
-                    rows.extend(ids.iter().map(|(id, body)| Row {
-                        table,
-                        scope: pid.clone(),
-                        id: id.clone(),
-                        body: body.clone(),
-                    }));
+        let of_touched = |pid: &str| touched.contains(pid);
+        state.timers.retain(|_, t| !of_touched(timer_pipeline(t)));
+        for queue in state.queues.values_mut() {
+            queue.retain(|(pid, _)| !of_touched(pid));
+        }
+        // The pipelines whose rows are taken in one by one; the others are rebuilt whole.
+        let mut whole = touched.clone();
+        if caught {
+            let mut rows_of: HashMap<&str, Vec<&Row>> = HashMap::new();
+            for row in keys {
+                if matches!(row.table, Table::Instances | Table::Attempts) {
+                    rows_of.entry(row.scope.as_str()).or_default().push(row);
                 }
             }
-            tables.insert(table, rows);
+            let candidates: Vec<String> = touched
+                .iter()
+                .filter(|pid| state.pipelines.contains_key(pid.as_str()))
+                .filter(|pid| {
+                    !keys.iter().any(|r| {
+                        (r.table == Table::Pipelines && &r.id == *pid)
+                            || (r.table == Table::Definitions && &r.scope == *pid)
+                    })
+                })
+                .cloned()
+                .collect();
+            for pid in candidates {
+                let rows = rows_of.remove(pid.as_str()).unwrap_or_default();
+                if state.apply_rows(&pid, &rows, origin)? {
+                    whole.remove(&pid);
+                    #[cfg(debug_assertions)]
+                    self.check_applied(state, &pid, origin);
+                }
+            }
         }
+        let touched = whole;
+        let mut tables = self.pipeline_rows(&touched);
         let kept = |table: Table, ids: &[&str]| -> Vec<Row> {
             ids.iter()
                 .filter_map(|id| {
@@ -157,15 +172,29 @@ impl Book {
                 })
                 .collect()
         };
-        tables.insert(Table::Tasks, kept(Table::Tasks, &tasks));
+        // A task of a pipeline taken in row by row is set here; the others come with their pipelines.
+        let mut direct: Vec<(&str, String, String)> = Vec::new();
+        let mut restored: Vec<&str> = Vec::new();
+        for id in &tasks {
+            let of = self
+                .get(Table::Tasks, "", id)
+                .and_then(|body| serde_json::from_str::<serde_json::Value>(body).ok())
+                .and_then(|v| {
+                    Some((
+                        v["pipeline"].as_str()?.to_string(),
+                        v["attempt"].as_str()?.to_string(),
+                    ))
+                });
+            match of {
+                Some((pid, aid)) if !touched.contains(&pid) => direct.push((id, pid, aid)),
+                _ => restored.push(id),
+            }
+        }
+        tables.insert(Table::Tasks, kept(Table::Tasks, &restored));
         tables.insert(Table::Runners, kept(Table::Runners, &runners));
-        let mut fresh = State::restore(tables, origin)?;
+        let mut fresh = State::restore_with(tables, origin, &mut self.parsed)?;
 
         let of_touched = |pid: &str| touched.contains(pid);
-        state.timers.retain(|_, t| !of_touched(timer_pipeline(t)));
-        for queue in state.queues.values_mut() {
-            queue.retain(|(pid, _)| !of_touched(pid));
-        }
         state.by_unique.retain(|_, pid| !of_touched(pid));
         for pid in &touched {
             match fresh.pipelines.shift_remove(pid) {
@@ -179,11 +208,24 @@ impl Book {
             }
         }
         state.by_unique.extend(fresh.by_unique.drain());
-        for id in tasks {
+        for id in restored {
             match fresh.tasks.remove(id) {
                 Some(t) => state.tasks.insert(id.to_string(), t),
                 None => state.tasks.remove(id),
             };
+        }
+        for (id, pid, aid) in direct {
+            if !state
+                .pipelines
+                .get(&pid)
+                .is_some_and(|p| p.attempts.contains_key(&aid))
+            {
+                return Err(Error::new(
+                    crate::error::ErrorKind::State,
+                    format!("the database has task {id} of an unknown attempt"),
+                ));
+            }
+            state.tasks.insert(id.to_string(), (pid, aid));
         }
         for id in runners {
             match fresh.runners.shift_remove(id) {
@@ -200,6 +242,89 @@ impl Book {
         }
         state.timers_changed = true;
         Ok(())
+    }
+
+    /// The meta rows, and every row of the pipelines `pids` (pipelines in the order they were first written, so
+    /// that new ones join the state in that order), as [`State::restore`] takes them.
+    fn pipeline_rows(&self, pids: &HashSet<String>) -> HashMap<Table, Vec<Row>> {
+        let ordered: Vec<String> = self
+            .tables
+            .get(&Table::Pipelines)
+            .and_then(|s| s.get(""))
+            .map(|ids| {
+                ids.keys()
+                    .filter(|id| pids.contains(*id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut tables: HashMap<Table, Vec<Row>> = HashMap::new();
+        tables.insert(Table::Meta, self.rows(Table::Meta).collect());
+        tables.insert(
+            Table::Pipelines,
+            self.rows(Table::Pipelines)
+                .filter(|r| pids.contains(&r.id))
+                .collect(),
+        );
+        for table in [Table::Definitions, Table::Instances, Table::Attempts] {
+            let mut rows = Vec::new();
+            for pid in &ordered {
+                if let Some(ids) = self.tables.get(&table).and_then(|s| s.get(pid)) {
+                    rows.extend(ids.iter().map(|(id, body)| Row {
+                        table,
+                        scope: pid.clone(),
+                        id: id.clone(),
+                        body: body.clone(),
+                    }));
+                }
+            }
+            tables.insert(table, rows);
+        }
+        tables
+    }
+
+    /// In test builds: a pipeline whose changed rows were taken in one by one equals the one rebuilt from all
+    /// its rows (instances and attempts, in order).
+    #[cfg(debug_assertions)]
+    fn check_applied(&mut self, state: &State, pid: &str, origin: super::Origin) {
+        let tables = self.pipeline_rows(&HashSet::from([pid.to_string()]));
+        let fresh = State::restore_with(tables, origin, &mut self.parsed)
+            .expect("the rows taken in restore");
+        let (mine, theirs) = (&state.pipelines[pid], &fresh.pipelines[pid]);
+        let shown = |p: &super::Pipeline| {
+            let instances: Vec<String> = p
+                .instances
+                .values()
+                .map(|i| {
+                    format!(
+                        "{} {:?} {:?} {:?} {:?}",
+                        i.id, i.status, i.attempts, i.actual_start, i.error
+                    )
+                })
+                .collect();
+            let attempts: Vec<String> = p
+                .attempts
+                .iter()
+                .map(|(id, a)| {
+                    format!(
+                        // Deadlines are stored to the millisecond: their kind is compared, not the instant.
+                        "{id} {:?} {:?} {:?} {} {:?} {:?}",
+                        a.status,
+                        a.task_id,
+                        std::mem::discriminant(&a.lease),
+                        a.timer_at.is_some(),
+                        a.queued,
+                        a.reported
+                    )
+                })
+                .collect();
+            (instances, attempts)
+        };
+        assert_eq!(
+            shown(mine),
+            shown(theirs),
+            "pipeline {pid} taken in row by row differs from its rows"
+        );
     }
 
     /// Catches `state` up with rows committed by other nodes.
@@ -229,7 +354,7 @@ impl Book {
             *state = fresh;
             return Ok(());
         }
-        self.rebuild(state, &changes.rows, origin)
+        self.rebuild(state, &changes.rows, origin, true)
     }
 }
 
@@ -628,7 +753,7 @@ impl Engine {
                 *nodes.failure.lock().unwrap_or_else(|e| e.into_inner()) = reason.clone();
                 // Decided on a state that is not saved: undone, and nothing of it reaches the launcher or pollers.
                 if !rows.is_empty()
-                    && let Err(e) = book.rebuild(&mut state, &rows, self.origin)
+                    && let Err(e) = book.rebuild(&mut state, &rows, self.origin, false)
                 {
                     eprintln!(
                         "dp-local: cannot undo a change that was not saved ({e}); reading the whole state again"
@@ -688,7 +813,7 @@ impl Engine {
             if !state.dirty.is_empty() {
                 // A read changes nothing; if one did, memory goes back to what the database holds.
                 let rows = state.take_rows(self.origin);
-                if book.rebuild(&mut state, &rows, self.origin).is_err() {
+                if book.rebuild(&mut state, &rows, self.origin, false).is_err() {
                     book.revision = 0;
                     book.tables.clear();
                 }

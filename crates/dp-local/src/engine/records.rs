@@ -444,6 +444,17 @@ impl State {
         tables: HashMap<Table, Vec<Row>>,
         origin: Origin,
     ) -> Result<State, Error> {
+        State::restore_with(tables, origin, &mut HashMap::new())
+    }
+
+    /// [`State::restore`], taking definitions already parsed from `parsed` (by pipeline and name) and adding
+    /// the ones it parses: a definition row does not change once written, except `latest`, which the caller
+    /// removes from `parsed` when it changes.
+    pub(super) fn restore_with(
+        tables: HashMap<Table, Vec<Row>>,
+        origin: Origin,
+        parsed: &mut HashMap<(String, String), Arc<Definition>>,
+    ) -> Result<State, Error> {
         fn parse<T: for<'de> Deserialize<'de>>(row: &Row) -> Result<T, Error> {
             serde_json::from_str(&row.body).map_err(|e| {
                 Error::new(
@@ -468,15 +479,21 @@ impl State {
         };
         let mut definitions: HashMap<(String, String), Arc<Definition>> = HashMap::new();
         for r in rows(Table::Definitions) {
-            let d: DefinitionRecord = parse(r)?;
-            definitions.insert(
-                (r.scope.clone(), r.id.clone()),
-                Arc::new(Definition::new(
-                    d.objects,
-                    d.parameter_objects,
-                    d.parameter_values,
-                )),
-            );
+            let key = (r.scope.clone(), r.id.clone());
+            let definition = match parsed.get(&key) {
+                Some(d) => d.clone(),
+                None => {
+                    let d: DefinitionRecord = parse(r)?;
+                    let d = Arc::new(Definition::new(
+                        d.objects,
+                        d.parameter_objects,
+                        d.parameter_values,
+                    ));
+                    parsed.insert(key.clone(), d.clone());
+                    d
+                }
+            };
+            definitions.insert(key, definition);
         }
         for r in rows(Table::Pipelines) {
             let p: PipelineRecord = parse(r)?;
@@ -567,46 +584,19 @@ impl State {
                 .get(&(r.scope.clone(), format!("active/{}", i.activation)))
                 .cloned()
                 .ok_or_else(|| bad(format!("lacks the definition of instance {}", i.id)))?;
-            let status = status_from(&i.status)
-                .ok_or_else(|| bad(format!("has instance {} in status {:?}", i.id, i.status)))?;
+            let instance =
+                instance_from(i, definition, origin).map_err(|e| bad(format!("has {e}")))?;
             p.by_component
-                .entry(i.component.clone())
+                .entry(instance.component.clone())
                 .or_default()
-                .push(i.id.clone());
-            for dep in &i.depends_on {
+                .push(instance.id.clone());
+            for dep in &instance.depends_on {
                 p.dependents
                     .entry(dep.clone())
                     .or_default()
-                    .push(i.id.clone());
+                    .push(instance.id.clone());
             }
-            p.instances.insert(
-                i.id.clone(),
-                Instance {
-                    id: i.id,
-                    component: i.component,
-                    scheduled_start: i.scheduled_start,
-                    scheduled_end: i.scheduled_end,
-                    status,
-                    paused: i.paused,
-                    actual_start: i.actual_start,
-                    actual_end: i.actual_end,
-                    attempts: i.attempts,
-                    max_attempts: i.max_attempts,
-                    depends_on: i.depends_on,
-                    worker_group: i.worker_group,
-                    progress_timeout: Duration::from_millis(i.progress_timeout_ms),
-                    retry_delay: Duration::from_millis(i.retry_delay_ms),
-                    cascade: i.cascade,
-                    error: error_info(i.error),
-                    definition,
-                    activation: i.activation,
-                    events: i.events,
-                    late_at: i.late_ms.map(|ms| origin.to_instant(ms)),
-                    runs_on: i.runs_on,
-                    owner: i.owner,
-                    give_up_at: i.give_up_ms.map(|ms| origin.to_instant(ms)),
-                },
-            );
+            p.instances.insert(instance.id.clone(), instance);
         }
         for r in rows(Table::Attempts) {
             let a: AttemptRecord = parse(r)?;
@@ -616,39 +606,8 @@ impl State {
             if !p.instances.contains_key(&a.instance) {
                 return Err(bad(format!("has attempt {} of an unknown instance", r.id)));
             }
-            let status = status_from(&a.status)
-                .ok_or_else(|| bad(format!("has attempt {} in status {:?}", r.id, a.status)))?;
-            let deadline = a.lease_deadline_ms.map(|ms| origin.to_instant(ms));
-            let lease = match (a.lease.as_str(), deadline) {
-                ("free", _) => Lease::Free,
-                ("acknowledge", Some(d)) => Lease::Acknowledge(d),
-                ("progress", Some(d)) => Lease::Progress(d),
-                (other, _) => {
-                    return Err(bad(format!("has attempt {} with lease {other:?}", r.id)));
-                }
-            };
-            p.attempts.insert(
-                r.id.clone(),
-                Attempt {
-                    instance: a.instance,
-                    number: a.number,
-                    status,
-                    actual_start: a.actual_start,
-                    actual_end: a.actual_end,
-                    hostname: a.hostname,
-                    task_id: a.task_id,
-                    lease,
-                    timer_at: a.timer_ms.map(|ms| origin.to_instant(ms)),
-                    not_before: a.not_before_ms.map(|ms| origin.to_instant(ms)),
-                    queued: false,
-                    ended_by_runner: a.ended_by_runner,
-                    error: error_info(a.error),
-                    reported: a.reported,
-                    last_report: a.last_report,
-                    run_deadline: a.run_deadline_ms.map(|ms| origin.to_instant(ms)),
-                    resource_id: a.resource_id,
-                },
-            );
+            let attempt = attempt_from(a, &r.id, origin).map_err(|e| bad(format!("has {e}")))?;
+            p.attempts.insert(r.id.clone(), attempt);
         }
         for r in rows(Table::Tasks) {
             let t: TaskRecord = parse(r)?;
@@ -690,80 +649,93 @@ impl State {
         Ok(state)
     }
 
+    /// Takes in committed instance and attempt rows of pipeline `pid`, already in the state with every other row
+    /// as committed (another node's changes, caught up), without rebuilding the pipeline from all its rows: each
+    /// row replaces its instance or attempt, and the pipeline's timers and queue places are made anew (the
+    /// caller has removed the old ones). `Ok(false)` when the rows cannot be taken in this way (an instance of a
+    /// definition the pipeline does not hold): the caller then rebuilds the pipeline from all its rows.
+    pub(super) fn apply_rows(
+        &mut self,
+        pid: &str,
+        rows: &[&Row],
+        origin: Origin,
+    ) -> Result<bool, Error> {
+        fn parse<T: for<'de> Deserialize<'de>>(row: &Row) -> Result<T, Error> {
+            serde_json::from_str(&row.body).map_err(|e| {
+                Error::new(
+                    ErrorKind::State,
+                    format!(
+                        "a bad {} row {}/{}: {e}",
+                        row.table.name(),
+                        row.scope,
+                        row.id
+                    ),
+                )
+            })
+        }
+        let bad = |what: String| Error::new(ErrorKind::State, format!("the database {what}"));
+        let Some(p) = self.pipelines.get_mut(pid) else {
+            return Ok(false);
+        };
+        for r in rows.iter().filter(|r| r.table == Table::Instances) {
+            let i: InstanceRecord = parse(r)?;
+            let definition = match p.instances.get(&i.id) {
+                Some(known) if known.activation == i.activation => known.definition.clone(),
+                _ if p.activation == i.activation => match &p.active {
+                    Some(d) => d.clone(),
+                    None => return Ok(false),
+                },
+                _ => return Ok(false),
+            };
+            let instance =
+                instance_from(i, definition, origin).map_err(|e| bad(format!("has {e}")))?;
+            if !p.instances.contains_key(&instance.id) {
+                p.by_component
+                    .entry(instance.component.clone())
+                    .or_default()
+                    .push(instance.id.clone());
+                for dep in &instance.depends_on {
+                    p.dependents
+                        .entry(dep.clone())
+                        .or_default()
+                        .push(instance.id.clone());
+                }
+            }
+            p.instances.insert(instance.id.clone(), instance);
+        }
+        for r in rows.iter().filter(|r| r.table == Table::Attempts) {
+            let a: AttemptRecord = parse(r)?;
+            if !p.instances.contains_key(&a.instance) {
+                return Err(bad(format!("has attempt {} of an unknown instance", r.id)));
+            }
+            let attempt = attempt_from(a, &r.id, origin).map_err(|e| bad(format!("has {e}")))?;
+            p.attempts.insert(r.id.clone(), attempt);
+        }
+        for a in p.attempts.values_mut() {
+            a.queued = false;
+        }
+        let mut timers = Vec::new();
+        let mut ready = Vec::new();
+        arm(pid, p, &mut timers, &mut ready);
+        for (at, timer) in timers {
+            self.add_timer(at, timer);
+        }
+        // Places in the queues are what the rows imply; long polls are woken by the other node's notice.
+        let woken = std::mem::take(&mut self.woken);
+        for (pid, aid) in ready {
+            self.enqueue_only(&pid, &aid);
+        }
+        self.woken = woken;
+        Ok(true)
+    }
+
     /// Re-creates the timers and queues that a loaded state implies: lease and retry deadlines, schedule times,
     /// and every attempt ready to be handed out.
     fn rearm(&mut self) {
         let mut timers = Vec::new();
         let mut ready = Vec::new();
         for (pid, p) in &self.pipelines {
-            if let Some(at) = p.schedule_timer {
-                timers.push((
-                    at,
-                    Timer::Schedule {
-                        pipeline: pid.clone(),
-                    },
-                ));
-            }
-            for (iid, i) in &p.instances {
-                if let Some(at) = i.late_at
-                    && !i.status.is_terminal()
-                {
-                    timers.push((
-                        at,
-                        Timer::Late {
-                            pipeline: pid.clone(),
-                            instance: iid.clone(),
-                        },
-                    ));
-                }
-            }
-            for (aid, a) in &p.attempts {
-                if let Some(at) = a.timer_at {
-                    timers.push((
-                        at,
-                        Timer::Lease {
-                            pipeline: pid.clone(),
-                            attempt: aid.clone(),
-                        },
-                    ));
-                }
-                let resource = resources::role_of(&p.instances[a.instance.as_str()])
-                    == crate::definition::Role::Resource;
-                if let Some(at) = a.run_deadline
-                    && resource
-                    && matches!(a.status, Status::Creating | Status::Running)
-                {
-                    timers.push((
-                        at,
-                        Timer::Terminate {
-                            pipeline: pid.clone(),
-                            attempt: aid.clone(),
-                        },
-                    ));
-                } else if let Some(at) = a.run_deadline
-                    && a.status == Status::Running
-                {
-                    timers.push((
-                        at,
-                        Timer::AttemptTimeout {
-                            pipeline: pid.clone(),
-                            attempt: aid.clone(),
-                        },
-                    ));
-                }
-                if a.status == Status::WaitingForRunner && a.lease == Lease::Free {
-                    match a.not_before {
-                        Some(at) if at > Instant::now() => timers.push((
-                            at,
-                            Timer::Retry {
-                                pipeline: pid.clone(),
-                                attempt: aid.clone(),
-                            },
-                        )),
-                        _ => ready.push((pid.clone(), aid.clone())),
-                    }
-                }
-            }
+            arm(pid, p, &mut timers, &mut ready);
         }
         for (at, timer) in timers {
             self.add_timer(at, timer);
@@ -773,4 +745,148 @@ impl State {
             self.enqueue_only(&pid, &aid);
         }
     }
+}
+
+/// The timers and queue places that a pipeline's stored state implies.
+fn arm(
+    pid: &str,
+    p: &Pipeline,
+    timers: &mut Vec<(Instant, Timer)>,
+    ready: &mut Vec<(String, String)>,
+) {
+    if let Some(at) = p.schedule_timer {
+        timers.push((
+            at,
+            Timer::Schedule {
+                pipeline: pid.to_string(),
+            },
+        ));
+    }
+    for (iid, i) in &p.instances {
+        if let Some(at) = i.late_at
+            && !i.status.is_terminal()
+        {
+            timers.push((
+                at,
+                Timer::Late {
+                    pipeline: pid.to_string(),
+                    instance: iid.clone(),
+                },
+            ));
+        }
+    }
+    for (aid, a) in &p.attempts {
+        if let Some(at) = a.timer_at {
+            timers.push((
+                at,
+                Timer::Lease {
+                    pipeline: pid.to_string(),
+                    attempt: aid.clone(),
+                },
+            ));
+        }
+        let resource = resources::role_of(&p.instances[a.instance.as_str()])
+            == crate::definition::Role::Resource;
+        if let Some(at) = a.run_deadline
+            && resource
+            && matches!(a.status, Status::Creating | Status::Running)
+        {
+            timers.push((
+                at,
+                Timer::Terminate {
+                    pipeline: pid.to_string(),
+                    attempt: aid.clone(),
+                },
+            ));
+        } else if let Some(at) = a.run_deadline
+            && a.status == Status::Running
+        {
+            timers.push((
+                at,
+                Timer::AttemptTimeout {
+                    pipeline: pid.to_string(),
+                    attempt: aid.clone(),
+                },
+            ));
+        }
+        if a.status == Status::WaitingForRunner && a.lease == Lease::Free {
+            match a.not_before {
+                Some(at) if at > Instant::now() => timers.push((
+                    at,
+                    Timer::Retry {
+                        pipeline: pid.to_string(),
+                        attempt: aid.clone(),
+                    },
+                )),
+                _ => ready.push((pid.to_string(), aid.clone())),
+            }
+        }
+    }
+}
+
+/// An instance from its record; the error names it.
+fn instance_from(
+    i: InstanceRecord,
+    definition: Arc<Definition>,
+    origin: Origin,
+) -> Result<Instance, String> {
+    let status = status_from(&i.status)
+        .ok_or_else(|| format!("instance {} in status {:?}", i.id, i.status))?;
+    Ok(Instance {
+        id: i.id,
+        component: i.component,
+        scheduled_start: i.scheduled_start,
+        scheduled_end: i.scheduled_end,
+        status,
+        paused: i.paused,
+        actual_start: i.actual_start,
+        actual_end: i.actual_end,
+        attempts: i.attempts,
+        max_attempts: i.max_attempts,
+        depends_on: i.depends_on,
+        worker_group: i.worker_group,
+        progress_timeout: Duration::from_millis(i.progress_timeout_ms),
+        retry_delay: Duration::from_millis(i.retry_delay_ms),
+        cascade: i.cascade,
+        error: error_info(i.error),
+        definition,
+        activation: i.activation,
+        events: i.events,
+        late_at: i.late_ms.map(|ms| origin.to_instant(ms)),
+        runs_on: i.runs_on,
+        owner: i.owner,
+        give_up_at: i.give_up_ms.map(|ms| origin.to_instant(ms)),
+    })
+}
+
+/// An attempt from its record (not queued: that is for [`arm`] to decide); the error names it.
+fn attempt_from(a: AttemptRecord, id: &str, origin: Origin) -> Result<Attempt, String> {
+    let status =
+        status_from(&a.status).ok_or_else(|| format!("attempt {id} in status {:?}", a.status))?;
+    let deadline = a.lease_deadline_ms.map(|ms| origin.to_instant(ms));
+    let lease = match (a.lease.as_str(), deadline) {
+        ("free", _) => Lease::Free,
+        ("acknowledge", Some(d)) => Lease::Acknowledge(d),
+        ("progress", Some(d)) => Lease::Progress(d),
+        (other, _) => return Err(format!("attempt {id} with lease {other:?}")),
+    };
+    Ok(Attempt {
+        instance: a.instance,
+        number: a.number,
+        status,
+        actual_start: a.actual_start,
+        actual_end: a.actual_end,
+        hostname: a.hostname,
+        task_id: a.task_id,
+        lease,
+        timer_at: a.timer_ms.map(|ms| origin.to_instant(ms)),
+        not_before: a.not_before_ms.map(|ms| origin.to_instant(ms)),
+        queued: false,
+        ended_by_runner: a.ended_by_runner,
+        error: error_info(a.error),
+        reported: a.reported,
+        last_report: a.last_report,
+        run_deadline: a.run_deadline_ms.map(|ms| origin.to_instant(ms)),
+        resource_id: a.resource_id,
+    })
 }
