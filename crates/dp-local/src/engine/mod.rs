@@ -422,10 +422,28 @@ tokio::task_local! {
     static OBSERVED: std::cell::Cell<Option<(u64, u64)>>;
 }
 
+tokio::task_local! {
+    /// The turns of other nodes' database (`nodes.rs`) that the request's operations joined and did not wait
+    /// for, each with whether the state the operation saw had changes of that turn: [`Engine::durable`] waits.
+    static JOINED: std::cell::RefCell<Vec<(Arc<nodes::Ended>, bool)>>;
+}
+
 /// Runs `request` keeping track of the state its operations see, so that [`Engine::durable`] fails exactly when
 /// that state was not saved.
 pub async fn observe<T>(request: impl std::future::Future<Output = T>) -> T {
-    OBSERVED.scope(std::cell::Cell::new(None), request).await
+    JOINED
+        .scope(
+            std::cell::RefCell::new(Vec::new()),
+            OBSERVED.scope(std::cell::Cell::new(None), request),
+        )
+        .await
+}
+
+/// Leaves the wait for a turn's end to [`Engine::durable`] when inside a request; false outside one.
+fn await_turn(ended: &Arc<nodes::Ended>, saw_changes: bool) -> bool {
+    JOINED
+        .try_with(|j| j.borrow_mut().push((ended.clone(), saw_changes)))
+        .is_ok()
 }
 
 /// What [`OBSERVED`] holds once one of the request's turns failed (`nodes.rs`): no answer but an error.
@@ -581,7 +599,24 @@ impl Engine {
     /// In memory this returns at once.
     pub async fn durable(&self) -> Result<()> {
         if let Some(nodes) = &self.nodes {
-            // A turn commits before it returns; what is left to say is whether one of the request's failed.
+            // The turns the request's operations joined and left to the answer to wait for.
+            let joined = JOINED
+                .try_with(|j| std::mem::take(&mut *j.borrow_mut()))
+                .unwrap_or_default();
+            let mut unsaved = None;
+            for (ended, saw_changes) in joined {
+                if let Some(reason) = ended.wait().await
+                    && saw_changes
+                {
+                    unsaved.get_or_insert(reason);
+                }
+            }
+            if let Some(reason) = unsaved {
+                return Err(ServiceError::internal(format!(
+                    "dp-local could not save its state, so this change was not made: {reason}"
+                )));
+            }
+            // Turns an operation opened (or waited for) ended before it returned; whether one failed is noted.
             let failed = OBSERVED.try_with(|o| o.get()).ok().flatten() == Some(TURN_FAILED);
             return match failed {
                 false => Ok(()),

@@ -385,6 +385,29 @@ enum Phase {
     Committing,
 }
 
+/// How a turn ended, once it has: why it failed, or `None`. Waited for by blocking (operations outside a
+/// request) or asynchronously (a request's operations, in [`Engine::durable`]).
+#[derive(Debug, Default)]
+pub(super) struct Ended {
+    outcome: OnceLock<Option<String>>,
+    told: tokio::sync::Notify,
+}
+
+impl Ended {
+    /// Waits for the turn's end; why it failed, if it did.
+    pub(super) async fn wait(&self) -> Option<String> {
+        loop {
+            let told = self.told.notified();
+            tokio::pin!(told);
+            told.as_mut().enable();
+            if let Some(outcome) = self.outcome.get() {
+                return outcome.clone();
+            }
+            told.await;
+        }
+    }
+}
+
 /// This node's turn, as its operations see it (group commit).
 #[derive(Debug, Default)]
 struct Window {
@@ -395,7 +418,7 @@ struct Window {
     running: usize,
     members: usize,
     /// How the current (or last) turn ended: set once, to why it failed or to `None`.
-    ended: Arc<OnceLock<Option<String>>>,
+    ended: Arc<Ended>,
 }
 
 /// The engine's link to a database served with other nodes.
@@ -444,7 +467,7 @@ struct Leading<'a> {
     nodes: &'a Nodes,
     begun: bool,
     /// `None` once the turn ended normally.
-    ended: Option<Arc<OnceLock<Option<String>>>>,
+    ended: Option<Arc<Ended>>,
 }
 
 impl Drop for Leading<'_> {
@@ -467,8 +490,9 @@ impl Drop for Leading<'_> {
 
 impl Nodes {
     /// Tells the operations of the turn how it ended, and lets the next one open.
-    fn end_turn(&self, ended: &OnceLock<Option<String>>, failed: Option<String>) {
-        let _ = ended.set(failed);
+    fn end_turn(&self, ended: &Ended, failed: Option<String>) {
+        let _ = ended.outcome.set(failed);
+        ended.told.notify_waiters();
         let mut window = self.window();
         window.phase = Phase::Idle;
         self.done.notify_all();
@@ -645,13 +669,23 @@ impl Engine {
             (out, !state.dirty.is_empty())
         };
         drop(running);
+        // Inside a request, its answer waits for the turn's end (`Engine::durable`), without holding a thread.
+        if super::await_turn(&ended, saw_changes) {
+            return Turned {
+                out,
+                failed: None,
+                unsaved: false,
+                woken: Vec::new(),
+                timers_changed: false,
+            };
+        }
         let window = nodes.window();
         let window = nodes
             .done
-            .wait_while(window, |_| ended.get().is_none())
+            .wait_while(window, |_| ended.outcome.get().is_none())
             .unwrap_or_else(|e| e.into_inner());
         drop(window);
-        let failed = ended.get().cloned().flatten();
+        let failed = ended.outcome.get().cloned().flatten();
         Turned {
             out,
             unsaved: failed.is_some() && saw_changes,
@@ -671,7 +705,7 @@ impl Engine {
     ) -> Turned<T> {
         window.phase = Phase::Beginning;
         window.members = 1;
-        let ended = Arc::new(OnceLock::new());
+        let ended = Arc::new(Ended::default());
         window.ended = ended.clone();
         drop(window);
         let mut leading = Leading {
