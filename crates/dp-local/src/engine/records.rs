@@ -455,19 +455,6 @@ impl State {
         origin: Origin,
         parsed: &mut HashMap<(String, String), Arc<Definition>>,
     ) -> Result<State, Error> {
-        fn parse<T: for<'de> Deserialize<'de>>(row: &Row) -> Result<T, Error> {
-            serde_json::from_str(&row.body).map_err(|e| {
-                Error::new(
-                    ErrorKind::State,
-                    format!(
-                        "the state file has a bad {} row {}/{}: {e}",
-                        row.table.name(),
-                        row.scope,
-                        row.id
-                    ),
-                )
-            })
-        }
         let bad = |what: String| Error::new(ErrorKind::State, format!("the state file {what}"));
         let rows = |t: Table| tables.get(&t).map(Vec::as_slice).unwrap_or(&[]);
         let mut state = State {
@@ -483,7 +470,7 @@ impl State {
             let definition = match parsed.get(&key) {
                 Some(d) => d.clone(),
                 None => {
-                    let d: DefinitionRecord = parse(r)?;
+                    let d: DefinitionRecord = parse_row(r, "the state file")?;
                     let d = Arc::new(Definition::new(
                         d.objects,
                         d.parameter_objects,
@@ -496,7 +483,7 @@ impl State {
             definitions.insert(key, definition);
         }
         for r in rows(Table::Pipelines) {
-            let p: PipelineRecord = parse(r)?;
+            let p: PipelineRecord = parse_row(r, "the state file")?;
             let state_of = match p.state.as_str() {
                 "PENDING" => PipelineState::Pending,
                 "SCHEDULED" => PipelineState::Scheduled,
@@ -576,7 +563,7 @@ impl State {
             );
         }
         for r in rows(Table::Instances) {
-            let i: InstanceRecord = parse(r)?;
+            let i: InstanceRecord = parse_row(r, "the state file")?;
             let Some(p) = state.pipelines.get_mut(&r.scope) else {
                 return Err(bad(format!("has instance {} of an unknown pipeline", r.id)));
             };
@@ -586,20 +573,10 @@ impl State {
                 .ok_or_else(|| bad(format!("lacks the definition of instance {}", i.id)))?;
             let instance =
                 instance_from(i, definition, origin).map_err(|e| bad(format!("has {e}")))?;
-            p.by_component
-                .entry(instance.component.clone())
-                .or_default()
-                .push(instance.id.clone());
-            for dep in &instance.depends_on {
-                p.dependents
-                    .entry(dep.clone())
-                    .or_default()
-                    .push(instance.id.clone());
-            }
-            p.instances.insert(instance.id.clone(), instance);
+            put_instance(p, instance);
         }
         for r in rows(Table::Attempts) {
-            let a: AttemptRecord = parse(r)?;
+            let a: AttemptRecord = parse_row(r, "the state file")?;
             let Some(p) = state.pipelines.get_mut(&r.scope) else {
                 return Err(bad(format!("has attempt {} of an unknown pipeline", r.id)));
             };
@@ -610,7 +587,7 @@ impl State {
             p.attempts.insert(r.id.clone(), attempt);
         }
         for r in rows(Table::Tasks) {
-            let t: TaskRecord = parse(r)?;
+            let t: TaskRecord = parse_row(r, "the state file")?;
             if !state
                 .pipelines
                 .get(&t.pipeline)
@@ -621,7 +598,7 @@ impl State {
             state.tasks.insert(r.id.clone(), (t.pipeline, t.attempt));
         }
         for r in rows(Table::Runners) {
-            let x: RunnerRecord = parse(r)?;
+            let x: RunnerRecord = parse_row(r, "the state file")?;
             state.runners.insert(
                 x.id.clone(),
                 Runner {
@@ -637,7 +614,7 @@ impl State {
             .iter()
             .find(|r| r.id == STOPPED_GROUPS_ROW)
         {
-            let groups: Vec<String> = parse(r)?;
+            let groups: Vec<String> = parse_row(r, "the state file")?;
             state.stopped_groups = groups.into_iter().collect();
         }
         state.rearm();
@@ -660,25 +637,12 @@ impl State {
         rows: &[&Row],
         origin: Origin,
     ) -> Result<bool, Error> {
-        fn parse<T: for<'de> Deserialize<'de>>(row: &Row) -> Result<T, Error> {
-            serde_json::from_str(&row.body).map_err(|e| {
-                Error::new(
-                    ErrorKind::State,
-                    format!(
-                        "a bad {} row {}/{}: {e}",
-                        row.table.name(),
-                        row.scope,
-                        row.id
-                    ),
-                )
-            })
-        }
         let bad = |what: String| Error::new(ErrorKind::State, format!("the database {what}"));
         let Some(p) = self.pipelines.get_mut(pid) else {
             return Ok(false);
         };
         for r in rows.iter().filter(|r| r.table == Table::Instances) {
-            let i: InstanceRecord = parse(r)?;
+            let i: InstanceRecord = parse_row(r, "the database")?;
             let definition = match p.instances.get(&i.id) {
                 Some(known) if known.activation == i.activation => known.definition.clone(),
                 _ if p.activation == i.activation => match &p.active {
@@ -689,22 +653,10 @@ impl State {
             };
             let instance =
                 instance_from(i, definition, origin).map_err(|e| bad(format!("has {e}")))?;
-            if !p.instances.contains_key(&instance.id) {
-                p.by_component
-                    .entry(instance.component.clone())
-                    .or_default()
-                    .push(instance.id.clone());
-                for dep in &instance.depends_on {
-                    p.dependents
-                        .entry(dep.clone())
-                        .or_default()
-                        .push(instance.id.clone());
-                }
-            }
-            p.instances.insert(instance.id.clone(), instance);
+            put_instance(p, instance);
         }
         for r in rows.iter().filter(|r| r.table == Table::Attempts) {
-            let a: AttemptRecord = parse(r)?;
+            let a: AttemptRecord = parse_row(r, "the database")?;
             if !p.instances.contains_key(&a.instance) {
                 return Err(bad(format!("has attempt {} of an unknown instance", r.id)));
             }
@@ -889,4 +841,36 @@ fn attempt_from(a: AttemptRecord, id: &str, origin: Origin) -> Result<Attempt, S
         run_deadline: a.run_deadline_ms.map(|ms| origin.to_instant(ms)),
         resource_id: a.resource_id,
     })
+}
+
+/// A stored row's body; the error names the row, in `place` ("the state file", "the database").
+fn parse_row<T: for<'de> Deserialize<'de>>(row: &Row, place: &str) -> Result<T, Error> {
+    serde_json::from_str(&row.body).map_err(|e| {
+        Error::new(
+            ErrorKind::State,
+            format!(
+                "{place} has a bad {} row {}/{}: {e}",
+                row.table.name(),
+                row.scope,
+                row.id
+            ),
+        )
+    })
+}
+
+/// Puts `instance` into its pipeline, indexed by component and by what it depends on when it is new there.
+fn put_instance(p: &mut Pipeline, instance: Instance) {
+    if !p.instances.contains_key(&instance.id) {
+        p.by_component
+            .entry(instance.component.clone())
+            .or_default()
+            .push(instance.id.clone());
+        for dep in &instance.depends_on {
+            p.dependents
+                .entry(dep.clone())
+                .or_default()
+                .push(instance.id.clone());
+        }
+    }
+    p.instances.insert(instance.id.clone(), instance);
 }

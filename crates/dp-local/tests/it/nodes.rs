@@ -840,6 +840,27 @@ async fn attempt_statuses(
     out
 }
 
+/// Starts `makers` clients that create and activate pipelines and `workers` that poll and end tasks, spread over
+/// the nodes at `urls` in turn, recording what they were told in `told` until `stop` is set.
+fn crash_clients(
+    urls: &[String],
+    makers: usize,
+    workers: usize,
+    told: &Record,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut clients = Vec::new();
+    for i in 0..makers {
+        let c = Client::new(&urls[i % urls.len()]);
+        clients.push(tokio::spawn(crash_maker(i, c, told.clone(), stop.clone())));
+    }
+    for i in 0..workers {
+        let c = Client::new(&urls[i % urls.len()]);
+        clients.push(tokio::spawn(crash_worker(i, c, told.clone(), stop.clone())));
+    }
+    clients
+}
+
 /// Three nodes on one database, 20 clients spread over them, random nodes killed with SIGKILL and restarted:
 /// afterwards every answered request is reflected on every node, no attempt was handed to two pollers, and every
 /// task ended exactly once.
@@ -852,15 +873,7 @@ async fn three_nodes_killed_at_random_lose_nothing_answered() {
     let urls: Vec<String> = running.iter().map(|n| n.url.clone()).collect();
     let told: Record = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for i in 0..6 {
-        let c = Client::new(&urls[i % 3]);
-        clients.push(tokio::spawn(crash_maker(i, c, told.clone(), stop.clone())));
-    }
-    for i in 0..14 {
-        let c = Client::new(&urls[i % 3]);
-        clients.push(tokio::spawn(crash_worker(i, c, told.clone(), stop.clone())));
-    }
+    let clients = crash_clients(&urls, 6, 14, &told, &stop);
     let started = Instant::now();
     let mut kills = 0;
     while started.elapsed() < KILL_PHASE {
@@ -1020,15 +1033,7 @@ async fn the_database_going_away_under_load_fails_changes_cleanly_and_loses_noth
     let urls: Vec<String> = running.iter().map(|n| n.url.clone()).collect();
     let told: Record = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for i in 0..4 {
-        let c = Client::new(&urls[i % 2]);
-        clients.push(tokio::spawn(crash_maker(i, c, told.clone(), stop.clone())));
-    }
-    for i in 0..8 {
-        let c = Client::new(&urls[i % 2]);
-        clients.push(tokio::spawn(crash_worker(i, c, told.clone(), stop.clone())));
-    }
+    let clients = crash_clients(&urls, 4, 8, &told, &stop);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let admin = crate::stores::admin_url();
     let name = db.name.clone();
@@ -1098,15 +1103,7 @@ async fn a_postgres_server_restarted_and_crashed_under_load_fails_changes_cleanl
     let urls: Vec<String> = running.iter().map(|n| n.url.clone()).collect();
     let told: Record = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for i in 0..4 {
-        let c = Client::new(&urls[i % 2]);
-        clients.push(tokio::spawn(crash_maker(i, c, told.clone(), stop.clone())));
-    }
-    for i in 0..8 {
-        let c = Client::new(&urls[i % 2]);
-        clients.push(tokio::spawn(crash_worker(i, c, told.clone(), stop.clone())));
-    }
+    let clients = crash_clients(&urls, 4, 8, &told, &stop);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut report = Vec::new();
