@@ -334,7 +334,12 @@ impl Book {
         changes: crate::store::shared::Changes,
         origin: super::Origin,
     ) -> Result<(), Error> {
-        if changes.rows.is_empty() {
+        if changes.anew {
+            self.revision = 0;
+            self.tables.clear();
+            self.parsed.clear();
+        }
+        if changes.rows.is_empty() && !changes.anew {
             self.revision = self.revision.max(changes.revision);
             return Ok(());
         }

@@ -19,6 +19,10 @@ pub struct Changes {
     /// Every row written after the asked revision, table by table in [`super::Table::ALL`]'s order, each table's
     /// rows in the order they were first written.
     pub rows: Vec<Row>,
+    /// Every row, whatever the revision asked: the connection was opened again, and what the node read before
+    /// may not all be there (a commit another node's turn saw before it was flushed, lost in a server crash).
+    /// The node takes the whole state anew.
+    pub anew: bool,
 }
 
 /// Another node's commit, as the listening connection hears of it.

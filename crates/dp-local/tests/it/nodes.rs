@@ -329,6 +329,56 @@ async fn concurrent_changes_on_one_node_share_commits_and_all_are_saved() {
     );
 }
 
+/// The server's write-ahead log positions: (written so far, flushed to disk so far), as numbers.
+fn wal_positions(url: &str) -> (i64, i64) {
+    let rows = crate::stores::try_sql(
+        url,
+        "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn, pg_current_wal_flush_lsn() - '0/0'::pg_lsn",
+    )
+    .unwrap();
+    let number = |i: usize| -> i64 {
+        let text = rows[0][i].as_deref().unwrap();
+        text.split('.').next().unwrap().parse().unwrap()
+    };
+    (number(0), number(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_change_was_flushed_to_disk_first() {
+    // A server of the test's own whose background WAL writer flushes only every 10 s, so that only a flush made
+    // for the change itself can have put it on disk by the time it is answered.
+    let server = Arc::new(
+        tokio::task::spawn_blocking(|| {
+            PgServer::start_with("-c wal_writer_delay=10000 -c wal_writer_flush_after=1GB")
+        })
+        .await
+        .unwrap(),
+    );
+    let started = nodes(&server.url(), 1, &[]).await;
+    let client = Client::new(&started[0].url);
+    for i in 0..10 {
+        let url = server.url();
+        let (written, _) = tokio::task::spawn_blocking(move || wal_positions(&url))
+            .await
+            .unwrap();
+        // A turn commits without waiting for the disk (the turn lock is let go at once), then flushes.
+        client
+            .ok(
+                "CreatePipeline",
+                json!({"name": format!("flushed-{i}"), "uniqueId": format!("flushed-{i}")}),
+            )
+            .await;
+        let url = server.url();
+        let (_, flushed) = tokio::task::spawn_blocking(move || wal_positions(&url))
+            .await
+            .unwrap();
+        assert!(
+            flushed > written,
+            "change {i} was answered with the log flushed only to {flushed}, not past {written}, where it began"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_pollers_on_three_nodes_get_each_task_once() {
     const TASKS: usize = 30;

@@ -364,6 +364,8 @@ pub struct PgServer {
     dir: std::path::PathBuf,
     as_postgres: bool,
     pub port: u16,
+    /// More `-c name=value` settings for the server.
+    settings: String,
 }
 
 /// The prefix of every [`PgServer`]'s directory in the temporary directory; the test process's id follows.
@@ -372,6 +374,11 @@ const PG_SERVER_DIR: &str = "dp-local-pgserver-";
 impl PgServer {
     /// initdb and start; panics with what is missing when the server's programs or the OS user are not there.
     pub fn start() -> PgServer {
+        PgServer::start_with("")
+    }
+
+    /// [`PgServer::start`] with more server settings (`-c name=value …`).
+    pub fn start_with(settings: &str) -> PgServer {
         let bin = pg_server_programs(
             std::path::Path::new("/usr/lib/postgresql"),
             &std::env::var_os("PATH").unwrap_or_default(),
@@ -411,6 +418,7 @@ impl PgServer {
             dir,
             as_postgres,
             port: free_port(),
+            settings: settings.to_string(),
         };
         let data = server.data();
         server.run(
@@ -472,9 +480,10 @@ impl PgServer {
     /// The server's settings: TCP on 127.0.0.1 only, its socket in its own directory.
     fn options(&self) -> String {
         format!(
-            "-c listen_addresses=127.0.0.1 -c port={} -k {} -c shared_buffers=16MB",
+            "-c listen_addresses=127.0.0.1 -c port={} -k {} -c shared_buffers=16MB {}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.settings
         )
     }
 

@@ -5,7 +5,8 @@
 //! one round trip: the server runs them in order, so the rows are read once the lock is held, and they include
 //! every commit of the nodes that held it before (a transaction is visible before its locks are released).
 //! `commit` sends one statement that raises the revision, writes the rows stamped with it and queues the
-//! `NOTIFY` for the other nodes, then `COMMIT`, again in one round trip; when the engine asks, the next turn's
+//! `NOTIFY` for the other nodes, then `COMMIT` and [`FLUSH`], again in one round trip (the turn lock is free
+//! once `COMMIT` is done; the answer waits for the flush); when the engine asks, the next turn's
 //! `begin` follows in that same round trip (its answer is kept until the engine begins, or given up after
 //! [`CHAINED_IDLE`]). A node that dies mid-turn aborts its transaction, which frees the lock; a node that hangs in
 //! one is cut off by `idle_in_transaction_session_timeout`.
@@ -176,10 +177,18 @@ async fn open_session(target: &Target) -> Result<Session, Error> {
     })
 }
 
-/// What starts a turn: the transaction and its lock. The catch-up query follows in the same round trip.
+/// What starts a turn: the transaction, which commits without waiting for the disk (so the turn lock is let go
+/// at once; [`FLUSH`] waits for the disk after it), and its lock. The catch-up query follows in the same round
+/// trip.
 fn begin_sql() -> String {
-    format!("BEGIN; SELECT pg_advisory_xact_lock({TURN_LOCK})")
+    format!("BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock({TURN_LOCK})")
 }
+
+/// What ends a turn that wrote: `COMMIT` (not waiting for the disk), then a transaction that writes one WAL
+/// record and commits with the session's own `synchronous_commit` (`on` or stronger), so that it returns once the
+/// log is flushed (and replicated, as that setting asks) up to and past the turn's commit. The turn lock is free
+/// while it waits, so other nodes' turns overlap the flush.
+const FLUSH: &str = "COMMIT; BEGIN; SELECT pg_logical_emit_message(true, 'dp_local', ''); COMMIT";
 
 /// Starts a turn on `s`: the transaction, the turn lock, and the rows committed after `since`, in one round trip.
 async fn open_turn(s: &Session, since: i64, shown: &str) -> Result<Changes, Error> {
@@ -478,6 +487,8 @@ fn turn_thread(
         };
         let _ = opened.send(Ok(()));
         let shown = target.shown.clone();
+        // Set when the connection was opened again: the next catch-up reads every row and says so.
+        let mut anew = false;
         loop {
             // A next turn begun ahead that nobody took in time is given up, so that it does not hold the lock.
             let waiting = session.as_ref().is_some_and(|s| s.chained.is_some());
@@ -514,6 +525,9 @@ fn turn_thread(
                 match tokio::time::timeout(JOB_TIMEOUT, open_session(&target)).await {
                     Ok(Ok(s)) => {
                         session = Some(s);
+                        // A turn's commit is seen by other nodes before it is flushed; if the server crashed,
+                        // one that other nodes (or this one) read may be gone: everything is read anew.
+                        anew = true;
                         Ok(())
                     }
                     Ok(Err(e)) => Err(e),
@@ -532,6 +546,15 @@ fn turn_thread(
                         // Connection failures name the database already.
                         (Err(e), _) => Err(e),
                         (Ok(()), None) => Err(db_error(format!("{shown}: no connection"))),
+                        (Ok(()), Some(s)) if anew => {
+                            let result = open_turn(s, 0, &shown).await.map(|mut c| {
+                                c.anew = true;
+                                c
+                            });
+                            anew = result.is_err();
+                            s.in_turn = result.is_ok();
+                            result
+                        }
                         (Ok(()), Some(s)) => {
                             let result = match s.chained.take() {
                                 // Begun in the last turn's round trip, from the revision asked for.
@@ -579,7 +602,7 @@ fn turn_thread(
                                     JOB_TIMEOUT,
                                     in_order(
                                         client.query_one(commit, &params),
-                                        client.batch_execute("COMMIT"),
+                                        client.batch_execute(FLUSH),
                                     ),
                                 )
                                 .await;
@@ -661,13 +684,18 @@ fn turn_thread(
                         (Err(e), _) => Err(e),
                         (Ok(()), None) => Err(db_error(format!("{shown}: no connection"))),
                         (Ok(()), Some(s)) => {
+                            let since = if anew { 0 } else { since };
                             match tokio::time::timeout(
                                 JOB_TIMEOUT,
                                 s.client.query(&s.catch_up, &[&since]),
                             )
                             .await
                             {
-                                Ok(Ok(rows)) => Ok(changes_of(&rows)),
+                                Ok(Ok(rows)) => {
+                                    let mut changes = changes_of(&rows);
+                                    changes.anew = std::mem::take(&mut anew);
+                                    Ok(changes)
+                                }
                                 Ok(Err(e)) => Err(db_error(format!(
                                     "cannot read {}",
                                     describe(&shown, &e)
