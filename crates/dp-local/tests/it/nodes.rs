@@ -890,6 +890,22 @@ async fn attempt_statuses(
     out
 }
 
+/// Stops the clients [`crash_clients`] started, waits for them, and returns what they were told.
+async fn stop_clients(
+    stop: &std::sync::atomic::AtomicBool,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+    told: Record,
+) -> Told {
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    Arc::try_unwrap(told)
+        .unwrap_or_else(|_| panic!("clients still hold the record"))
+        .into_inner()
+        .unwrap()
+}
+
 /// Starts `makers` clients that create and activate pipelines and `workers` that poll and end tasks, spread over
 /// the nodes at `urls` in turn, recording what they were told in `told` until `stop` is set.
 fn crash_clients(
@@ -967,14 +983,7 @@ async fn three_nodes_killed_at_random_lose_nothing_answered() {
             }
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let told = Arc::try_unwrap(told)
-        .unwrap_or_else(|_| panic!("clients still hold the record"))
-        .into_inner()
-        .unwrap();
+    let told = stop_clients(&stop, clients, told).await;
     let (ended, running_now, waiting) = verify(&told, &urls).await;
     eprintln!(
         "three-node crash test: {kills} SIGKILLs in {:?}, {} answered setup calls, {} tasks handed out, {} ended, {running_now} orphaned by lost poll answers, {waiting} left waiting",
@@ -1113,14 +1122,7 @@ async fn the_database_going_away_under_load_fails_changes_cleanly_and_loses_noth
     .unwrap();
     told.lock().unwrap().counting = true;
     tokio::time::sleep(Duration::from_secs(4)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let told = Arc::try_unwrap(told)
-        .unwrap_or_else(|_| panic!("clients still hold the record"))
-        .into_inner()
-        .unwrap();
+    let told = stop_clients(&stop, clients, told).await;
     let (ended, running_now, _) = verify(&told, &urls).await;
     eprintln!(
         "outage test: {errors_during} 5xx answers during the outage, {} in all, {ended} tasks ended ({} after it), {running_now} orphaned by lost poll answers",
@@ -1235,14 +1237,7 @@ async fn a_postgres_server_restarted_and_crashed_under_load_fails_changes_cleanl
     }
     told.lock().unwrap().counting = true;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let told = Arc::try_unwrap(told)
-        .unwrap_or_else(|_| panic!("clients still hold the record"))
-        .into_inner()
-        .unwrap();
+    let told = stop_clients(&stop, clients, told).await;
     assert_eq!(
         told.no_answer, 0,
         "requests the nodes left without an answer (they must answer 5xx while the database is away)"

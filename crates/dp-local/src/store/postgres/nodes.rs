@@ -143,6 +143,9 @@ struct Session {
     /// The next turn, begun in the round trip of the last commit or release: the revision it caught up from,
     /// and what it read. Its transaction is open (holding the turn lock) while it waits here.
     chained: Option<(i64, Result<Changes, Error>)>,
+    /// Set when a statement did not answer in time: what the connection is doing is unknown, so it is opened
+    /// anew before the next job.
+    broken: std::cell::Cell<bool>,
 }
 
 /// Opens the turn connection: the serving lock in shared mode, the session's limits, the statements.
@@ -174,6 +177,7 @@ async fn open_session(target: &Target) -> Result<Session, Error> {
         commit,
         in_turn: false,
         chained: None,
+        broken: std::cell::Cell::new(false),
     })
 }
 
@@ -209,10 +213,13 @@ async fn open_turn(s: &Session, since: i64, shown: &str) -> Result<Changes, Erro
                 describe(shown, &e).trim_start_matches("cannot reach PostgreSQL at ")
             )))
         }
-        Err(_) => Err(db_error(format!(
-            "{shown}: waiting for the turn took longer than {} s",
-            JOB_TIMEOUT.as_secs()
-        ))),
+        Err(_) => {
+            s.broken.set(true);
+            Err(db_error(format!(
+                "{shown}: waiting for the turn took longer than {} s",
+                JOB_TIMEOUT.as_secs()
+            )))
+        }
     }
 }
 
@@ -518,7 +525,10 @@ fn turn_thread(
                 break;
             }
             // A lost connection is opened again for the next job; a turn it was in is over (the server aborted it).
-            if session.as_ref().is_some_and(|s| s.client.is_closed()) {
+            if session
+                .as_ref()
+                .is_some_and(|s| s.client.is_closed() || s.broken.get())
+            {
                 session = None;
             }
             let reopened = if session.is_none() && !matches!(job, Job::Commit(..) | Job::Release(..)) {
@@ -570,10 +580,6 @@ fn turn_thread(
                             result
                         }
                     };
-                    // A turn that waited too long for the lock: the connection is opened anew for the next one.
-                    if matches!(&result, Err(e) if e.message.contains("took longer")) {
-                        session = None;
-                    }
                     let _ = answer.send(result);
                 }
                 Job::Commit(rows, payload, next, answer) => {
@@ -597,6 +603,7 @@ fn turn_thread(
                             params.push(&payload);
                             let client = &s.client;
                             let commit = &s.commit;
+                            let broken = &s.broken;
                             let write = async {
                                 let done = tokio::time::timeout(
                                     JOB_TIMEOUT,
@@ -618,15 +625,16 @@ fn turn_thread(
                                                 .trim_start_matches("cannot reach PostgreSQL at ")
                                         )))
                                     }
-                                    Err(_) => Err(db_error(format!(
-                                        "cannot save the state in {shown}: the commit took longer than {} s",
-                                        JOB_TIMEOUT.as_secs()
-                                    ))),
+                                    Err(_) => {
+                                        broken.set(true);
+                                        Err(db_error(format!(
+                                            "cannot save the state in {shown}: the commit took longer than {} s",
+                                            JOB_TIMEOUT.as_secs()
+                                        )))
+                                    }
                                 }
                             };
-                            let mut timed_out = false;
                             let begun = end_and_chain(s, write, next, &shown, |result| {
-                                timed_out = matches!(result, Err(e) if e.message.contains("took longer"));
                                 let _ = answer.send(match result {
                                     Ok(revision) => Ok(*revision),
                                     Err(e) => Err(db_error(e.message.clone())),
@@ -635,9 +643,7 @@ fn turn_thread(
                                 matches!(result, Ok(revision) if Some(*revision) == next)
                             })
                             .await;
-                            if timed_out {
-                                session = None;
-                            } else if let (Some(since), Some(begun)) = (next, begun) {
+                            if let (Some(since), Some(begun)) = (next, begun) {
                                 s.chained = Some((since, begun));
                             }
                         }
