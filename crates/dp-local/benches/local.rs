@@ -1,7 +1,8 @@
 //! Requests per second of dp-local (with SigV4 verification), in memory and with `--state` (every change committed
 //! before it is answered), and, in the same run, of moto's server.
 //!
-//! Run with `cargo bench -p dp-local --bench local [-- SECONDS CONNECTIONS]`. For each case the harness pre-signs
+//! Run with `cargo bench -p dp-local --bench local [-- SECONDS CONNECTIONS [CASES]]`, where CASES is a comma-separated
+//! subset of `memory,state,sqlite,pg1,pg2,pg3,moto` (default: all). For each case the harness pre-signs
 //! one request with aws-sigv4 and replays its bytes over CONNECTIONS keep-alive connections for SECONDS seconds;
 //! dp-local verifies the signature of every request (the replay stays inside the 5-minute window). moto is
 //! started as `python3 -m moto.server` on a free port and measured on the same operations where it implements
@@ -468,17 +469,24 @@ async fn main() {
         .collect();
     let seconds: f64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(5.0);
     let connections: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let cases: Vec<String> = args
+        .get(2)
+        .map(|s| s.split(',').map(str::to_string).collect())
+        .unwrap_or_default();
+    let wanted = |case: &str| cases.is_empty() || cases.iter().any(|c| c == case);
 
     let mut rows = Vec::new();
-    rows.extend(
-        measure(
-            dp_local::Config::default(),
-            "dp-local",
-            connections,
-            seconds,
-        )
-        .await,
-    );
+    if wanted("memory") {
+        rows.extend(
+            measure(
+                dp_local::Config::default(),
+                "dp-local",
+                connections,
+                seconds,
+            )
+            .await,
+        );
+    }
     // The same with every change committed (fsync) to a state file before it is answered.
     let dir = std::env::temp_dir().join(format!("dp-local-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -487,24 +495,31 @@ async fn main() {
         state: Some(dir.join("state.db")),
         ..dp_local::Config::default()
     };
-    rows.extend(measure(durable, "dp-local --state", connections, seconds).await);
+    if wanted("state") {
+        rows.extend(measure(durable, "dp-local --state", connections, seconds).await);
+    }
     // SQLite and PostgreSQL (1, 2, 3 nodes) on the same two measures.
     let tasks = 300;
-    rows.extend(
-        measure_nodes(
-            dir.join("nodes.db"),
-            1,
-            "SQLite file".into(),
-            connections,
-            seconds,
-            tasks,
-        )
-        .await,
-    );
+    if wanted("sqlite") {
+        rows.extend(
+            measure_nodes(
+                dir.join("nodes.db"),
+                1,
+                "SQLite file".into(),
+                connections,
+                seconds,
+                tasks,
+            )
+            .await,
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let admin = std::env::var("DP_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
     for nodes in 1..=3 {
+        if !wanted(&format!("pg{nodes}")) {
+            continue;
+        }
         let name = format!("dpl_bench_{}_{nodes}", std::process::id());
         let label = format!(
             "PostgreSQL, {nodes} node{}",
@@ -526,7 +541,12 @@ async fn main() {
         .await;
     }
 
-    match start_moto().await {
+    match if wanted("moto") {
+        start_moto().await
+    } else {
+        None
+    } {
+        None if !wanted("moto") => {}
         None => rows.push(("DescribePipelines", "moto".into(), None)),
         Some((_moto, moto_host)) => {
             let (_, created) = once(

@@ -31,6 +31,10 @@ use crate::store::{Row, Table};
 /// commits costs one read.
 const COALESCE: Duration = Duration::from_millis(10);
 
+/// How long an operation waits for this node's turn to open on the runtime's worker itself, before it hands the
+/// worker to other tasks and goes on waiting (see [`Engine::turn`]).
+const WAIT_ON_WORKER: Duration = Duration::from_millis(3);
+
 /// How long the timer task waits before trying again after a turn failed (the database is unreachable).
 const FAILED_TURN_PAUSE: Duration = Duration::from_millis(200);
 
@@ -628,6 +632,39 @@ impl Engine {
     /// (or undoes) the rows of every operation that joined it, and each answers after that.
     pub(super) fn turn<T>(&self, f: impl FnOnce(&mut State, Now) -> T) -> Turned<T> {
         let nodes = self.nodes.as_ref().expect("only for shared engines");
+        // Joining an open turn takes two short locks, and a turn opens within a round trip or two: both are
+        // done on the calling thread. Leading a turn, and a longer wait (the database is slow or away), leave
+        // the runtime's worker to other tasks first.
+        let mut window = nodes.window();
+        let mut waited = Duration::ZERO;
+        loop {
+            match window.phase {
+                Phase::Open => return self.join(nodes, window, f),
+                Phase::Idle => break,
+                Phase::Beginning | Phase::CatchingUp | Phase::Committing
+                    if waited < WAIT_ON_WORKER =>
+                {
+                    let started = Instant::now();
+                    window.waiting += 1;
+                    nodes.queued.fetch_add(1, Ordering::Relaxed);
+                    window = nodes
+                        .opened
+                        .wait_timeout_while(window, WAIT_ON_WORKER - waited, |w| {
+                            matches!(
+                                w.phase,
+                                Phase::Beginning | Phase::CatchingUp | Phase::Committing
+                            )
+                        })
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    window.waiting -= 1;
+                    nodes.queued.fetch_sub(1, Ordering::Relaxed);
+                    waited += started.elapsed();
+                }
+                Phase::Beginning | Phase::CatchingUp | Phase::Committing => break,
+            }
+        }
+        drop(window);
         blocking(|| {
             let mut window = nodes.window();
             loop {
@@ -684,13 +721,15 @@ impl Engine {
                 timers_changed: false,
             };
         }
-        let window = nodes.window();
-        let window = nodes
-            .done
-            .wait_while(window, |_| ended.outcome.get().is_none())
-            .unwrap_or_else(|e| e.into_inner());
-        drop(window);
-        let failed = ended.outcome.get().cloned().flatten();
+        let failed = blocking(|| {
+            let window = nodes.window();
+            let window = nodes
+                .done
+                .wait_while(window, |_| ended.outcome.get().is_none())
+                .unwrap_or_else(|e| e.into_inner());
+            drop(window);
+            ended.outcome.get().cloned().flatten()
+        });
         Turned {
             out,
             unsaved: failed.is_some() && saw_changes,
