@@ -225,9 +225,10 @@ impl crate::store::shared::SharedStore for TimedShared {
         node: u64,
         groups: &[String],
         next: Option<i64>,
+        alone: bool,
     ) -> Result<i64, Error> {
         let started = Instant::now();
-        let result = self.inner.commit(rows, node, groups, next);
+        let result = self.inner.commit(rows, node, groups, next, alone);
         self.histogram.observe(started.elapsed().as_secs_f64());
         result
     }

@@ -589,7 +589,7 @@ impl Engine {
                 id: super::TIME_SCALE_ROW.into(),
                 body: clock.scale().to_string(),
             };
-            let revision = store.commit(std::slice::from_ref(&row), node, &[], None)?;
+            let revision = store.commit(std::slice::from_ref(&row), node, &[], None, false)?;
             book.record(&[row], revision);
         } else {
             store.release(None);
@@ -818,10 +818,13 @@ impl Engine {
                         .store
                         .release(next(book.revision).filter(|_| failed.is_none()));
                 } else {
-                    match nodes
-                        .store
-                        .commit(&rows, nodes.node, &woken, next(book.revision + 1))
-                    {
+                    match nodes.store.commit(
+                        &rows,
+                        nodes.node,
+                        &woken,
+                        next(book.revision + 1),
+                        nodes.alone(),
+                    ) {
                         Ok(revision) => book.record(&rows, revision),
                         Err(e) => failed = Some(e.message),
                     }

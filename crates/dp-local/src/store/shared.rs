@@ -48,12 +48,15 @@ pub trait SharedStore: Send + Sync {
     /// written (when the connection broke during the commit, they may have been: a later catch-up shows it).
     /// With `next`, the next turn begins in the same round trip, catching up from `next` (the revision this
     /// commit is to make); the next [`SharedStore::begin`] from that revision returns it without a round trip.
+    /// With `alone` (no other node is contending for the turn lock), the commit may hold the lock while it waits
+    /// for the disk, if that is quicker.
     fn commit(
         &self,
         rows: &[Row],
         node: u64,
         groups: &[String],
         next: Option<i64>,
+        alone: bool,
     ) -> Result<i64, Error>;
     /// Ends a turn that wrote nothing; `next` as for [`SharedStore::commit`] (the revision stays).
     fn release(&self, next: Option<i64>);

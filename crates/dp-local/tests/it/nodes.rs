@@ -354,15 +354,17 @@ async fn every_answered_change_was_flushed_to_disk_first() {
         .await
         .unwrap(),
     );
-    let started = nodes(&server.url(), 1, &[]).await;
-    let client = Client::new(&started[0].url);
+    // Two nodes, asked in turn: the first change is made by a node that has heard of no other (its commit waits
+    // for the disk itself); every later one by a node that heard the other commit (its turn commits without
+    // waiting for the disk, so that the turn lock is let go at once, then flushes in a second transaction).
+    let started = nodes(&server.url(), 2, &[]).await;
+    let clients = [Client::new(&started[0].url), Client::new(&started[1].url)];
     for i in 0..10 {
         let url = server.url();
         let (written, _) = tokio::task::spawn_blocking(move || wal_positions(&url))
             .await
             .unwrap();
-        // A turn commits without waiting for the disk (the turn lock is let go at once), then flushes.
-        client
+        clients[i % 2]
             .ok(
                 "CreatePipeline",
                 json!({"name": format!("flushed-{i}"), "uniqueId": format!("flushed-{i}")}),

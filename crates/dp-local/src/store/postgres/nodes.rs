@@ -5,8 +5,8 @@
 //! one round trip: the server runs them in order, so the rows are read once the lock is held, and they include
 //! every commit of the nodes that held it before (a transaction is visible before its locks are released).
 //! `commit` sends one statement that raises the revision, writes the rows stamped with it and queues the
-//! `NOTIFY` for the other nodes, then `COMMIT` and [`FLUSH`], again in one round trip (the turn lock is free
-//! once `COMMIT` is done; the answer waits for the flush); when the engine asks, the next turn's
+//! `NOTIFY` for the other nodes, then [`FLUSH_AFTER`] (or, for a node that no other node contends with, a plain
+//! `COMMIT` that waits for the disk itself), again in one round trip; when the engine asks, the next turn's
 //! `begin` follows in that same round trip (its answer is kept until the engine begins, or given up after
 //! [`CHAINED_IDLE`]). A node that dies mid-turn aborts its transaction, which frees the lock; a node that hangs in
 //! one is cut off by `idle_in_transaction_session_timeout`.
@@ -181,18 +181,17 @@ async fn open_session(target: &Target) -> Result<Session, Error> {
     })
 }
 
-/// What starts a turn: the transaction, which commits without waiting for the disk (so the turn lock is let go
-/// at once; [`FLUSH`] waits for the disk after it), and its lock. The catch-up query follows in the same round
-/// trip.
+/// What starts a turn: the transaction and its lock. The catch-up query follows in the same round trip.
 fn begin_sql() -> String {
-    format!("BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock({TURN_LOCK})")
+    format!("BEGIN; SELECT pg_advisory_xact_lock({TURN_LOCK})")
 }
 
-/// What ends a turn that wrote: `COMMIT` (not waiting for the disk), then a transaction that writes one WAL
-/// record and commits with the session's own `synchronous_commit` (`on` or stronger), so that it returns once the
-/// log is flushed (and replicated, as that setting asks) up to and past the turn's commit. The turn lock is free
-/// while it waits, so other nodes' turns overlap the flush.
-const FLUSH: &str = "COMMIT; BEGIN; SELECT pg_logical_emit_message(true, 'dp_local', ''); COMMIT";
+/// What ends a turn that wrote while other nodes contend for the lock: `COMMIT` without waiting for the disk (so
+/// the turn lock is free at once), then a transaction that writes one WAL record and commits with the session's
+/// own `synchronous_commit` (`on` or stronger), so that it returns once the log is flushed (and replicated, as
+/// that setting asks) up to and past the turn's commit. Other nodes' turns overlap the flush. A node alone
+/// commits with the session's setting directly (`COMMIT`): one transaction instead of two.
+const FLUSH_AFTER: &str = "SET LOCAL synchronous_commit = off; COMMIT; BEGIN; SELECT pg_logical_emit_message(true, 'dp_local', ''); COMMIT";
 
 /// Starts a turn on `s`: the transaction, the turn lock, and the rows committed after `since`, in one round trip.
 async fn open_turn(s: &Session, since: i64, shown: &str) -> Result<Changes, Error> {
@@ -299,6 +298,7 @@ enum Job {
         Vec<Row>,
         String,
         Option<i64>,
+        bool,
         std_mpsc::Sender<Result<i64, Error>>,
     ),
     Release(Option<i64>, std_mpsc::Sender<()>),
@@ -403,6 +403,7 @@ impl SharedStore for SharedPostgres {
         node: u64,
         groups: &[String],
         next: Option<i64>,
+        alone: bool,
     ) -> Result<i64, Error> {
         let mut payload = serde_json::to_string(&Payload {
             node,
@@ -412,7 +413,7 @@ impl SharedStore for SharedPostgres {
         if payload.len() > MAX_PAYLOAD {
             payload = serde_json::to_string(&Payload { node, groups: None }).expect("plain data");
         }
-        self.ask(|tx| Job::Commit(rows.to_vec(), payload, next, tx))
+        self.ask(|tx| Job::Commit(rows.to_vec(), payload, next, alone, tx))
             .unwrap_or_else(|| Err(self.stopped()))
     }
 
@@ -582,7 +583,7 @@ fn turn_thread(
                     };
                     let _ = answer.send(result);
                 }
-                Job::Commit(rows, payload, next, answer) => {
+                Job::Commit(rows, payload, next, alone, answer) => {
                     match session.as_mut() {
                         Some(s) if s.in_turn => {
                             s.in_turn = false;
@@ -609,7 +610,11 @@ fn turn_thread(
                                     JOB_TIMEOUT,
                                     in_order(
                                         client.query_one(commit, &params),
-                                        client.batch_execute(FLUSH),
+                                        client.batch_execute(if alone {
+                                            "COMMIT"
+                                        } else {
+                                            FLUSH_AFTER
+                                        }),
                                     ),
                                 )
                                 .await;
