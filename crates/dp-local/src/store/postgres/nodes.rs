@@ -82,13 +82,17 @@ fn catch_up_sql() -> String {
     sql
 }
 
-/// The write of a turn: the revision raised, every table's rows (three arrays each, `$1`…`$21`, empty for a
-/// table the turn did not touch) stamped with it, and the notification queued (payload `REV $22`); answers the
-/// new revision.
-fn commit_sql() -> String {
+/// The write of a turn that touched the tables `touched` (bit N for `Table::ALL[N]`): the revision raised, each of
+/// those tables' rows (three arrays each, `$1`, `$2`, `$3` for the first, and so on) stamped with it, and the
+/// notification queued (payload `REV` and the last parameter); answers the new revision. One statement per set of
+/// tables, so that the server does not run an empty insert for every table a turn did not touch.
+fn commit_sql(touched: u8) -> String {
     let mut sql = format!("WITH r AS (UPDATE {REVISION_TABLE} SET rev = rev + 1 RETURNING rev)");
+    let mut first = 1;
     for (index, table) in Table::ALL.iter().enumerate() {
-        let first = index * 3 + 1;
+        if touched & (1 << index) == 0 {
+            continue;
+        }
         sql.push_str(&format!(
             ", t{index} AS (INSERT INTO {name} (scope, id, body, rev) SELECT s, i, b, (SELECT rev FROM r) \
              FROM unnest(${first}::text[], ${}::text[], ${}::text[]) WITH ORDINALITY AS x(s, i, b, n) ORDER BY n \
@@ -97,10 +101,10 @@ fn commit_sql() -> String {
             first + 2,
             name = table.name()
         ));
+        first += 3;
     }
-    let payload = Table::ALL.len() * 3 + 1;
     sql.push_str(&format!(
-        " SELECT rev, pg_notify('{CHANNEL}', rev::text || ' ' || ${payload}::text) FROM r"
+        " SELECT rev, pg_notify('{CHANNEL}', rev::text || ' ' || ${first}::text) FROM r"
     ));
     sql
 }
@@ -137,7 +141,8 @@ async fn in_order<A: Future, B: Future>(first: A, second: B) -> (A::Output, B::O
 struct Session {
     client: Client,
     catch_up: Statement,
-    commit: Statement,
+    /// The write statements prepared so far, by the set of tables they write ([`commit_sql`]).
+    commits: std::collections::HashMap<u8, Statement>,
     /// Set between `begin` and its `commit` or `release`.
     in_turn: bool,
     /// The next turn, begun in the round trip of the last commit or release: the revision it caught up from,
@@ -170,11 +175,10 @@ async fn open_session(target: &Target) -> Result<Session, Error> {
         .await
         .map_err(fail)?;
     let catch_up = client.prepare(&catch_up_sql()).await.map_err(fail)?;
-    let commit = client.prepare(&commit_sql()).await.map_err(fail)?;
     Ok(Session {
         client,
         catch_up,
-        commit,
+        commits: std::collections::HashMap::new(),
         in_turn: false,
         chained: None,
         broken: std::cell::Cell::new(false),
@@ -588,22 +592,59 @@ fn turn_thread(
                         Some(s) if s.in_turn => {
                             s.in_turn = false;
                             let tables = columns_of(&rows);
+                            let mut touched = 0u8;
                             let mut arrays: Vec<Vec<String>> = Vec::with_capacity(21);
-                            for table in Table::ALL {
-                                match tables.iter().find(|(t, _)| *t == table) {
-                                    Some((_, c)) => {
-                                        arrays.push(c.scopes.clone());
-                                        arrays.push(c.ids.clone());
-                                        arrays.push(c.bodies.clone());
-                                    }
-                                    None => arrays.extend([Vec::new(), Vec::new(), Vec::new()]),
+                            for (index, table) in Table::ALL.iter().enumerate() {
+                                if let Some((_, c)) = tables.iter().find(|(t, _)| t == table) {
+                                    touched |= 1 << index;
+                                    arrays.push(c.scopes.clone());
+                                    arrays.push(c.ids.clone());
+                                    arrays.push(c.bodies.clone());
                                 }
                             }
                             let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                                 arrays.iter().map(|a| a as _).collect();
                             params.push(&payload);
+                            // Prepared on first use in this session (a round trip inside the turn, once).
+                            let prepared = match s.commits.get(&touched) {
+                                Some(statement) => Ok(statement.clone()),
+                                None => tokio::time::timeout(
+                                    JOB_TIMEOUT,
+                                    s.client.prepare(&commit_sql(touched)),
+                                )
+                                .await
+                                .map_err(|_| {
+                                    s.broken.set(true);
+                                    db_error(format!(
+                                        "cannot save the state in {shown}: preparing the write took longer than {} s",
+                                        JOB_TIMEOUT.as_secs()
+                                    ))
+                                })
+                                .and_then(|r| {
+                                    r.map_err(|e| {
+                                        db_error(format!(
+                                            "cannot save the state in {}",
+                                            describe(&shown, &e)
+                                                .trim_start_matches("cannot reach PostgreSQL at ")
+                                        ))
+                                    })
+                                }),
+                            };
+                            let commit = match prepared {
+                                Ok(statement) => {
+                                    s.commits.insert(touched, statement.clone());
+                                    statement
+                                }
+                                Err(e) => {
+                                    if !s.client.is_closed() {
+                                        let _ = s.client.batch_execute("ROLLBACK").await;
+                                    }
+                                    let _ = answer.send(Err(e));
+                                    continue;
+                                }
+                            };
+                            let commit = &commit;
                             let client = &s.client;
-                            let commit = &s.commit;
                             let broken = &s.broken;
                             let write = async {
                                 let done = tokio::time::timeout(
@@ -876,12 +917,22 @@ mod tests {
         );
         assert_eq!(wakeup("x"), None);
         assert_eq!(wakeup("3 {}"), None);
-        let sql = commit_sql();
+        let sql = commit_sql(0b111_1111);
         assert!(
             sql.contains("$21::text[]") && sql.contains("$22::text"),
             "{sql}"
         );
         assert!(!sql.contains("$23"), "{sql}");
+        // Attempts alone (the fifth table): one insert, its three arrays, then the payload.
+        let sql = commit_sql(1 << 4);
+        assert!(
+            sql.contains("INSERT INTO attempts") && !sql.contains("INSERT INTO tasks"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("$3::text[]") && sql.contains("$4::text") && !sql.contains("$5"),
+            "{sql}"
+        );
         assert!(catch_up_sql().contains("FROM runners WHERE rev > $1"));
     }
 }
