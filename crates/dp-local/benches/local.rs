@@ -541,45 +541,42 @@ async fn main() {
         .await;
     }
 
-    match if wanted("moto") {
-        start_moto().await
-    } else {
-        None
-    } {
-        None if !wanted("moto") => {}
-        None => rows.push(("DescribePipelines", "moto".into(), None)),
-        Some((_moto, moto_host)) => {
-            let (_, created) = once(
-                &moto_host,
-                &signed_request(
+    if wanted("moto") {
+        match start_moto().await {
+            None => rows.push(("DescribePipelines", "moto".into(), None)),
+            Some((_moto, moto_host)) => {
+                let (_, created) = once(
                     &moto_host,
-                    "CreatePipeline",
-                    r#"{"name":"bench","uniqueId":"bench"}"#,
-                ),
-            )
-            .await;
-            let moto_id = pipeline_id(&created);
-            let request = signed_request(
-                &moto_host,
-                "DescribePipelines",
-                &format!(r#"{{"pipelineIds":["{moto_id}"]}}"#),
-            );
-            let (status, answer) = once(&moto_host, &request).await;
-            assert_eq!(status, 200, "moto DescribePipelines: {answer}");
-            load(&moto_host, request.clone(), connections, 0.5).await;
-            let rate = load(&moto_host, request, connections, seconds).await;
-            rows.push(("DescribePipelines", "moto".into(), Some(rate)));
-            let probe = signed_request(&moto_host, "ReportTaskProgress", r#"{"taskId":"t"}"#);
-            let (status, _) = once(&moto_host, &probe).await;
-            rows.push((
-                "ReportTaskProgress",
-                if status == 200 {
-                    "moto (answers)".into()
-                } else {
-                    "moto (not implemented)".into()
-                },
-                None,
-            ));
+                    &signed_request(
+                        &moto_host,
+                        "CreatePipeline",
+                        r#"{"name":"bench","uniqueId":"bench"}"#,
+                    ),
+                )
+                .await;
+                let moto_id = pipeline_id(&created);
+                let request = signed_request(
+                    &moto_host,
+                    "DescribePipelines",
+                    &format!(r#"{{"pipelineIds":["{moto_id}"]}}"#),
+                );
+                let (status, answer) = once(&moto_host, &request).await;
+                assert_eq!(status, 200, "moto DescribePipelines: {answer}");
+                load(&moto_host, request.clone(), connections, 0.5).await;
+                let rate = load(&moto_host, request, connections, seconds).await;
+                rows.push(("DescribePipelines", "moto".into(), Some(rate)));
+                let probe = signed_request(&moto_host, "ReportTaskProgress", r#"{"taskId":"t"}"#);
+                let (status, _) = once(&moto_host, &probe).await;
+                rows.push((
+                    "ReportTaskProgress",
+                    if status == 200 {
+                        "moto (answers)".into()
+                    } else {
+                        "moto (not implemented)".into()
+                    },
+                    None,
+                ));
+            }
         }
     }
 

@@ -508,6 +508,37 @@ impl Nodes {
         self.opened.notify_all();
     }
 
+    /// Waits, counted as waiting for the next turn, until this node's turn opens or ends (at most `limit`).
+    fn wait_for_opening<'a>(
+        &self,
+        mut window: MutexGuard<'a, Window>,
+        limit: Option<Duration>,
+    ) -> MutexGuard<'a, Window> {
+        let opening = |w: &mut Window| {
+            matches!(
+                w.phase,
+                Phase::Beginning | Phase::CatchingUp | Phase::Committing
+            )
+        };
+        window.waiting += 1;
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        window = match limit {
+            Some(limit) => {
+                self.opened
+                    .wait_timeout_while(window, limit, opening)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => self
+                .opened
+                .wait_while(window, opening)
+                .unwrap_or_else(|e| e.into_inner()),
+        };
+        window.waiting -= 1;
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        window
+    }
+
     /// Whether no other node committed in the last second.
     fn alone(&self) -> bool {
         let seen = self.other_seen.load(Ordering::Relaxed);
@@ -641,27 +672,12 @@ impl Engine {
             match window.phase {
                 Phase::Open => return self.join(nodes, window, f),
                 Phase::Idle => break,
-                Phase::Beginning | Phase::CatchingUp | Phase::Committing
-                    if waited < WAIT_ON_WORKER =>
-                {
+                _ if waited < WAIT_ON_WORKER => {
                     let started = Instant::now();
-                    window.waiting += 1;
-                    nodes.queued.fetch_add(1, Ordering::Relaxed);
-                    window = nodes
-                        .opened
-                        .wait_timeout_while(window, WAIT_ON_WORKER - waited, |w| {
-                            matches!(
-                                w.phase,
-                                Phase::Beginning | Phase::CatchingUp | Phase::Committing
-                            )
-                        })
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                    window.waiting -= 1;
-                    nodes.queued.fetch_sub(1, Ordering::Relaxed);
+                    window = nodes.wait_for_opening(window, Some(WAIT_ON_WORKER - waited));
                     waited += started.elapsed();
                 }
-                Phase::Beginning | Phase::CatchingUp | Phase::Committing => break,
+                _ => break,
             }
         }
         drop(window);
@@ -671,21 +687,7 @@ impl Engine {
                 match window.phase {
                     Phase::Open => return self.join(nodes, window, f),
                     Phase::Idle => return self.lead(nodes, window, f),
-                    Phase::Beginning | Phase::CatchingUp | Phase::Committing => {
-                        window.waiting += 1;
-                        nodes.queued.fetch_add(1, Ordering::Relaxed);
-                        window = nodes
-                            .opened
-                            .wait_while(window, |w| {
-                                matches!(
-                                    w.phase,
-                                    Phase::Beginning | Phase::CatchingUp | Phase::Committing
-                                )
-                            })
-                            .unwrap_or_else(|e| e.into_inner());
-                        window.waiting -= 1;
-                        nodes.queued.fetch_sub(1, Ordering::Relaxed);
-                    }
+                    _ => window = nodes.wait_for_opening(window, None),
                 }
             }
         })

@@ -606,41 +606,42 @@ fn turn_thread(
                                 arrays.iter().map(|a| a as _).collect();
                             params.push(&payload);
                             // Prepared on first use in this session (a round trip inside the turn, once).
-                            let prepared = match s.commits.get(&touched) {
-                                Some(statement) => Ok(statement.clone()),
-                                None => tokio::time::timeout(
-                                    JOB_TIMEOUT,
-                                    s.client.prepare(&commit_sql(touched)),
-                                )
-                                .await
-                                .map_err(|_| {
-                                    s.broken.set(true);
-                                    db_error(format!(
-                                        "cannot save the state in {shown}: preparing the write took longer than {} s",
-                                        JOB_TIMEOUT.as_secs()
-                                    ))
-                                })
-                                .and_then(|r| {
-                                    r.map_err(|e| {
-                                        db_error(format!(
+                            let commit = match s.commits.get(&touched) {
+                                Some(statement) => statement.clone(),
+                                None => {
+                                    let prepared = tokio::time::timeout(
+                                        JOB_TIMEOUT,
+                                        s.client.prepare(&commit_sql(touched)),
+                                    )
+                                    .await;
+                                    let outcome = match prepared {
+                                        Ok(Ok(statement)) => {
+                                            s.commits.insert(touched, statement.clone());
+                                            Ok(statement)
+                                        }
+                                        Ok(Err(e)) => Err(format!(
                                             "cannot save the state in {}",
                                             describe(&shown, &e)
                                                 .trim_start_matches("cannot reach PostgreSQL at ")
-                                        ))
-                                    })
-                                }),
-                            };
-                            let commit = match prepared {
-                                Ok(statement) => {
-                                    s.commits.insert(touched, statement.clone());
-                                    statement
-                                }
-                                Err(e) => {
-                                    if !s.client.is_closed() {
-                                        let _ = s.client.batch_execute("ROLLBACK").await;
+                                        )),
+                                        Err(_) => {
+                                            s.broken.set(true);
+                                            Err(format!(
+                                                "cannot save the state in {shown}: preparing the write took longer than {} s",
+                                                JOB_TIMEOUT.as_secs()
+                                            ))
+                                        }
+                                    };
+                                    match outcome {
+                                        Ok(statement) => statement,
+                                        Err(message) => {
+                                            if !s.client.is_closed() {
+                                                let _ = s.client.batch_execute("ROLLBACK").await;
+                                            }
+                                            let _ = answer.send(Err(db_error(message)));
+                                            continue;
+                                        }
                                     }
-                                    let _ = answer.send(Err(e));
-                                    continue;
                                 }
                             };
                             let commit = &commit;
