@@ -66,6 +66,13 @@ fn signed_request(host: &str, operation: &str, body: &str) -> Vec<u8> {
     text.into_bytes()
 }
 
+/// Creates a pipeline named `name` (also its uniqueId) at `host` and returns its id.
+async fn create_pipeline(host: &str, name: &str) -> String {
+    let body = format!(r#"{{"name":"{name}","uniqueId":"{name}"}}"#);
+    let (_, created) = once(host, &signed_request(host, "CreatePipeline", &body)).await;
+    pipeline_id(&created)
+}
+
 /// Sends one request on a fresh connection and returns (status, body).
 async fn once(host: &str, request: &[u8]) -> (u16, String) {
     let mut conn = Connection::open(host).await;
@@ -229,16 +236,7 @@ async fn measure(
 ) -> Vec<(&'static str, String, Option<f64>)> {
     let server = dp_local::Server::bind(config).unwrap();
     let host = server.addr().to_string();
-    let (_, created) = once(
-        &host,
-        &signed_request(
-            &host,
-            "CreatePipeline",
-            r#"{"name":"bench","uniqueId":"bench"}"#,
-        ),
-    )
-    .await;
-    let id = pipeline_id(&created);
+    let id = create_pipeline(&host, "bench").await;
     let definition = format!(
         r#"{{"pipelineId":"{id}","pipelineObjects":[{{"id":"Default","name":"Default","fields":[{{"key":"scheduleType","stringValue":"ondemand"}},{{"key":"workerGroup","stringValue":"wg-bench"}}]}},{{"id":"Act","name":"Act","fields":[{{"key":"type","stringValue":"ShellCommandActivity"}},{{"key":"command","stringValue":"echo bench"}}]}}]}}"#
     );
@@ -301,16 +299,7 @@ async fn measure(
 async fn drain(hosts: &[String], tasks: usize, workers: usize) -> f64 {
     let host = &hosts[0];
     let name = format!("drain-{}", fastrand::u64(..));
-    let (_, created) = once(
-        host,
-        &signed_request(
-            host,
-            "CreatePipeline",
-            &format!(r#"{{"name":"{name}","uniqueId":"{name}"}}"#),
-        ),
-    )
-    .await;
-    let id = pipeline_id(&created);
+    let id = create_pipeline(host, &name).await;
     let mut objects = vec![
         serde_json::json!({"id": "Default", "name": "Default", "fields": [
             {"key": "scheduleType", "stringValue": "ondemand"},
@@ -398,16 +387,7 @@ async fn measure_nodes(
         .collect();
     let hosts: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
     let host = &hosts[0];
-    let (_, created) = once(
-        host,
-        &signed_request(
-            host,
-            "CreatePipeline",
-            r#"{"name":"bench","uniqueId":"bench"}"#,
-        ),
-    )
-    .await;
-    let id = pipeline_id(&created);
+    let id = create_pipeline(host, "bench").await;
     let definition = format!(
         r#"{{"pipelineId":"{id}","pipelineObjects":[{{"id":"Default","name":"Default","fields":[{{"key":"scheduleType","stringValue":"ondemand"}},{{"key":"workerGroup","stringValue":"wg-bench"}}]}},{{"id":"Act","name":"Act","fields":[{{"key":"type","stringValue":"ShellCommandActivity"}},{{"key":"command","stringValue":"echo bench"}}]}}]}}"#
     );
@@ -545,16 +525,7 @@ async fn main() {
         match start_moto().await {
             None => rows.push(("DescribePipelines", "moto".into(), None)),
             Some((_moto, moto_host)) => {
-                let (_, created) = once(
-                    &moto_host,
-                    &signed_request(
-                        &moto_host,
-                        "CreatePipeline",
-                        r#"{"name":"bench","uniqueId":"bench"}"#,
-                    ),
-                )
-                .await;
-                let moto_id = pipeline_id(&created);
+                let moto_id = create_pipeline(&moto_host, "bench").await;
                 let request = signed_request(
                     &moto_host,
                     "DescribePipelines",
