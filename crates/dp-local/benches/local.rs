@@ -2,7 +2,8 @@
 //! before it is answered), and, in the same run, of moto's server.
 //!
 //! Run with `cargo bench -p dp-local --bench local [-- SECONDS CONNECTIONS [CASES]]`, where CASES is a comma-separated
-//! subset of `memory,state,sqlite,pg1,pg2,pg3,moto` (default: all). For each case the harness pre-signs
+//! subset of `memory,state,sqlite,pg1,pg2,pg3,standby,moto` (default: all; `standby` is one node
+//! started with `--standby`, which serves the database alone and commits like the SQLite file). For each case the harness pre-signs
 //! one request with aws-sigv4 and replays its bytes over CONNECTIONS keep-alive connections for SECONDS seconds;
 //! dp-local verifies the signature of every request (the replay stays inside the 5-minute window). moto is
 //! started as `python3 -m moto.server` on a free port and measured on the same operations where it implements
@@ -12,8 +13,10 @@
 //! The PostgreSQL rows use the server at `DP_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`),
 //! in a database made for the run and dropped after: one, two and three nodes (servers in this process, each with
 //! its own runtime) serving one database, against the SQLite file in the same run, for ReportTaskProgress
-//! (replayed, the connections spread over the nodes) and for PollForTask + SetTaskStatus (workers spread over the
-//! nodes drain a pipeline of ready tasks; a pair per task). Without the server those rows say so.
+//! (replayed, the connections spread over the nodes: every connection on one task, then, in the rows "RTP, a task
+//! each", each connection on a task of its own in a pipeline of its own) and for PollForTask + SetTaskStatus
+//! (workers spread over the nodes drain a pipeline of ready tasks; a pair per task). Without the server those rows
+//! say so.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -71,6 +74,44 @@ async fn create_pipeline(host: &str, name: &str) -> String {
     let body = format!(r#"{{"name":"{name}","uniqueId":"{name}"}}"#);
     let (_, created) = once(host, &signed_request(host, "CreatePipeline", &body)).await;
     pipeline_id(&created)
+}
+
+/// Creates a pipeline named `name` at `host` with one shell activity in worker group `name`, activates it and
+/// polls its task; returns the pipeline's id and the task's id (the task stays leased to the bench).
+async fn leased_task(host: &str, name: &str) -> (String, String) {
+    let id = create_pipeline(host, name).await;
+    let definition = serde_json::json!({"pipelineId": id, "pipelineObjects": [
+        {"id": "Default", "name": "Default", "fields": [
+            {"key": "scheduleType", "stringValue": "ondemand"},
+            {"key": "workerGroup", "stringValue": name},
+        ]},
+        {"id": "Act", "name": "Act", "fields": [
+            {"key": "type", "stringValue": "ShellCommandActivity"},
+            {"key": "command", "stringValue": "echo bench"},
+        ]},
+    ]})
+    .to_string();
+    let activate = format!(r#"{{"pipelineId":"{id}"}}"#);
+    let poll = format!(r#"{{"workerGroup":"{name}"}}"#);
+    for (operation, body) in [
+        ("PutPipelineDefinition", definition.as_str()),
+        ("ActivatePipeline", activate.as_str()),
+    ] {
+        let (status, answer) = once(host, &signed_request(host, operation, body)).await;
+        assert_eq!(status, 200, "{operation}: {answer}");
+    }
+    let (_, polled) = once(host, &signed_request(host, "PollForTask", &poll)).await;
+    let polled: serde_json::Value = serde_json::from_str(&polled).unwrap();
+    let task = polled["taskObject"]["taskId"]
+        .as_str()
+        .expect("a task")
+        .to_string();
+    (id, task)
+}
+
+/// The body of a ReportTaskProgress on `task`.
+fn report_on(task: &str) -> String {
+    format!(r#"{{"taskId":"{task}","fields":[{{"key":"progress","stringValue":"50%"}}]}}"#)
 }
 
 /// Sends one request on a fresh connection and returns (status, body).
@@ -151,19 +192,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Replays `request` on `connections` connections for `seconds`; returns requests per second.
 async fn load(host: &str, request: Vec<u8>, connections: usize, seconds: f64) -> f64 {
-    let request = Arc::new(request);
+    load_each(vec![(host.to_string(), request); connections], seconds).await
+}
+
+/// Replays each request on a connection of its own to its host for `seconds`; returns requests per second.
+async fn load_each(connections: Vec<(String, Vec<u8>)>, seconds: f64) -> f64 {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
-    for _ in 0..connections {
-        let (host, request, stop, done, failed) = (
-            host.to_string(),
-            request.clone(),
-            stop.clone(),
-            done.clone(),
-            failed.clone(),
-        );
+    for (host, request) in connections {
+        let (stop, done, failed) = (stop.clone(), done.clone(), failed.clone());
         workers.push(tokio::spawn(async move {
             let mut conn = Connection::open(&host).await;
             while !stop.load(Ordering::Relaxed) {
@@ -236,38 +275,10 @@ async fn measure(
 ) -> Vec<(&'static str, String, Option<f64>)> {
     let server = dp_local::Server::bind(config).unwrap();
     let host = server.addr().to_string();
-    let id = create_pipeline(&host, "bench").await;
-    let definition = format!(
-        r#"{{"pipelineId":"{id}","pipelineObjects":[{{"id":"Default","name":"Default","fields":[{{"key":"scheduleType","stringValue":"ondemand"}},{{"key":"workerGroup","stringValue":"wg-bench"}}]}},{{"id":"Act","name":"Act","fields":[{{"key":"type","stringValue":"ShellCommandActivity"}},{{"key":"command","stringValue":"echo bench"}}]}}]}}"#
-    );
-    once(
-        &host,
-        &signed_request(&host, "PutPipelineDefinition", &definition),
-    )
-    .await;
-    once(
-        &host,
-        &signed_request(
-            &host,
-            "ActivatePipeline",
-            &format!(r#"{{"pipelineId":"{id}"}}"#),
-        ),
-    )
-    .await;
-    let (_, polled) = once(
-        &host,
-        &signed_request(&host, "PollForTask", r#"{"workerGroup":"wg-bench"}"#),
-    )
-    .await;
-    let polled: serde_json::Value = serde_json::from_str(&polled).unwrap();
-    let task = polled["taskObject"]["taskId"]
-        .as_str()
-        .expect("a task")
-        .to_string();
+    let (id, task) = leased_task(&host, "bench").await;
 
     let describe = format!(r#"{{"pipelineIds":["{id}"]}}"#);
-    let report =
-        format!(r#"{{"taskId":"{task}","fields":[{{"key":"progress","stringValue":"50%"}}]}}"#);
+    let report = report_on(&task);
     let mut rows = Vec::new();
     for (operation, body) in [
         ("DescribePipelines", describe.clone()),
@@ -366,10 +377,12 @@ async fn pg(url: &str, statement: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// ReportTaskProgress replayed over connections spread over `nodes` servers of one state, and the drain.
+/// ReportTaskProgress replayed over connections spread over `nodes` servers of one state (on one task, then on a
+/// task per connection), and the drain.
 async fn measure_nodes(
     state: std::path::PathBuf,
     nodes: usize,
+    standby: bool,
     label: String,
     connections: usize,
     seconds: f64,
@@ -380,63 +393,46 @@ async fn measure_nodes(
         local_resources: false,
         console: false,
         poll_timeout: Duration::from_millis(200),
+        standby,
         ..dp_local::Config::default()
     };
     let servers: Vec<dp_local::Server> = (0..nodes)
         .map(|_| dp_local::Server::bind(config()).unwrap())
         .collect();
     let hosts: Vec<String> = servers.iter().map(|s| s.addr().to_string()).collect();
-    let host = &hosts[0];
-    let id = create_pipeline(host, "bench").await;
-    let definition = format!(
-        r#"{{"pipelineId":"{id}","pipelineObjects":[{{"id":"Default","name":"Default","fields":[{{"key":"scheduleType","stringValue":"ondemand"}},{{"key":"workerGroup","stringValue":"wg-bench"}}]}},{{"id":"Act","name":"Act","fields":[{{"key":"type","stringValue":"ShellCommandActivity"}},{{"key":"command","stringValue":"echo bench"}}]}}]}}"#
-    );
-    once(
-        host,
-        &signed_request(host, "PutPipelineDefinition", &definition),
-    )
-    .await;
-    once(
-        host,
-        &signed_request(
-            host,
-            "ActivatePipeline",
-            &format!(r#"{{"pipelineId":"{id}"}}"#),
-        ),
-    )
-    .await;
-    let (_, polled) = once(
-        host,
-        &signed_request(host, "PollForTask", r#"{"workerGroup":"wg-bench"}"#),
-    )
-    .await;
-    let polled: serde_json::Value = serde_json::from_str(&polled).unwrap();
-    let task = polled["taskObject"]["taskId"]
-        .as_str()
-        .expect("a task")
-        .to_string();
-    let report =
-        format!(r#"{{"taskId":"{task}","fields":[{{"key":"progress","stringValue":"50%"}}]}}"#);
-    let mut loads = Vec::new();
-    for (i, host) in hosts.iter().enumerate() {
-        let share = connections / nodes + usize::from(i < connections % nodes);
-        let request = signed_request(host, "ReportTaskProgress", &report);
-        let host = host.clone();
-        loads.push(tokio::spawn(async move {
-            load(&host, request.clone(), share.max(1), 0.5).await;
-            load(&host, request, share.max(1), seconds).await
-        }));
+    // Connection i goes to node i % nodes.
+    let spread = |bodies: &[String]| -> Vec<(String, Vec<u8>)> {
+        (0..connections)
+            .map(|i| {
+                let host = &hosts[i % nodes];
+                let body = &bodies[i % bodies.len()];
+                (
+                    host.clone(),
+                    signed_request(host, "ReportTaskProgress", body),
+                )
+            })
+            .collect()
+    };
+    // Every connection reports on one task, then each on a task of its own (in a pipeline of its own).
+    let (_, task) = leased_task(&hosts[0], "bench").await;
+    let one = spread(&[report_on(&task)]);
+    load_each(one.clone(), 0.5).await;
+    let rate = load_each(one, seconds).await;
+    let mut own = Vec::new();
+    for i in 0..connections {
+        let (_, task) = leased_task(&hosts[i % nodes], &format!("bench-{i}")).await;
+        own.push(report_on(&task));
     }
-    let mut rate = 0.0;
-    for l in loads {
-        rate += l.await.unwrap();
-    }
+    let own = spread(&own);
+    load_each(own.clone(), 0.5).await;
+    let rate_own = load_each(own, seconds).await;
     let pairs = drain(&hosts, tasks, connections).await;
     for s in servers {
         s.shutdown();
     }
     vec![
         ("ReportTaskProgress", label.clone(), Some(rate)),
+        ("RTP, a task each", label.clone(), Some(rate_own)),
         ("Poll+SetTaskStatus", label, Some(pairs)),
     ]
 }
@@ -485,6 +481,7 @@ async fn main() {
             measure_nodes(
                 dir.join("nodes.db"),
                 1,
+                false,
                 "SQLite file".into(),
                 connections,
                 seconds,
@@ -496,15 +493,21 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     let admin = std::env::var("DP_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    for nodes in 1..=3 {
-        if !wanted(&format!("pg{nodes}")) {
+    for (case, nodes, standby) in [
+        ("pg1", 1, false),
+        ("pg2", 2, false),
+        ("pg3", 3, false),
+        ("standby", 1, true),
+    ] {
+        if !wanted(case) {
             continue;
         }
-        let name = format!("dpl_bench_{}_{nodes}", std::process::id());
-        let label = format!(
-            "PostgreSQL, {nodes} node{}",
-            if nodes == 1 { "" } else { "s" }
-        );
+        let name = format!("dpl_bench_{}_{case}", std::process::id());
+        let label = match (nodes, standby) {
+            (_, true) => "PostgreSQL, --standby".to_string(),
+            (1, false) => "PostgreSQL, 1 node".to_string(),
+            _ => format!("PostgreSQL, {nodes} nodes"),
+        };
         if let Err(e) = pg(&admin, &format!("CREATE DATABASE {name}")).await {
             println!("(no PostgreSQL rows: {admin}: {e})");
             break;
@@ -513,7 +516,18 @@ async fn main() {
             Some((base, _)) => format!("{base}/{name}"),
             None => admin.clone(),
         };
-        rows.extend(measure_nodes(url.into(), nodes, label, connections, seconds, tasks).await);
+        rows.extend(
+            measure_nodes(
+                url.into(),
+                nodes,
+                standby,
+                label,
+                connections,
+                seconds,
+                tasks,
+            )
+            .await,
+        );
         let _ = pg(
             &admin,
             &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),

@@ -15,14 +15,17 @@
 //! keeps the rows and retries) and is opened again for the next one.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::pin;
 use std::str::FromStr;
 use std::sync::mpsc as std_mpsc;
+use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 use super::{Row, Store, Table};
 use crate::error::{Error, ErrorKind};
@@ -409,11 +412,14 @@ fn connection_thread(
         }
         let _ = opened.send(Ok(()));
         let mut client = Some(client);
+        // The write statements prepared in `client`'s session, by the set of tables they write.
+        let mut prepared: HashMap<u8, Statement> = HashMap::new();
         // Set when a reconnection found the serving lock taken: another node took over, and this one must never
         // write again.
         let mut superseded = false;
         while let Some(job) = jobs.recv().await {
             if !superseded && client.as_ref().is_none_or(Client::is_closed) {
+                prepared.clear();
                 client = match connect(&target).await {
                     Ok(c) => match serve_lock(&c).await {
                         Ok(true) => Some(c),
@@ -485,7 +491,9 @@ fn connection_thread(
                             "cannot save the state in {}: the database is unreachable",
                             target.shown
                         ))),
-                        Some(c) => match tokio::time::timeout(JOB_TIMEOUT, commit(c, &rows)).await {
+                        Some(c) => match tokio::time::timeout(JOB_TIMEOUT, commit(c, &mut prepared, &rows))
+                            .await
+                        {
                             Ok(Ok(())) => Ok(()),
                             Ok(Err(e)) => Err(db_error(format!(
                                 "cannot save the state in {}",
@@ -706,37 +714,155 @@ fn columns_of(rows: &[Row]) -> Vec<(Table, Columns)> {
     tables
 }
 
-/// Writes `rows` in one transaction: one statement per table touched (arrays unnested in order), so a commit is a
-/// few round trips whatever its size.
-async fn commit(client: &mut Client, rows: &[Row]) -> Result<(), tokio_postgres::Error> {
-    let tables = columns_of(rows);
-    let tx = client.transaction().await?;
-    // The revision is raised as nodes serving together expect (`shared_commit_sql`), so that they see these rows.
-    let revision: i64 = tx
-        .query_one(
-            &format!("UPDATE {REVISION_TABLE} SET rev = rev + 1 RETURNING rev"),
-            &[],
-        )
-        .await?
-        .get(0);
-    for (table, columns) in &tables {
-        let sql = format!(
-            "INSERT INTO {} (scope, id, body, rev) SELECT s, i, b, $4 FROM unnest($1::text[], $2::text[], $3::text[]) \
-             WITH ORDINALITY AS r(s, i, b, n) ORDER BY n ON CONFLICT (scope, id) DO UPDATE SET body = excluded.body, rev = excluded.rev",
-            table.name()
-        );
-        tx.execute(
-            &sql,
-            &[&columns.scopes, &columns.ids, &columns.bodies, &revision],
-        )
-        .await?;
+/// The write of a commit that touched the tables `touched` (bit N for `Table::ALL[N]`, see [`write_params`]): the
+/// revision raised, each of those tables' rows (three arrays each, `$1`, `$2`, `$3` for the first, and so on)
+/// stamped with it, and, with `notify`, the notification to other nodes queued (payload `REV` and the last
+/// parameter); answers the new revision. One statement per set of tables, so that the server does not run an
+/// empty insert for every table a commit did not touch.
+fn write_sql(touched: u8, notify: bool) -> String {
+    let mut sql = format!("WITH r AS (UPDATE {REVISION_TABLE} SET rev = rev + 1 RETURNING rev)");
+    let mut first = 1;
+    for (index, table) in Table::ALL.iter().enumerate() {
+        if touched & (1 << index) == 0 {
+            continue;
+        }
+        sql.push_str(&format!(
+            ", t{index} AS (INSERT INTO {name} (scope, id, body, rev) SELECT s, i, b, (SELECT rev FROM r) \
+             FROM unnest(${first}::text[], ${}::text[], ${}::text[]) WITH ORDINALITY AS x(s, i, b, n) ORDER BY n \
+             ON CONFLICT (scope, id) DO UPDATE SET body = excluded.body, rev = excluded.rev)",
+            first + 1,
+            first + 2,
+            name = table.name()
+        ));
+        first += 3;
     }
-    tx.commit().await
+    if notify {
+        sql.push_str(&format!(
+            " SELECT rev, pg_notify('{}', rev::text || ' ' || ${first}::text) FROM r",
+            nodes::CHANNEL
+        ));
+    } else {
+        sql.push_str(" SELECT rev FROM r");
+    }
+    sql
+}
+
+/// The parameters of [`write_sql`] for `rows` (the last row written of each key wins): the set of tables they
+/// touch, and the scopes, ids and bodies of each of those tables, in `Table::ALL` order.
+fn write_params(rows: &[Row]) -> (u8, Vec<Vec<String>>) {
+    let tables = columns_of(rows);
+    let mut touched = 0u8;
+    let mut arrays: Vec<Vec<String>> = Vec::with_capacity(3 * tables.len());
+    for (index, table) in Table::ALL.iter().enumerate() {
+        if let Some((_, c)) = tables.iter().find(|(t, _)| t == table) {
+            touched |= 1 << index;
+            arrays.push(c.scopes.clone());
+            arrays.push(c.ids.clone());
+            arrays.push(c.bodies.clone());
+        }
+    }
+    (touched, arrays)
+}
+
+/// Runs `first` and `second` on one connection in one round trip: `first` is polled (and so sent) before
+/// `second`, and both are awaited.
+async fn in_order<A: Future, B: Future>(first: A, second: B) -> (A::Output, B::Output) {
+    let mut first = pin!(first);
+    let mut second = pin!(second);
+    let mut a = None;
+    let mut b = None;
+    std::future::poll_fn(|cx| {
+        if a.is_none()
+            && let Poll::Ready(v) = first.as_mut().poll(cx)
+        {
+            a = Some(v);
+        }
+        if b.is_none()
+            && let Poll::Ready(v) = second.as_mut().poll(cx)
+        {
+            b = Some(v);
+        }
+        if a.is_some() && b.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    (a.expect("ready"), b.expect("ready"))
+}
+
+/// Writes `rows` in one transaction, in one round trip: `BEGIN`, the write statement ([`write_sql`], prepared on
+/// first use for its set of tables and kept in `prepared`, which belongs to `client`'s session) and `COMMIT`. A
+/// write that fails aborts the transaction, and the `COMMIT` sent behind it then rolls it back.
+async fn commit(
+    client: &Client,
+    prepared: &mut HashMap<u8, Statement>,
+    rows: &[Row],
+) -> Result<(), tokio_postgres::Error> {
+    let (touched, arrays) = write_params(rows);
+    let statement = match prepared.get(&touched) {
+        Some(statement) => statement.clone(),
+        None => {
+            let statement = client.prepare(&write_sql(touched, false)).await?;
+            prepared.insert(touched, statement.clone());
+            statement
+        }
+    };
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        arrays.iter().map(|a| a as _).collect();
+    let (begun, (written, committed)) = in_order(
+        client.batch_execute("BEGIN"),
+        in_order(
+            client.query_one(&statement, &params),
+            client.batch_execute("COMMIT"),
+        ),
+    )
+    .await;
+    begun?;
+    written?;
+    committed
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_without_notification_takes_only_the_arrays() {
+        // Attempts and tasks (the fifth and sixth tables), as one store commit of a task's end writes them.
+        let sql = write_sql(0b11_0000, false);
+        assert!(
+            sql.contains("INSERT INTO attempts") && sql.contains("INSERT INTO tasks"),
+            "{sql}"
+        );
+        assert!(sql.contains("$6::text[]") && !sql.contains("$7"), "{sql}");
+        assert!(!sql.contains("pg_notify"), "{sql}");
+        let row = |table, id: &str, body: &str| Row {
+            table,
+            scope: "p".into(),
+            id: id.into(),
+            body: body.into(),
+        };
+        let (touched, arrays) = write_params(&[
+            row(Table::Tasks, "t", "1"),
+            row(Table::Attempts, "a", "1"),
+            row(Table::Tasks, "t", "2"),
+        ]);
+        assert_eq!(touched, 0b11_0000);
+        // In table order (attempts before tasks), the last body of a key written.
+        assert_eq!(
+            arrays,
+            [
+                vec!["p".to_string()],
+                vec!["a".to_string()],
+                vec!["1".to_string()],
+                vec!["p".to_string()],
+                vec!["t".to_string()],
+                vec!["2".to_string()],
+            ]
+        );
+    }
 
     #[test]
     fn urls_are_shown_without_their_password() {

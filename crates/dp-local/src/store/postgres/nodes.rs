@@ -29,8 +29,8 @@ use tokio_postgres::config::SslMode;
 use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
 
 use super::{
-    JOB_TIMEOUT, REVISION_TABLE, SERVE_LOCK, Target, columns_of, connect, database_runtime,
-    db_error, describe, encrypt_only, parse, prepare_schema,
+    JOB_TIMEOUT, REVISION_TABLE, SERVE_LOCK, Target, connect, database_runtime, db_error, describe,
+    encrypt_only, in_order, parse, prepare_schema, write_params, write_sql,
 };
 use crate::error::{Error, ErrorKind};
 use crate::store::shared::{Changes, SharedStore, Wakeup};
@@ -40,7 +40,7 @@ use crate::store::{Probe, Row, Table};
 const TURN_LOCK: i64 = 0x6470_4c74;
 
 /// The channel on which a commit tells the other nodes about itself.
-const CHANNEL: &str = "dp_local";
+pub(super) const CHANNEL: &str = "dp_local";
 
 /// The longest notification payload sent (the server refuses 8000 bytes or more); a longer list of worker groups
 /// is sent as "any group".
@@ -82,66 +82,11 @@ fn catch_up_sql() -> String {
     sql
 }
 
-/// The write of a turn that touched the tables `touched` (bit N for `Table::ALL[N]`): the revision raised, each of
-/// those tables' rows (three arrays each, `$1`, `$2`, `$3` for the first, and so on) stamped with it, and the
-/// notification queued (payload `REV` and the last parameter); answers the new revision. One statement per set of
-/// tables, so that the server does not run an empty insert for every table a turn did not touch.
-fn commit_sql(touched: u8) -> String {
-    let mut sql = format!("WITH r AS (UPDATE {REVISION_TABLE} SET rev = rev + 1 RETURNING rev)");
-    let mut first = 1;
-    for (index, table) in Table::ALL.iter().enumerate() {
-        if touched & (1 << index) == 0 {
-            continue;
-        }
-        sql.push_str(&format!(
-            ", t{index} AS (INSERT INTO {name} (scope, id, body, rev) SELECT s, i, b, (SELECT rev FROM r) \
-             FROM unnest(${first}::text[], ${}::text[], ${}::text[]) WITH ORDINALITY AS x(s, i, b, n) ORDER BY n \
-             ON CONFLICT (scope, id) DO UPDATE SET body = excluded.body, rev = excluded.rev)",
-            first + 1,
-            first + 2,
-            name = table.name()
-        ));
-        first += 3;
-    }
-    sql.push_str(&format!(
-        " SELECT rev, pg_notify('{CHANNEL}', rev::text || ' ' || ${first}::text) FROM r"
-    ));
-    sql
-}
-
-/// Runs `first` and `second` on one connection in one round trip: `first` is polled (and so sent) before
-/// `second`, and both are awaited.
-async fn in_order<A: Future, B: Future>(first: A, second: B) -> (A::Output, B::Output) {
-    let mut first = pin!(first);
-    let mut second = pin!(second);
-    let mut a = None;
-    let mut b = None;
-    std::future::poll_fn(|cx| {
-        if a.is_none()
-            && let Poll::Ready(v) = first.as_mut().poll(cx)
-        {
-            a = Some(v);
-        }
-        if b.is_none()
-            && let Poll::Ready(v) = second.as_mut().poll(cx)
-        {
-            b = Some(v);
-        }
-        if a.is_some() && b.is_some() {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await;
-    (a.expect("ready"), b.expect("ready"))
-}
-
 /// The turn connection with its prepared statements.
 struct Session {
     client: Client,
     catch_up: Statement,
-    /// The write statements prepared so far, by the set of tables they write ([`commit_sql`]).
+    /// The write statements prepared so far, by the set of tables they write ([`write_sql`]).
     commits: std::collections::HashMap<u8, Statement>,
     /// Set between `begin` and its `commit` or `release`.
     in_turn: bool,
@@ -591,17 +536,7 @@ fn turn_thread(
                     match session.as_mut() {
                         Some(s) if s.in_turn => {
                             s.in_turn = false;
-                            let tables = columns_of(&rows);
-                            let mut touched = 0u8;
-                            let mut arrays: Vec<Vec<String>> = Vec::with_capacity(21);
-                            for (index, table) in Table::ALL.iter().enumerate() {
-                                if let Some((_, c)) = tables.iter().find(|(t, _)| t == table) {
-                                    touched |= 1 << index;
-                                    arrays.push(c.scopes.clone());
-                                    arrays.push(c.ids.clone());
-                                    arrays.push(c.bodies.clone());
-                                }
-                            }
+                            let (touched, arrays) = write_params(&rows);
                             let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                                 arrays.iter().map(|a| a as _).collect();
                             params.push(&payload);
@@ -611,7 +546,7 @@ fn turn_thread(
                                 None => {
                                     let prepared = tokio::time::timeout(
                                         JOB_TIMEOUT,
-                                        s.client.prepare(&commit_sql(touched)),
+                                        s.client.prepare(&write_sql(touched, true)),
                                     )
                                     .await;
                                     let outcome = match prepared {
@@ -918,14 +853,14 @@ mod tests {
         );
         assert_eq!(wakeup("x"), None);
         assert_eq!(wakeup("3 {}"), None);
-        let sql = commit_sql(0b111_1111);
+        let sql = write_sql(0b111_1111, true);
         assert!(
             sql.contains("$21::text[]") && sql.contains("$22::text"),
             "{sql}"
         );
         assert!(!sql.contains("$23"), "{sql}");
         // Attempts alone (the fifth table): one insert, its three arrays, then the payload.
-        let sql = commit_sql(1 << 4);
+        let sql = write_sql(1 << 4, true);
         assert!(
             sql.contains("INSERT INTO attempts") && !sql.contains("INSERT INTO tasks"),
             "{sql}"
