@@ -447,27 +447,31 @@ async fn check(client: &Client, told: &Told) -> usize {
 async fn sigkill_at_random_moments_loses_nothing_answered() {
     let dir = TempDir::new("crash");
     let path = dir.path("state.db");
-    sigkill_at_random_moments(path.to_str().unwrap().to_string(), 10).await;
+    sigkill_at_random_moments(path.to_str().unwrap().to_string(), &[], 10).await;
 }
 
 /// The two crash tests load the machine heavily (20 clients each and a restart loop); they take turns, so that
 /// neither counts fewer kills because the other runs.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The same with the state in PostgreSQL (a database of the test's own): each restarted process waits as a
-/// standby (answering 503, which the clients retry) until the killed one's session has ended. A restart there
-/// takes longer (the session's end, the lock poll, loading over the connection), so fewer kills fit in the same
-/// kill phase: at least 5 are required.
+/// The same with the state in PostgreSQL (a database of the test's own) and `--standby`, the one-node way, which
+/// commits through the writer as the SQLite file does (nodes serving together have their own crash test,
+/// `nodes::three_nodes_killed_at_random_lose_nothing_answered`): each restarted process waits as a standby
+/// (answering 503, which the clients retry) until the killed one's session has ended. A restart there takes
+/// longer (the session's end, the lock poll, loading over the connection), so fewer kills fit in the same kill
+/// phase: at least 5 are required.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_nothing_answered_on_postgres() {
     let db = crate::stores::PgDatabase::new("crash");
-    sigkill_at_random_moments(db.url.clone(), 5).await;
+    sigkill_at_random_moments(db.url.clone(), &["--standby"], 5).await;
 }
 
-async fn sigkill_at_random_moments(path_arg: String, min_kills: usize) {
+/// Kills and restarts a dp-local on `path_arg` (started with `mode` besides the usual arguments) under load.
+async fn sigkill_at_random_moments(path_arg: String, mode: &[&str], min_kills: usize) {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let mut server =
-        DpLocal::start(&["--state", &path_arg, "--no-auth", "--poll-timeout", "0.2"]).unwrap();
+    let mut args = vec!["--state", &path_arg, "--no-auth", "--poll-timeout", "0.2"];
+    args.extend_from_slice(mode);
+    let mut server = DpLocal::start(&args).unwrap();
     let port = server.port().to_string();
     let url = server.url.clone();
     let told: Shared = Arc::default();
@@ -495,16 +499,9 @@ async fn sigkill_at_random_moments(path_arg: String, min_kills: usize) {
     let started = Instant::now();
     let restart = |server: &mut DpLocal| {
         // The same port, so the clients find it again; std sets SO_REUSEADDR, so the port is free at once.
-        *server = DpLocal::start(&[
-            "--state",
-            &path_arg,
-            "--no-auth",
-            "--poll-timeout",
-            "0.2",
-            "--port",
-            &port,
-        ])
-        .expect("dp-local restarts on its state file");
+        let mut again = args.clone();
+        again.extend(["--port", &port]);
+        *server = DpLocal::start(&again).expect("dp-local restarts on its state file");
     };
     // At least KILL_PHASE and at least `min_kills` kills: on a loaded machine restarts take longer, and the phase
     // lasts until enough kills happened (up to KILL_PHASE_MOST, past which the count below fails the test).
